@@ -1,0 +1,107 @@
+# zonegate: one entry point. `make demo` and `make test` are the two commands of README.md;
+# both install what is missing first (make deps).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+PG_CONFIG ?= pg_config
+JOBS ?= $(shell nproc)
+BUILD_DIR ?= build
+ASAN_BUILD_DIR ?= build-asan
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] && echo "" || echo sudo)
+
+# Debian packages the build, the test suites and the demo need.
+APT_PACKAGES := build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14-dev \
+  postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev \
+  libuv1-dev node-llhttp libyaml-cpp-dev rapidjson-dev libssl-dev \
+  googletest libgtest-dev libbenchmark-dev \
+  python3 python3-pytest python3-psycopg2 python3-yaml nodejs npm curl wrk
+# Extra packages for `make bench` only (peers to compare against).
+APT_BENCH_PACKAGES := nginx-light pgbouncer postgresql-15-postgis-3 libgeos++-dev \
+  python3-fastapi python3-uvicorn python3-asyncpg
+
+.PHONY: build extension proxy install deps deps-bench npm-deps test test-unit test-sanitize \
+        demo demo-stop bench format lint clean help
+
+help:
+	@echo "make deps        install missing Debian and npm packages"
+	@echo "make             build the extension and the proxy"
+	@echo "make install     install the extension into PostgreSQL"
+	@echo "make test        deps, build, install, then every suite"
+	@echo "make test-sanitize  proxy and core suites under ASan+UBSan"
+	@echo "make demo        deps, build, run the embedded default; make demo-stop stops it"
+	@echo "make bench       benchmarks against their peers (not part of CI)"
+	@echo "make format | lint | clean"
+
+# Installs only what is missing; prints what it installs. Idempotent.
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES) $(EXTRA_APT_PACKAGES); do \
+	  if [ "$$p" = nodejs ] || [ "$$p" = npm ]; then command -v $$p >/dev/null 2>&1 && continue; \
+	    [ "$$p" = nodejs ] && command -v node >/dev/null 2>&1 && continue; fi; \
+	  dpkg-query -W -f='$${db:Status-Status}' "$$p" 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  echo "deps: installed:$$missing"; \
+	else echo "deps: all Debian packages present"; fi
+	@$(MAKE) --no-print-directory npm-deps
+
+deps-bench:
+	@$(MAKE) --no-print-directory deps EXTRA_APT_PACKAGES="$(APT_BENCH_PACKAGES)"
+
+# npm packages go into ./node_modules (git-ignored), pinned by package-lock.json.
+npm-deps:
+	@if [ -f package-lock.json ] && [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then \
+	  echo "deps: npm packages present"; \
+	else echo "deps: installing npm packages into node_modules/"; \
+	  npm ci --no-audit --no-fund --loglevel=error; fi
+
+build: extension proxy
+
+extension:
+	$(MAKE) -C extension PG_CONFIG=$(PG_CONFIG) -j$(JOBS)
+
+proxy:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+install: extension
+	$(SUDO) $(MAKE) -C extension PG_CONFIG=$(PG_CONFIG) install >/dev/null
+	@echo "installed the zonegate extension into $$($(PG_CONFIG) --sharedir)/extension"
+
+# Every suite, in order: unit (ctest), pg_regress, isolation, integration, then the
+# sanitizer build of the proxy and the core. Ends with "tests: N passed, M failed".
+test: deps build install
+	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DZONEGATE_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
+	tests/run.sh --build-dir $(BUILD_DIR) --asan-build-dir $(ASAN_BUILD_DIR)
+
+test-unit: build
+	tests/run.sh --build-dir $(BUILD_DIR) --suites unit
+
+test-sanitize: deps
+	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DZONEGATE_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
+	tests/run.sh --build-dir $(ASAN_BUILD_DIR) --suites unit,integration --sanitized
+
+demo: deps build install
+	tests/lib/demo.sh start
+
+demo-stop:
+	tests/lib/demo.sh stop
+
+bench: deps-bench build install
+	tests/bench/run.sh
+
+format:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
+
+lint:
+	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
+
+clean:
+	$(MAKE) -C extension clean
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)

@@ -1,0 +1,30 @@
+// Module entry: the magic block, _PG_init and zonegate.version().
+#include "core/version.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+}
+
+#include "pg/guard.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+
+PGDLLEXPORT void _PG_init(void);
+
+// Registers each module's hooks; no work happens in static constructors.
+void _PG_init(void) {}
+}
+
+namespace {
+
+// zonegate.version(): the library version, which may run ahead of the installed SQL version.
+Datum version_body(FunctionCallInfo) {
+  return zonegate::pg::pg_call([] { return PointerGetDatum(cstring_to_text(ZONEGATE_VERSION)); });
+}
+
+}  // namespace
+
+ZONEGATE_SQL_FUNCTION(zonegate_version, version_body)

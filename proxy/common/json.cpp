@@ -1,0 +1,34 @@
+// RapidJSON helpers; see json.hpp.
+#include "common/json.hpp"
+
+#include <rapidjson/error/en.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace zonegate::json {
+
+bool parse(std::string_view text, rapidjson::Document& doc, std::string& error) {
+  // Default flags reject trailing garbage ("root not singular"), so "{} x" is an error.
+  doc.Parse(text.data(), text.size());
+  if (!doc.HasParseError()) return true;
+  error = std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at byte " +
+          std::to_string(doc.GetErrorOffset());
+  return false;
+}
+
+std::string iso8601_now_ms() {
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+}  // namespace zonegate::json

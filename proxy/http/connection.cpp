@@ -1,0 +1,505 @@
+// HTTP/1.1 connection handling; see connection.hpp.
+#include "http/connection.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+
+#include "common/log.hpp"
+
+namespace zonegate::http {
+
+namespace {
+
+// A write request owns the bytes it sends; freed in the write callback.
+struct WriteReq {
+  uv_write_t req;  // first member: the uv_write_t* is the WriteReq*
+  std::string data;
+};
+
+// How long to wait for the client's EOF after we shut down our side, so a last response is not
+// destroyed by a reset (the classic "lingering close").
+constexpr uint64_t kLingerMs = 2000;
+
+bool valid_request_id(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (unsigned char c : s) {
+    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.' && c != ':') return false;
+  }
+  return true;
+}
+
+bool safe_header_text(const std::string& s) {
+  return s.find_first_of("\r\n") == std::string::npos;
+}
+
+Connection* self(llhttp_t* p) {
+  return static_cast<Connection*>(p->data);
+}
+
+}  // namespace
+
+void Exchange::respond(Response resp) {
+  if (responded_) return;
+  responded_ = true;
+  resp_ = std::move(resp);
+  if (req.method == "HEAD") resp_.head_only = true;
+  if (conn_ != nullptr) conn_->on_response_ready();
+}
+
+const llhttp_settings_t& Connection::settings() {
+  static const llhttp_settings_t s = [] {
+    llhttp_settings_t st;
+    llhttp_settings_init(&st);
+    st.on_message_begin = cb_message_begin;
+    st.on_url = cb_url;
+    st.on_header_field = cb_header_field;
+    st.on_header_value = cb_header_value;
+    st.on_headers_complete = cb_headers_complete;
+    st.on_body = cb_body;
+    st.on_message_complete = cb_message_complete;
+    return st;
+  }();
+  return s;
+}
+
+Connection::Connection(Worker& worker) : worker_(worker) {
+  tcp_.data = this;
+  llhttp_init(&parser_, HTTP_REQUEST, &settings());
+  parser_.data = this;
+}
+
+bool Connection::accept(uv_stream_t* listener) {
+  uv_tcp_init(worker_.loop(), &tcp_);
+  worker_.add_connection(this);
+  if (uv_accept(listener, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
+    close();
+    return false;
+  }
+  uv_tcp_nodelay(&tcp_, 1);
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    char buf[64] = {0};
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), buf, sizeof buf);
+    } else if (ss.ss_family == AF_INET6) {
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), buf, sizeof buf);
+    }
+    client_addr_ = buf;
+  }
+  last_activity_ms_ = state_since_ms_ = uv_now(worker_.loop());
+  update_reading();
+  return true;
+}
+
+void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(h->data);
+  // One read buffer per worker: data is parsed (or copied to the backlog) before the next read.
+  *buf =
+      uv_buf_init(c->worker_.read_buffer(), static_cast<unsigned>(c->worker_.read_buffer_size()));
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(s->data);
+  if (nread > 0) {
+    c->last_activity_ms_ = uv_now(c->worker_.loop());
+    if (c->state_ == State::kLingering || c->close_after_flush_) return;  // discard
+    c->parse(buf->base, static_cast<size_t>(nread));
+    return;
+  }
+  if (nread == 0) return;
+  if (nread == UV_EOF && c->state_ != State::kLingering && !c->pending_.empty()) {
+    // Half-closed by the client after sending its requests: answer them, then close.
+    c->peer_eof_ = true;
+    c->close_after_flush_ = true;
+    c->current_.reset();
+    c->update_reading();
+    return;
+  }
+  c->close();
+}
+
+void Connection::parse(const char* data, size_t len) {
+  in_parse_ = true;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  in_parse_ = false;
+  if (err == HPE_PAUSED) {
+    const char* pos = llhttp_get_error_pos(&parser_);
+    std::string rest(pos, static_cast<size_t>(data + len - pos));
+    backlog_ = std::move(rest);
+    paused_ = true;
+  } else if (err != HPE_OK && state_ != State::kClosing) {
+    if (reject_status_ == 0) {
+      reject_status_ = 400;
+      reject_code_ = "malformed_request";
+      reject_message_ = "malformed HTTP request";
+      fail_current(llhttp_get_error_reason(&parser_));
+    } else {
+      fail_current("");
+    }
+  }
+  flush();
+}
+
+void Connection::fail_current(const char* details) {
+  ExchangePtr ex = current_ ? std::move(current_) : std::make_shared<Exchange>(&worker_);
+  current_.reset();
+  if (ex->req.request_id.empty()) ex->req.request_id = worker_.next_request_id();
+  if (ex->req.start_ns == 0) ex->req.start_ns = uv_hrtime();
+  ex->req.client_addr = client_addr_;
+  ex->req.keep_alive = false;
+  ex->route = "rejected";
+  ex->conn_ = this;
+  pending_.push_back(ex);
+  close_after_flush_ = true;
+  backlog_.clear();
+  paused_ = false;
+  state_ = State::kIdle;
+  Response r = error_response(reject_status_, reject_code_, reject_message_,
+                              details != nullptr ? details : "");
+  r.close = true;
+  ex->respond(std::move(r));
+}
+
+int Connection::reject(int status, const char* code, const char* message) {
+  reject_status_ = status;
+  reject_code_ = code;
+  reject_message_ = message;
+  return HPE_USER;
+}
+
+int Connection::cb_message_begin(llhttp_t* p) {
+  Connection* c = self(p);
+  c->current_ = std::make_shared<Exchange>(&c->worker_);
+  c->current_->req.start_ns = uv_hrtime();
+  c->current_->req.client_addr = c->client_addr_;
+  c->state_ = State::kHeaders;
+  c->state_since_ms_ = uv_now(c->worker_.loop());
+  c->header_bytes_ = 0;
+  c->field_.clear();
+  c->value_.clear();
+  c->in_value_ = false;
+  return 0;
+}
+
+int Connection::cb_url(llhttp_t* p, const char* at, size_t len) {
+  Connection* c = self(p);
+  std::string& t = c->current_->req.target;
+  if (t.size() + len > static_cast<size_t>(c->worker_.cfg().max_url_bytes)) {
+    return c->reject(414, "uri_too_long", "request target exceeds server.max_url_bytes");
+  }
+  t.append(at, len);
+  return 0;
+}
+
+bool Connection::commit_header() {
+  for (char& ch : field_)
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  current_->req.headers.push_back({std::move(field_), std::move(value_)});
+  field_.clear();
+  value_.clear();
+  in_value_ = false;
+  return current_->req.headers.size() <= static_cast<size_t>(worker_.cfg().max_headers);
+}
+
+int Connection::cb_header_field(llhttp_t* p, const char* at, size_t len) {
+  Connection* c = self(p);
+  if (c->in_value_ && !c->commit_header()) {
+    return c->reject(431, "headers_too_large", "too many request headers (server.max_headers)");
+  }
+  c->header_bytes_ += len;
+  if (c->header_bytes_ > static_cast<size_t>(c->worker_.cfg().max_header_bytes)) {
+    return c->reject(431, "headers_too_large", "request headers exceed server.max_header_bytes");
+  }
+  c->field_.append(at, len);
+  return 0;
+}
+
+int Connection::cb_header_value(llhttp_t* p, const char* at, size_t len) {
+  Connection* c = self(p);
+  c->in_value_ = true;
+  c->header_bytes_ += len;
+  if (c->header_bytes_ > static_cast<size_t>(c->worker_.cfg().max_header_bytes)) {
+    return c->reject(431, "headers_too_large", "request headers exceed server.max_header_bytes");
+  }
+  c->value_.append(at, len);
+  return 0;
+}
+
+int Connection::cb_headers_complete(llhttp_t* p) {
+  Connection* c = self(p);
+  if ((c->in_value_ || !c->field_.empty()) && !c->commit_header()) {
+    return c->reject(431, "headers_too_large", "too many request headers (server.max_headers)");
+  }
+  Request& r = c->current_->req;
+  r.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+  r.http_minor = p->http_minor;
+  size_t q = r.target.find('?');
+  r.path = r.target.substr(0, q);
+  r.query = q == std::string::npos ? std::string() : r.target.substr(q + 1);
+  if ((p->flags & F_CONTENT_LENGTH) &&
+      p->content_length > static_cast<uint64_t>(c->worker_.cfg().max_body_bytes)) {
+    return c->reject(413, "body_too_large", "request body exceeds server.max_body_bytes");
+  }
+  c->state_ = State::kBody;
+  c->state_since_ms_ = uv_now(c->worker_.loop());
+  const std::string* expect = r.header("expect");
+  if (expect != nullptr && strcasecmp(expect->c_str(), "100-continue") == 0 &&
+      c->pending_.empty() && c->writes_in_flight_ == 0) {
+    c->write("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  return 0;
+}
+
+int Connection::cb_body(llhttp_t* p, const char* at, size_t len) {
+  Connection* c = self(p);
+  std::string& body = c->current_->req.body;
+  if (body.size() + len > static_cast<size_t>(c->worker_.cfg().max_body_bytes)) {
+    return c->reject(413, "body_too_large", "request body exceeds server.max_body_bytes");
+  }
+  body.append(at, len);
+  return 0;
+}
+
+int Connection::cb_message_complete(llhttp_t* p) {
+  Connection* c = self(p);
+  ExchangePtr ex = std::move(c->current_);
+  c->current_.reset();
+  Request& r = ex->req;
+  r.keep_alive = llhttp_should_keep_alive(p) != 0;
+  const std::string* rid = r.header("x-request-id");
+  r.request_id = (rid != nullptr && valid_request_id(*rid)) ? *rid : c->worker_.next_request_id();
+  c->state_ = State::kIdle;
+  c->state_since_ms_ = uv_now(c->worker_.loop());
+  ex->conn_ = c;
+  c->pending_.push_back(ex);
+  c->worker_.dispatch(ex);
+  if (!r.keep_alive) {
+    // Nothing after a request without keep-alive is read.
+    c->close_after_flush_ = true;
+    return HPE_PAUSED;
+  }
+  if (c->pending_.size() >= static_cast<size_t>(c->worker_.cfg().max_pipelined)) return HPE_PAUSED;
+  return 0;
+}
+
+void Connection::on_response_ready() {
+  if (in_parse_) return;  // parse() flushes when llhttp_execute returns
+  flush();
+}
+
+void Connection::serialize(Exchange& ex, std::string& out) {
+  const Response& r = ex.resp_;
+  bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
+  out.reserve(out.size() + 320 + r.body.size());
+  out += "HTTP/1.1 ";
+  out += std::to_string(r.status);
+  out += ' ';
+  out += reason_phrase(r.status);
+  out += "\r\nDate: ";
+  out += worker_.date_header();
+  out += "\r\n";
+  if (!no_body) {
+    out += "Content-Type: ";
+    out += r.content_type;
+    out += "\r\nContent-Length: ";
+    out += std::to_string(r.body.size());
+    out += "\r\n";
+  }
+  out += "X-Request-Id: ";
+  out += ex.req.request_id;
+  out +=
+      "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+      "Referrer-Policy: no-referrer\r\n";
+  bool has_cache_control = false;
+  for (const Header& h : r.headers) {
+    if (!safe_header_text(h.name) || !safe_header_text(h.value)) continue;
+    if (strcasecmp(h.name.c_str(), "cache-control") == 0) has_cache_control = true;
+    out += h.name;
+    out += ": ";
+    out += h.value;
+    out += "\r\n";
+  }
+  if (!has_cache_control) out += "Cache-Control: no-store\r\n";
+  if (r.close) {
+    out += "Connection: close\r\n";
+  } else if (ex.req.http_minor == 0) {
+    out += "Connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+  if (!no_body && !r.head_only) out += r.body;
+}
+
+void Connection::flush() {
+  if (state_ == State::kClosing || state_ == State::kLingering) return;
+  std::string out;
+  bool last_sent = false;
+  while (!pending_.empty() && pending_.front()->responded_) {
+    ExchangePtr ex = std::move(pending_.front());
+    pending_.pop_front();
+    bool nothing_follows = pending_.empty() && state_ == State::kIdle && backlog_.empty();
+    if (!ex->req.keep_alive || (close_after_flush_ && pending_.empty()) ||
+        (worker_.draining() && nothing_follows)) {
+      ex->resp_.close = true;
+    }
+    size_t before = out.size();
+    serialize(*ex, out);
+    worker_.observe(*ex, out.size() - before);
+    ex->conn_ = nullptr;
+    if (ex->resp_.close) {
+      last_sent = true;
+      break;
+    }
+  }
+  if (!out.empty()) write(std::move(out));
+  if (state_ == State::kClosing) return;
+  if (last_sent) {
+    for (ExchangePtr& e : pending_)
+      e->conn_ = nullptr;
+    pending_.clear();
+    current_.reset();
+    backlog_.clear();
+    close_after_flush_ = true;
+  }
+  if (close_after_flush_) {
+    if (pending_.empty() && writes_in_flight_ == 0) start_linger();
+    update_reading();
+    return;
+  }
+  if (paused_ && !in_parse_ && pending_.size() < static_cast<size_t>(worker_.cfg().max_pipelined) &&
+      output_bytes_ < static_cast<size_t>(worker_.cfg().max_output_bytes)) {
+    paused_ = false;
+    llhttp_resume(&parser_);
+    std::string data = std::move(backlog_);
+    backlog_.clear();
+    if (!data.empty()) {
+      parse(data.data(), data.size());  // flushes again, bounded by max_pipelined
+      return;
+    }
+  }
+  update_reading();
+}
+
+void Connection::write(std::string data) {
+  auto* wr = new WriteReq{};
+  wr->data = std::move(data);
+  wr->req.data = this;
+  uv_buf_t buf = uv_buf_init(wr->data.data(), static_cast<unsigned>(wr->data.size()));
+  output_bytes_ += wr->data.size();
+  ++writes_in_flight_;
+  int rc = uv_write(&wr->req, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, on_write);
+  if (rc != 0) {
+    output_bytes_ -= wr->data.size();
+    --writes_in_flight_;
+    delete wr;
+    close();
+  }
+}
+
+void Connection::on_write(uv_write_t* req, int status) {
+  auto* wr = reinterpret_cast<WriteReq*>(req);
+  auto* c = static_cast<Connection*>(req->data);
+  c->output_bytes_ -= wr->data.size();
+  --c->writes_in_flight_;
+  delete wr;
+  if (c->state_ == State::kClosing) return;
+  if (status < 0) {
+    c->close();
+    return;
+  }
+  c->last_activity_ms_ = uv_now(c->worker_.loop());
+  c->flush();  // may resume a paused parser now that output drained
+}
+
+void Connection::start_linger() {
+  if (state_ == State::kLingering || state_ == State::kClosing) return;
+  if (peer_eof_) {
+    close();
+    return;
+  }
+  state_ = State::kLingering;
+  state_since_ms_ = uv_now(worker_.loop());
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t*>(&tcp_), on_shutdown) != 0) {
+    close();
+    return;
+  }
+  update_reading();
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int status) {
+  auto* c = static_cast<Connection*>(req->data);
+  if (c->state_ != State::kClosing && status < 0) c->close();
+}
+
+void Connection::update_reading() {
+  bool want;
+  if (state_ == State::kClosing) {
+    want = false;
+  } else if (state_ == State::kLingering) {
+    want = true;  // to see the client's EOF
+  } else {
+    want = !paused_ && !close_after_flush_ && !peer_eof_ &&
+           output_bytes_ < static_cast<size_t>(worker_.cfg().max_output_bytes);
+  }
+  if (want == reading_) return;
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  if (want) {
+    reading_ = uv_read_start(stream, on_alloc, on_read) == 0;
+  } else {
+    uv_read_stop(stream);
+    reading_ = false;
+  }
+}
+
+void Connection::check_timeouts(uint64_t now) {
+  const config::ServerConfig& cfg = worker_.cfg();
+  switch (state_) {
+    case State::kHeaders:
+      if (now - state_since_ms_ > static_cast<uint64_t>(cfg.header_timeout_ms)) {
+        reject(408, "request_timeout", "request headers not received within server.header_timeout");
+        fail_current("");
+      }
+      break;
+    case State::kBody:
+      if (now - state_since_ms_ > static_cast<uint64_t>(cfg.body_timeout_ms)) {
+        reject(408, "request_timeout", "request body not received within server.body_timeout");
+        fail_current("");
+      }
+      break;
+    case State::kIdle:
+      if (pending_.empty() && writes_in_flight_ == 0 &&
+          now - last_activity_ms_ > static_cast<uint64_t>(cfg.idle_timeout_ms)) {
+        close();
+      }
+      break;
+    case State::kLingering:
+      if (now - state_since_ms_ > kLingerMs) close();
+      break;
+    case State::kClosing:
+      break;
+  }
+}
+
+void Connection::drain() {
+  if (idle() && writes_in_flight_ == 0 && backlog_.empty()) close();
+}
+
+void Connection::close() {
+  if (state_ == State::kClosing) return;
+  state_ = State::kClosing;
+  for (ExchangePtr& e : pending_)
+    e->conn_ = nullptr;
+  pending_.clear();
+  current_.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), on_close);
+}
+
+void Connection::on_close(uv_handle_t* h) {
+  auto* c = static_cast<Connection*>(h->data);
+  c->worker_.remove_connection(c);
+  delete c;
+}
+
+}  // namespace zonegate::http

@@ -1,0 +1,94 @@
+// One client connection: a uv_tcp_t (first member, recovered with container_of), an llhttp
+// parser, and the ordered queue of exchanges so pipelined requests are answered in order.
+// Memory is freed only in the close callback.
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <deque>
+#include <string>
+
+#include "http/server.hpp"
+
+namespace zonegate::http {
+
+class Connection {
+ public:
+  enum class State {
+    kIdle,       // between requests
+    kHeaders,    // reading a request line and headers
+    kBody,       // reading a body
+    kLingering,  // response sent, write side shut down, waiting for the client's EOF
+    kClosing,    // uv_close issued
+  };
+
+  explicit Connection(Worker& worker);
+  // Accepts from the listener and starts reading; false (and closed) on failure.
+  bool accept(uv_stream_t* listener);
+  // Called by the janitor with the loop's current time.
+  void check_timeouts(uint64_t now_ms);
+  // Graceful shutdown: close now when idle, else after the in-flight responses.
+  void drain();
+  void close();
+  // An exchange of ours got its response.
+  void on_response_ready();
+  bool idle() const { return state_ == State::kIdle && pending_.empty(); }
+
+  Connection* prev = nullptr;  // worker's intrusive list
+  Connection* next = nullptr;
+
+ private:
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_shutdown(uv_shutdown_t* req, int status);
+  static void on_close(uv_handle_t* h);
+
+  static int cb_message_begin(llhttp_t* p);
+  static int cb_url(llhttp_t* p, const char* at, size_t len);
+  static int cb_header_field(llhttp_t* p, const char* at, size_t len);
+  static int cb_header_value(llhttp_t* p, const char* at, size_t len);
+  static int cb_headers_complete(llhttp_t* p);
+  static int cb_body(llhttp_t* p, const char* at, size_t len);
+  static int cb_message_complete(llhttp_t* p);
+  static const llhttp_settings_t& settings();
+
+  void parse(const char* data, size_t len);
+  int reject(int status, const char* code, const char* message);
+  // Answers the request being read with the recorded rejection and closes after it.
+  void fail_current(const char* details);
+  bool commit_header();
+  void flush();
+  void serialize(Exchange& ex, std::string& out);
+  void write(std::string data);
+  void update_reading();
+  void close_after_flush();
+  void start_linger();
+
+  uv_tcp_t tcp_{};
+  Worker& worker_;
+  llhttp_t parser_{};
+  State state_ = State::kIdle;
+  ExchangePtr current_;  // the request being parsed
+  std::deque<ExchangePtr> pending_;
+  std::string backlog_;  // received but not parsed while paused
+  std::string field_, value_;
+  bool in_value_ = false;
+  size_t header_bytes_ = 0;
+  int reject_status_ = 0;
+  std::string reject_code_, reject_message_;
+  bool paused_ = false;
+  bool reading_ = false;
+  bool in_parse_ = false;
+  bool close_after_flush_ = false;
+  bool peer_eof_ = false;
+  size_t output_bytes_ = 0;  // bytes handed to uv_write and not yet completed
+  int writes_in_flight_ = 0;
+  uint64_t state_since_ms_ = 0;
+  uint64_t last_activity_ms_ = 0;
+  std::string client_addr_;
+  uv_shutdown_t shutdown_req_{};
+};
+
+}  // namespace zonegate::http

@@ -1,0 +1,171 @@
+// The HTTP/1.1 server: one libuv loop per worker thread, each with its own SO_REUSEPORT
+// listener, its connections and its application state (Postgres pool...). Shared state lives
+// outside, sharded or atomic. See docs/ARCHITECTURE.md.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "http/message.hpp"
+
+namespace zonegate::http {
+
+class Worker;
+class Connection;
+
+// One request and its response, in flight. Owned by the connection's ordered queue and by any
+// asynchronous work done for it; all of it runs on the worker's loop thread.
+class Exchange {
+ public:
+  Request req;
+  // Filled by stages, reported in the access log and metrics.
+  std::string route = "unmatched";
+  std::string cache_status;  // "hit", "miss", "stale", ... or empty
+  std::string user;          // authenticated subject
+  uint64_t upstream_ns = 0;  // time spent waiting for Postgres
+
+  explicit Exchange(Worker* w) : worker_(w) {}
+  Worker& worker() const { return *worker_; }
+  // Sends the response; later calls are ignored. Must run on the worker's thread.
+  void respond(Response resp);
+  bool responded() const { return responded_; }
+  // False once the client has gone; work done for it can stop early.
+  bool client_connected() const { return conn_ != nullptr; }
+  const Response& response() const { return resp_; }
+
+ private:
+  friend class Connection;
+  Worker* worker_;
+  Connection* conn_ = nullptr;
+  Response resp_;
+  bool responded_ = false;
+};
+
+using ExchangePtr = std::shared_ptr<Exchange>;
+using Handler = std::function<void(const ExchangePtr&)>;
+
+// Application state a worker owns (its Postgres pool, ...). Created on the worker's thread.
+class WorkerContext {
+ public:
+  virtual ~WorkerContext() = default;
+  // The worker is exiting: close every libuv handle so the loop can end.
+  virtual void shutdown() = 0;
+};
+
+using ContextFactory = std::function<std::unique_ptr<WorkerContext>(Worker&)>;
+// Called once per completed response (access log, metrics). Runs on the worker's thread.
+using ResponseObserver = std::function<void(const Worker&, const Exchange&, uint64_t bytes)>;
+
+class Server;
+
+class Worker {
+ public:
+  Worker(Server& server, int index, int listen_fd);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  uv_loop_t* loop() { return &loop_; }
+  int index() const { return index_; }
+  const config::ServerConfig& cfg() const;
+  // The cached Date header value, refreshed once per second.
+  const std::string& date_header();
+  std::string next_request_id();
+  char* read_buffer() { return read_buffer_.data(); }
+  size_t read_buffer_size() const { return read_buffer_.size(); }
+  bool draining() const { return draining_; }
+  WorkerContext* context() { return context_.get(); }
+  template <typename T>
+  T& context_as() {
+    return *static_cast<T*>(context_.get());
+  }
+  size_t connection_count() const { return connection_count_; }
+
+  // Internal: used by Connection.
+  void dispatch(const ExchangePtr& ex);
+  void observe(const Exchange& ex, uint64_t bytes);
+  void add_connection(Connection* c);
+  void remove_connection(Connection* c);
+
+ private:
+  friend class Server;
+  void init();
+  void run();
+  static void on_connection(uv_stream_t* listener, int status);
+  static void on_command(uv_async_t* async);
+  static void on_janitor(uv_timer_t* timer);
+  void begin_drain();
+  void force_close();
+  void maybe_finish();
+  void send_command(int cmd);
+
+  Server& server_;
+  int index_;
+  int listen_fd_;
+  uv_loop_t loop_{};
+  uv_tcp_t listener_{};
+  uv_async_t command_{};
+  uv_timer_t janitor_{};
+  uv_thread_t thread_{};
+  bool listener_open_ = false;
+  bool draining_ = false;
+  bool finished_ = false;  // guarded by command_mutex_ once threads run
+  bool started_ = false;
+  std::mutex command_mutex_;
+  std::atomic<int> commands_{0};
+  Connection* connections_ = nullptr;  // intrusive list head
+  size_t connection_count_ = 0;
+  std::vector<char> read_buffer_;
+  std::unique_ptr<WorkerContext> context_;
+  std::string date_;
+  int64_t date_second_ = -1;
+  uint64_t request_seq_ = 0;
+  std::string id_prefix_;
+};
+
+class Server {
+ public:
+  Server(config::ServerConfig cfg, Handler handler);
+  ~Server();
+
+  // Binds one SO_REUSEPORT socket per worker. False with a message on failure.
+  bool bind(std::string& error);
+  // The port actually bound (useful with port 0).
+  int port() const { return port_; }
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+  void set_context_factory(ContextFactory f) { context_factory_ = std::move(f); }
+  void set_observer(ResponseObserver o) { observer_ = std::move(o); }
+  // Called on a worker's thread when it has exited its loop.
+  void set_on_worker_exit(std::function<void()> f) { on_worker_exit_ = std::move(f); }
+
+  void start();
+  // Stop accepting, finish in-flight requests, close idle connections. Thread-safe.
+  void drain();
+  // Close every connection now. Thread-safe.
+  void force_close();
+  void join();
+  int workers_running() const { return running_.load(); }
+
+  const config::ServerConfig& cfg() const { return cfg_; }
+
+ private:
+  friend class Worker;
+  config::ServerConfig cfg_;
+  Handler handler_;
+  ContextFactory context_factory_;
+  ResponseObserver observer_;
+  std::function<void()> on_worker_exit_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<int> running_{0};
+  int port_ = 0;
+};
+
+}  // namespace zonegate::http

@@ -1,0 +1,206 @@
+// zonegate-proxy entry point: command line, config, signals, and the server's lifetime.
+#include <signal.h>
+#include <uv.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin/health.hpp"
+#include "common/json.hpp"
+#include "common/log.hpp"
+#include "config/config.hpp"
+#include "core/version.hpp"
+#include "http/router.hpp"
+#include "http/server.hpp"
+
+namespace {
+
+using namespace zonegate;
+
+void usage(FILE* out) {
+  std::fprintf(
+      out,
+      "usage: zonegate-proxy [--config FILE] [--check-config]\n"
+      "       zonegate-proxy --version\n"
+      "\n"
+      "  --config FILE    configuration file (default: $ZONEGATE_CONFIG or zonegate.yaml)\n"
+      "  --check-config   validate the configuration, print problems, exit 0 or 1\n"
+      "  --version        print the version and exit\n");
+}
+
+struct Options {
+  std::string config_path;
+  bool check_only = false;
+};
+
+// Writes one access-log line per response.
+void log_access(const http::Worker& w, const http::Exchange& ex, uint64_t bytes) {
+  const http::Request& req = ex.req;
+  double latency_ms = static_cast<double>(uv_hrtime() - req.start_ns) / 1e6;
+  json::Writer jw;
+  jw.start_object();
+  jw.field("ts", json::iso8601_now_ms());
+  jw.field("level", "info");
+  jw.field("msg", "access");
+  jw.field("request_id", req.request_id);
+  jw.field("worker", static_cast<int64_t>(w.index()));
+  jw.field("client", req.client_addr);
+  jw.field("method", req.method);
+  jw.field("path", req.path);
+  jw.field("route", ex.route);
+  jw.field("status", static_cast<int64_t>(ex.response().status));
+  jw.field("bytes", static_cast<int64_t>(bytes));
+  jw.key("latency_ms");
+  jw.number(latency_ms);
+  jw.key("upstream_ms");
+  jw.number(static_cast<double>(ex.upstream_ns) / 1e6);
+  if (!ex.cache_status.empty()) jw.field("cache", ex.cache_status);
+  if (!ex.user.empty()) jw.field("user", ex.user);
+  jw.end_object();
+  log::write_line(jw.take());
+}
+
+struct MainLoop {
+  uv_loop_t* loop = uv_default_loop();
+  uv_signal_t sigterm{}, sigint{}, sighup{};
+  uv_timer_t drain_timer{};
+  uv_async_t worker_exit{};
+  http::Server* server = nullptr;
+  int64_t drain_timeout_ms = 0;
+  bool draining = false;
+};
+
+MainLoop g_main;
+
+void close_main_handles() {
+  uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sigterm), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sigint), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sighup), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&g_main.drain_timer), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&g_main.worker_exit), nullptr);
+}
+
+void on_stop_signal(uv_signal_t*, int signum) {
+  if (g_main.draining) {
+    log::warn("second stop signal: closing all connections now");
+    g_main.server->force_close();
+    return;
+  }
+  g_main.draining = true;
+  log::info("draining", {{"signal", signum == SIGTERM ? "SIGTERM" : "SIGINT"},
+                         {"drain_timeout_ms", g_main.drain_timeout_ms}});
+  g_main.server->drain();
+  uv_timer_start(
+      &g_main.drain_timer,
+      [](uv_timer_t*) {
+        log::warn("drain timeout reached: closing remaining connections");
+        g_main.server->force_close();
+      },
+      static_cast<uint64_t>(g_main.drain_timeout_ms), 0);
+}
+
+void on_hup(uv_signal_t*, int) {
+  log::reopen();
+  log::info("SIGHUP: log file reopened");
+}
+
+void on_worker_exit(uv_async_t*) {
+  if (g_main.server->workers_running() == 0) close_main_handles();
+}
+
+int run(const Options& opt) {
+  config::LoadResult loaded = config::load_file(opt.config_path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "zonegate-proxy: %zu problem%s in %s:\n", loaded.errors.size(),
+                 loaded.errors.size() == 1 ? "" : "s", opt.config_path.c_str());
+    for (const auto& d : loaded.errors)
+      std::fprintf(stderr, "  %s\n", d.to_string().c_str());
+    return 1;
+  }
+  const config::Config& cfg = loaded.config;
+  if (opt.check_only) {
+    std::printf("%s: configuration is valid (profile %s)\n", opt.config_path.c_str(),
+                cfg.profile.c_str());
+    return 0;
+  }
+  log::Level level = log::Level::kInfo;
+  log::parse_level(cfg.log.level, level);
+  std::string log_error;
+  if (!log::configure(level, cfg.log.file, &log_error)) {
+    std::fprintf(stderr, "zonegate-proxy: %s\n", log_error.c_str());
+    return 1;
+  }
+
+  http::Router router;
+  admin::add_health_routes(router);
+  http::Server server(cfg.server, [&router](const http::ExchangePtr& ex) { router.handle(ex); });
+  if (cfg.log.access_log) server.set_observer(log_access);
+  std::string err;
+  if (!server.bind(err)) {
+    log::error("startup failed", {{"error", err}});
+    std::fprintf(stderr, "zonegate-proxy: %s\n", err.c_str());
+    return 1;
+  }
+
+  g_main.server = &server;
+  g_main.drain_timeout_ms = cfg.server.drain_timeout_ms;
+  uv_signal_init(g_main.loop, &g_main.sigterm);
+  uv_signal_init(g_main.loop, &g_main.sigint);
+  uv_signal_init(g_main.loop, &g_main.sighup);
+  uv_signal_start(&g_main.sigterm, on_stop_signal, SIGTERM);
+  uv_signal_start(&g_main.sigint, on_stop_signal, SIGINT);
+  uv_signal_start(&g_main.sighup, on_hup, SIGHUP);
+  uv_timer_init(g_main.loop, &g_main.drain_timer);
+  uv_async_init(g_main.loop, &g_main.worker_exit, on_worker_exit);
+  server.set_on_worker_exit([] { uv_async_send(&g_main.worker_exit); });
+
+  server.start();
+  log::info("listening", {{"host", cfg.server.host},
+                          {"port", server.port()},
+                          {"workers", server.worker_count()},
+                          {"version", ZONEGATE_VERSION},
+                          {"profile", cfg.profile}});
+  uv_run(g_main.loop, UV_RUN_DEFAULT);
+  server.join();
+  uv_loop_close(g_main.loop);
+  log::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);
+  Options opt;
+  const char* env_config = std::getenv("ZONEGATE_CONFIG");
+  opt.config_path = env_config != nullptr ? env_config : "zonegate.yaml";
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--version" || a == "-V") {
+      std::printf("zonegate-proxy %s\n", ZONEGATE_VERSION);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else if (a == "--config" || a == "-c") {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "zonegate-proxy: --config needs a file name\n");
+        return 2;
+      }
+      opt.config_path = args[++i];
+    } else if (a.rfind("--config=", 0) == 0) {
+      opt.config_path = a.substr(9);
+    } else if (a == "--check-config") {
+      opt.check_only = true;
+    } else {
+      std::fprintf(stderr, "zonegate-proxy: unknown argument \"%s\"\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+  return run(opt);
+}

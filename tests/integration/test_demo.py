@@ -1,0 +1,66 @@
+"""`make demo`'s runner end to end: start, health through the address it advertises in
+demo.env, idempotent restart, and a stop that leaves no process behind."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+from zg import PROXY_BIN, ROOT, http
+
+DEMO = ROOT / "tests" / "lib" / "demo.sh"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def read_env(path):
+    return dict(line.split("=", 1) for line in Path(path).read_text().splitlines() if "=" in line)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path("/proc/%d/stat" % pid).read_text().split()[2] != "Z"
+
+
+def test_demo_start_health_stop():
+    # A directory the postgres user can enter, as a project checkout normally is.
+    tmp_path = Path(tempfile.mkdtemp(prefix="zonegate-demo-test."))
+    tmp_path.chmod(0o755)
+    env = dict(os.environ, ZONEGATE_DEMO_DIR=str(tmp_path / "demo"), ZONEGATE_PORT=str(free_port()),
+               ZONEGATE_PROXY_BIN=str(PROXY_BIN))
+    try:
+        out = subprocess.run([str(DEMO), "start"], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "zonegate demo is running" in out.stdout
+        demo_env = read_env(tmp_path / "demo" / "demo.env")
+        for key in ("ZONEGATE_URL", "ZONEGATE_CONFIG", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER"):
+            assert demo_env.get(key), key
+        port = int(demo_env["ZONEGATE_URL"].rsplit(":", 1)[1])
+        assert http(port, "GET", "/healthz")[0] == 200
+        proxy_pid = int((tmp_path / "demo" / "proxy.pid").read_text())
+        pgdir = Path((tmp_path / "demo" / "pgdir").read_text().strip())
+        pg_pid = int((pgdir / "data" / "postmaster.pid").read_text().split()[0])
+        version = subprocess.run(["psql", "-X", "-At", "-c", "SELECT zonegate.version()"],
+                                 env=dict(os.environ, **demo_env), capture_output=True, text=True)
+        assert version.returncode == 0 and version.stdout.strip().count(".") == 2
+        # A second start finds everything running and changes nothing.
+        again = subprocess.run([str(DEMO), "start"], env=env, capture_output=True, text=True, timeout=60)
+        assert again.returncode == 0 and "already running" in again.stdout
+        assert int((tmp_path / "demo" / "proxy.pid").read_text()) == proxy_pid
+    finally:
+        stop = subprocess.run([str(DEMO), "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    assert not alive(proxy_pid)
+    assert not alive(pg_pid)
+    assert pgdir.is_relative_to(tmp_path)  # project-local, not a fallback directory
+    shutil.rmtree(tmp_path)

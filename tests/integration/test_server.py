@@ -1,0 +1,234 @@
+"""The HTTP server over real sockets: health, request ids, keep-alive, pipelining, limits,
+timeouts, malformed input and graceful shutdown."""
+import json
+import signal
+import subprocess
+import time
+
+from zg import PROXY_BIN, RawConn, get_json, http, request_bytes
+
+
+def test_healthz_answers_200_with_json_and_security_headers(proxy):
+    status, headers, body = get_json(proxy.port, "/healthz")
+    assert status == 200
+    assert body == {"status": "ok"}
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["cache-control"] == "no-store"
+    assert headers["x-request-id"]
+    assert "date" in headers
+
+
+def test_request_id_is_echoed_when_valid_and_replaced_when_not(proxy):
+    _, h, _ = http(proxy.port, "GET", "/healthz", {"X-Request-Id": "abc-123.x_y"})
+    assert h["x-request-id"] == "abc-123.x_y"
+    _, h, _ = http(proxy.port, "GET", "/healthz", {"X-Request-Id": "bad id with spaces"})
+    assert h["x-request-id"] != "bad id with spaces" and h["x-request-id"]
+    _, h2, _ = http(proxy.port, "GET", "/healthz")
+    assert h2["x-request-id"] != h["x-request-id"]
+
+
+def test_access_log_line_carries_the_request_id(proxy):
+    _, h, _ = http(proxy.port, "GET", "/healthz", {"X-Request-Id": "trace-77"})
+    line = proxy.wait_for_log(lambda l: l.get("msg") == "access" and l.get("request_id") == "trace-77")
+    assert line["status"] == 200 and line["route"] == "healthz" and line["path"] == "/healthz"
+
+
+def test_unknown_route_404_and_wrong_method_405_are_json_errors(proxy):
+    status, _, body = get_json(proxy.port, "/nope")
+    assert status == 404
+    assert body == {"code": "not_found", "message": "no route for /nope", "details": None, "hint": None}
+    status, headers, body = http(proxy.port, "DELETE", "/healthz")
+    assert status == 405
+    assert headers["allow"] == "GET, HEAD"
+    assert json.loads(body)["code"] == "method_not_allowed"
+
+
+def test_head_sends_headers_without_body(proxy):
+    c = RawConn(proxy.port)
+    c.send(request_bytes("HEAD", "/healthz"))
+    c.sock.settimeout(2)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += c.sock.recv(4096)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"200 OK" in head and b"Content-Length: 15" in head
+    c.send(request_bytes("GET", "/healthz"))  # the connection is still in sync: no stray body
+    c.buf = rest
+    status, _, body = c.read_response()
+    assert status == 200 and body == b'{"status":"ok"}'
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(proxy):
+    c = RawConn(proxy.port)
+    ids = set()
+    for _ in range(20):
+        c.send(request_bytes("GET", "/healthz"))
+        status, headers, _ = c.read_response()
+        assert status == 200
+        assert "connection" not in headers  # HTTP/1.1 default keep-alive
+        ids.add(headers["x-request-id"])
+    assert len(ids) == 20
+
+
+def test_pipelined_requests_in_one_write_are_answered_in_order(proxy):
+    c = RawConn(proxy.port)
+    reqs = b"".join(request_bytes("GET", p, {"X-Request-Id": "p%d" % i})
+                    for i, p in enumerate(["/healthz", "/missing", "/healthz", "/also-missing"] * 10))
+    c.send(reqs)
+    got = []
+    for _ in range(40):
+        status, headers, _ = c.read_response()
+        got.append((status, headers["x-request-id"]))
+    assert got == [((200, 404)[i % 2], "p%d" % i) for i in range(40)]
+
+
+def test_pipeline_deeper_than_max_pipelined_still_completes(proxy_factory):
+    p = proxy_factory({"server": {"max_pipelined": 2}})
+    c = RawConn(p.port)
+    c.send(b"".join(request_bytes("GET", "/healthz", {"X-Request-Id": "q%d" % i}) for i in range(50)))
+    ids = [c.read_response()[1]["x-request-id"] for _ in range(50)]
+    assert ids == ["q%d" % i for i in range(50)]
+
+
+def test_chunked_request_body_is_parsed(proxy):
+    c = RawConn(proxy.port)
+    body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    c.send(request_bytes("POST", "/healthz", {"Transfer-Encoding": "chunked"}) + body +
+           request_bytes("GET", "/healthz"))
+    assert c.read_response()[0] == 405  # the route is GET-only, but the body was consumed
+    assert c.read_response()[0] == 200  # and the next request on the wire parses cleanly
+
+
+def test_malformed_request_gets_400_json_and_close(proxy):
+    c = RawConn(proxy.port)
+    c.send(b"GARBAGE\r\n\r\n")
+    status, headers, body = c.read_response()
+    assert status == 400
+    assert headers["connection"] == "close"
+    assert json.loads(body)["code"] == "malformed_request"
+    assert c.at_eof()
+
+
+def test_limits_give_414_431_413(proxy_factory):
+    p = proxy_factory({"server": {"max_url_bytes": 128, "max_header_bytes": 512, "max_headers": 8,
+                                  "max_body_bytes": 64}})
+    cases = [
+        (request_bytes("GET", "/" + "a" * 200), 414, "uri_too_long"),
+        (request_bytes("GET", "/healthz", {"X-Big": "b" * 600}), 431, "headers_too_large"),
+        (request_bytes("GET", "/healthz", {"X-H%d" % i: "1" for i in range(12)}), 431, "headers_too_large"),
+        (request_bytes("POST", "/healthz", {"Content-Length": "65"}) + b"x" * 65, 413, "body_too_large"),
+        (request_bytes("POST", "/healthz", {"Transfer-Encoding": "chunked"}) +
+         b"40\r\n" + b"y" * 64 + b"\r\n1\r\nz\r\n0\r\n\r\n", 413, "body_too_large"),
+    ]
+    for raw, want_status, want_code in cases:
+        c = RawConn(p.port)
+        c.send(raw)
+        status, headers, body = c.read_response()
+        assert (status, json.loads(body)["code"]) == (want_status, want_code)
+        assert headers["connection"] == "close"
+        assert c.at_eof()
+        c.close()
+    # The server is fine afterwards.
+    assert http(p.port, "GET", "/healthz")[0] == 200
+
+
+def test_slow_headers_time_out_with_408(proxy_factory):
+    p = proxy_factory({"server": {"header_timeout": "500ms"}})
+    c = RawConn(p.port)
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finishes the headers
+    t0 = time.time()
+    status, headers, body = c.read_response()
+    assert status == 408 and json.loads(body)["code"] == "request_timeout"
+    assert 0.4 < time.time() - t0 < 5
+    assert c.at_eof()
+
+
+def test_slow_body_times_out(proxy_factory):
+    p = proxy_factory({"server": {"body_timeout": "500ms"}})
+    c = RawConn(p.port)
+    c.send(request_bytes("POST", "/healthz", {"Content-Length": "100"}) + b"only a little")
+    status, _, _ = c.read_response()
+    assert status == 408
+    assert c.at_eof()
+
+
+def test_idle_keep_alive_connection_is_closed(proxy_factory):
+    p = proxy_factory({"server": {"idle_timeout": "500ms"}})
+    c = RawConn(p.port)
+    c.send(request_bytes("GET", "/healthz"))
+    assert c.read_response()[0] == 200
+    assert c.at_eof(timeout=5)
+
+
+def test_http10_without_keep_alive_closes_after_response(proxy):
+    c = RawConn(proxy.port)
+    c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
+    status, headers, _ = c.read_response()
+    assert status == 200 and headers["connection"] == "close"
+    assert c.at_eof()
+
+
+def test_client_half_close_still_gets_answers(proxy):
+    import socket
+    c = RawConn(proxy.port)
+    c.send(request_bytes("GET", "/healthz") + request_bytes("GET", "/healthz"))
+    c.sock.shutdown(socket.SHUT_WR)
+    assert c.read_response()[0] == 200
+    assert c.read_response()[0] == 200
+    assert c.at_eof()
+
+
+def test_sigterm_closes_idle_connections_and_exits_zero(proxy_factory):
+    p = proxy_factory({"server": {"drain_timeout": "5s"}}, name="sigterm")
+    c = RawConn(p.port)
+    c.send(request_bytes("GET", "/healthz"))
+    assert c.read_response()[0] == 200
+    t0 = time.time()
+    assert p.stop(signal.SIGTERM) == 0
+    assert time.time() - t0 < 4  # idle connections do not hold the drain
+    assert c.at_eof()
+    assert p.logs("draining") and p.logs("stopped")
+
+
+def test_version_flag():
+    out = subprocess.run([str(PROXY_BIN), "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.startswith("zonegate-proxy ") and out.stdout.strip().count(".") == 2
+
+
+def test_check_config_accepts_good_and_lists_every_problem(tmp_path):
+    good = tmp_path / "good.yaml"
+    good.write_text("server:\n  port: 8081\n")
+    out = subprocess.run([str(PROXY_BIN), "--check-config", "--config", str(good)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "configuration is valid" in out.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  port: eighty\n  idle_timeout: 5\nlogg: {}\n")
+    out = subprocess.run([str(PROXY_BIN), "--check-config", "--config", str(bad)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert lines[0].endswith("3 problems in %s:" % bad)
+    assert lines[1].strip() == '%s:2:9: server.port: expected an integer, got "eighty"' % bad
+    assert lines[2].strip().startswith("%s:3:17: server.idle_timeout: expected a duration" % bad)
+    assert lines[3].strip() == '%s:4:1: unknown key "logg" (did you mean "log"?)' % bad
+
+
+def test_bad_yaml_refuses_to_start_with_position(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("server:\n  port: [8080\n")
+    out = subprocess.run([str(PROXY_BIN), "--config", str(bad)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 1
+    assert "%s:3:1: invalid YAML" % bad in out.stderr
+
+
+def test_unusable_listen_address_is_a_clear_startup_error(tmp_path):
+    cfg = tmp_path / "badhost.yaml"
+    cfg.write_text("server:\n  host: 999.1.1.1\n  port: 1\n")
+    out = subprocess.run([str(PROXY_BIN), "--config", str(cfg)], capture_output=True, text=True,
+                         timeout=10)
+    assert out.returncode == 1
+    assert 'server.host "999.1.1.1" is not an IPv4 or IPv6 address' in out.stderr

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The embedded default (`make demo` / `make demo-stop`): a private Postgres cluster under
+# .zonegate/, the zonegate extension, and zonegate-proxy on localhost:8080.
+#
+#   demo.sh start   start everything (or report what is already running); writes .zonegate/demo.env
+#   demo.sh stop    stop the proxy and the cluster; leaves no process behind
+#
+# ZONEGATE_DEMO_DIR (default ./.zonegate) and ZONEGATE_PORT (default 8080) move it elsewhere.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+DEMO_DIR=${ZONEGATE_DEMO_DIR:-$ROOT/.zonegate}
+PORT=${ZONEGATE_PORT:-8080}
+PROXY_BIN=${ZONEGATE_PROXY_BIN:-$ROOT/build/proxy/zonegate-proxy}
+CONFIG=$ROOT/zonegate.yaml
+DB=zonegate
+mkdir -p "$DEMO_DIR"
+DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
+
+say() { printf 'demo: %s\n' "$*"; }
+
+# The cluster lives in the project unless the postgres user cannot reach it there.
+cluster_dir() {
+  if [ -f "$DEMO_DIR/pgdir" ]; then cat "$DEMO_DIR/pgdir"; return; fi
+  local dir="$DEMO_DIR/pg"
+  if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$DEMO_DIR"; then
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/zonegate-demo-pg.XXXXXX")
+    say "the postgres user cannot enter $DEMO_DIR; the cluster lives in $dir" >&2
+  fi
+  echo "$dir" >"$DEMO_DIR/pgdir"
+  echo "$dir"
+}
+
+proxy_running() {
+  [ -f "$DEMO_DIR/proxy.pid" ] && kill -0 "$(cat "$DEMO_DIR/proxy.pid")" 2>/dev/null
+}
+
+wait_for_health() {
+  for _ in $(seq 1 100); do
+    if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then return 0; fi
+    if ! proxy_running; then return 1; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+start() {
+  local pgdir
+  pgdir=$(cluster_dir)
+  local port_opt=()
+  # Restart on the port it had, so settings written earlier stay true.
+  [ -f "$pgdir/env" ] && port_opt=(--port "$(. "$pgdir/env" && echo "$PGPORT")")
+  say "PostgreSQL cluster in $pgdir"
+  "$ROOT/tests/lib/pgcluster.sh" start "$pgdir" "${port_opt[@]}" >/dev/null
+  set -a
+  # shellcheck disable=SC1091
+  . "$pgdir/env"
+  set +a
+  export PGDATABASE=$DB
+  export PGOPTIONS="-c client_min_messages=warning"
+  if [ "$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$DB'")" = 0 ]; then
+    psql -X -q -d postgres -c "CREATE DATABASE $DB" >/dev/null
+  fi
+  psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS zonegate" >/dev/null
+  psql -X -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION zonegate UPDATE" >/dev/null 2>&1 || true
+
+  if proxy_running; then
+    say "zonegate-proxy already running (pid $(cat "$DEMO_DIR/proxy.pid"))"
+  else
+    if curl -s -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null; then
+      say "port $PORT is already in use by another program; set ZONEGATE_PORT to another port" >&2
+      exit 1
+    fi
+    say "starting zonegate-proxy on 127.0.0.1:$PORT"
+    ZONEGATE_PORT=$PORT ZONEGATE_DATABASE_URL="host=$PGHOST port=$PGPORT dbname=$DB user=$PGUSER" \
+      nohup "$PROXY_BIN" --config "$CONFIG" >>"$DEMO_DIR/proxy.log" 2>&1 &
+    echo $! >"$DEMO_DIR/proxy.pid"
+    if ! wait_for_health; then
+      say "zonegate-proxy did not become healthy; last log lines:" >&2
+      tail -n 20 "$DEMO_DIR/proxy.log" >&2
+      exit 1
+    fi
+  fi
+
+  cat >"$DEMO_DIR/demo.env" <<ENV
+ZONEGATE_URL=http://127.0.0.1:$PORT
+ZONEGATE_CONFIG=$CONFIG
+PGHOST=$PGHOST
+PGPORT=$PGPORT
+PGDATABASE=$DB
+PGUSER=$PGUSER
+ENV
+  cat <<INFO
+
+zonegate demo is running
+  PostgreSQL   $PGHOST (port $PGPORT), database $DB, extension zonegate $(psql -X -At -c "SELECT zonegate.version()")
+  proxy        http://127.0.0.1:$PORT   (pid $(cat "$DEMO_DIR/proxy.pid"), log $DEMO_DIR/proxy.log)
+  settings     $DEMO_DIR/demo.env   (source it: set -a; . $DEMO_DIR/demo.env; set +a)
+
+try
+  curl -s http://127.0.0.1:$PORT/healthz
+  psql "host=$PGHOST port=$PGPORT dbname=$DB user=$PGUSER" -c 'SELECT zonegate.version()'
+
+stop it all with: make demo-stop
+INFO
+}
+
+stop() {
+  if proxy_running; then
+    local pid
+    pid=$(cat "$DEMO_DIR/proxy.pid")
+    say "stopping zonegate-proxy (pid $pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$DEMO_DIR/proxy.pid"
+  if [ -f "$DEMO_DIR/pgdir" ]; then
+    local pgdir
+    pgdir=$(cat "$DEMO_DIR/pgdir")
+    if [ -f "$pgdir/data/postmaster.pid" ]; then
+      say "stopping PostgreSQL in $pgdir"
+      "$ROOT/tests/lib/pgcluster.sh" stop "$pgdir"
+    fi
+  fi
+  say "stopped"
+}
+
+case ${1:-} in
+  start) start ;;
+  stop) stop ;;
+  *) sed -n '2,9p' "$0" >&2; exit 2 ;;
+esac

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The one helper that starts and stops a throwaway PostgreSQL cluster for tests, demos and benches.
+#
+#   pgcluster.sh start DIR [--name NAME] [--port N]  initdb in DIR, start on a free port with the
+#                                   socket in DIR; prints the env file DIR/env (PGHOST, PGPORT, ...)
+#   pgcluster.sh stop DIR           stop the cluster (fast, then immediate) and keep DIR
+#   pgcluster.sh destroy DIR        stop it and remove DIR
+#   pgcluster.sh run -- CMD...      temp cluster around CMD; always stopped and removed afterwards,
+#                                   also on failure or Ctrl-C. CMD sees PGHOST/PGPORT/PGUSER/PGDATA.
+#
+# Run as root, the server runs as the `postgres` user via runuser (Postgres refuses root).
+set -euo pipefail
+
+PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
+SUPERUSER=postgres
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  # Ask the kernel for a free port; the caller retries if another process takes it first.
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+cmd_start() {
+  local dir=$1; shift
+  local port=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --port) port=$2; shift 2 ;;
+      *) echo "pgcluster: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; chmod 700 "$dir"; fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_owner "$PG_BINDIR/initdb" -D "$dir/data" -U "$SUPERUSER" --auth=trust --encoding=UTF8 \
+      --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    cat >>"$dir/data/postgresql.conf" <<CONF
+# throwaway cluster settings (tests/lib/pgcluster.sh)
+unix_socket_directories = '$dir'
+listen_addresses = '127.0.0.1'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 300
+shared_buffers = 256MB
+shared_preload_libraries = 'pg_stat_statements'
+log_min_messages = warning
+log_line_prefix = '%m [%p] '
+max_wal_senders = 4
+wal_level = replica
+CONF
+  fi
+  if [ -f "$dir/env" ] && as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    echo "$dir/env"  # already running: starting is idempotent
+    return 0
+  fi
+  local tries=0
+  while :; do
+    local p=${port:-$(free_port)}
+    if as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $p" -w -t 60 start \
+        >/dev/null 2>&1; then
+      port=$p
+      break
+    fi
+    tries=$((tries + 1))
+    if [ -n "${port:-}" ] || [ $tries -ge 5 ]; then
+      echo "pgcluster: server did not start; log follows" >&2
+      tail -n 30 "$dir/server.log" >&2 || true
+      exit 1
+    fi
+  done
+  cat >"$dir/env" <<ENV
+PGHOST=$dir
+PGPORT=$port
+PGUSER=$SUPERUSER
+PGDATA=$dir/data
+PGDATABASE=postgres
+ENV
+  chmod 644 "$dir/env"
+  echo "$dir/env"
+}
+
+cmd_stop() {
+  local dir=$1
+  [ -f "$dir/data/postmaster.pid" ] || return 0
+  as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
+    as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m immediate -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+cmd_destroy() {
+  local dir=$1
+  cmd_stop "$dir"
+  rm -rf "$dir"
+}
+
+cmd_run() {
+  [ "${1:-}" = "--" ] && shift
+  # Global on purpose: the EXIT trap runs after this function returned.
+  RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zonegate-pg.XXXXXX")
+  trap 'cmd_destroy "$RUN_DIR"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  cmd_start "$RUN_DIR" >/dev/null
+  set -a
+  # shellcheck disable=SC1091
+  . "$RUN_DIR/env"
+  set +a
+  "$@"
+}
+
+case ${1:-} in
+  start) shift; cmd_start "$@" ;;
+  stop) cmd_stop "$2" ;;
+  destroy) cmd_destroy "$2" ;;
+  run) shift; cmd_run "$@" ;;
+  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+esac

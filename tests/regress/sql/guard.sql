@@ -1,0 +1,39 @@
+-- The C/C++ boundary guards: every kind of failure raised from C++ becomes a clean SQL ERROR
+-- with the right SQLSTATE, the backend survives, and C++ frames are unwound.
+CREATE EXTENSION IF NOT EXISTS zonegate;
+\set SHOW_CONTEXT never
+
+SELECT zonegate.version() ~ '^[0-9]+\.[0-9]+\.[0-9]+$' AS version_ok;
+SELECT zonegate._selftest_guard('ok');
+
+-- Report SQLSTATE, message, detail and hint of an error without stopping the script.
+CREATE FUNCTION pg_temp.try(kind text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE st text; msg text; det text; hin text;
+BEGIN
+  PERFORM zonegate._selftest_guard(kind);
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL,
+                          hin = PG_EXCEPTION_HINT;
+  RETURN format('%s | %s | %s | %s', st, msg, det, hin);
+END $$;
+
+SELECT zonegate._selftest_unwound() AS unwound_before \gset
+SELECT kind, pg_temp.try(kind)
+FROM unnest(ARRAY['cpp', 'zonegate', 'bad_alloc', 'unknown', 'pg', 'palloc', 'nonsense']) AS kind;
+-- Each failing call above unwound exactly one C++ frame holding a heap-owning object.
+SELECT zonegate._selftest_unwound() - :unwound_before AS frames_unwound;
+
+-- The errors as a client sees them, outside any handler.
+SELECT zonegate._selftest_guard('cpp');
+SELECT 1 AS backend_alive;
+SELECT zonegate._selftest_guard('pg');
+SELECT 2 AS backend_alive;
+SELECT zonegate._selftest_guard(NULL) IS NULL AS strict_null;
+
+-- An error in the middle of a transaction aborts it as usual; the next one works.
+BEGIN;
+SELECT zonegate._selftest_guard('zonegate');
+SELECT 1;
+ROLLBACK;
+SELECT zonegate._selftest_guard('ok') AS after_rollback;

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Runs zonegate's suites in order and ends with one line: "tests: N passed, M failed".
+#
+#   tests/run.sh [--build-dir DIR] [--asan-build-dir DIR] [--suites unit,regress,isolation,integration]
+#                [--sanitized]
+#
+# unit         GoogleTest via ctest (pure core and proxy parts)
+# regress      pg_regress over tests/regress/schedule against a throwaway cluster, then a check that
+#              no backend died by a signal
+# isolation    pg_isolation_regress over tests/isolation/specs, when there are any
+# integration  pytest over tests/integration: the real proxy against real Postgres clusters
+# sanitize     with --asan-build-dir: unit and integration again with the ASan+UBSan build
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=build
+ASAN_BUILD_DIR=""
+SUITES="unit,regress,isolation,integration"
+SANITIZED=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --build-dir) BUILD_DIR=$2; shift 2 ;;
+    --asan-build-dir) ASAN_BUILD_DIR=$2; shift 2 ;;
+    --suites) SUITES=$2; shift 2 ;;
+    --sanitized) SANITIZED=1; shift ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+cd "$ROOT"
+ARTIFACTS="$ROOT/tests/.artifacts"
+rm -rf "$ARTIFACTS"
+mkdir -p "$ARTIFACTS"
+
+PG_BINDIR=$(pg_config --bindir)
+PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+SUMMARY=()
+CLUSTER_DIR=""
+
+cleanup() {
+  if [ -n "$CLUSTER_DIR" ]; then tests/lib/pgcluster.sh destroy "$CLUSTER_DIR"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+record() {  # suite passed failed
+  TOTAL_PASSED=$((TOTAL_PASSED + $2))
+  TOTAL_FAILED=$((TOTAL_FAILED + $3))
+  SUMMARY+=("$(printf '%-22s %5d passed, %d failed' "$1" "$2" "$3")")
+  echo "== $1: $2 passed, $3 failed"
+}
+
+sanitizer_env() {
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  export LSAN_OPTIONS="suppressions=$ROOT/tests/lib/lsan.supp"
+}
+
+run_unit() {  # label build_dir
+  local label=$1 dir=$2 xml="$ARTIFACTS/$1.xml"
+  echo "== $label: ctest in $dir"
+  ctest --test-dir "$dir" --output-on-failure --output-junit "$xml" -j2 >"$ARTIFACTS/$label.log" 2>&1
+  local rc=$?
+  tail -n 3 "$ARTIFACTS/$label.log"
+  read -r p f _ < <(tests/lib/junit_count.py "$xml")
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; cat "$ARTIFACTS/$label.log"; fi
+  [ "$f" -gt 0 ] && grep -B2 -A20 -E "Failed|FAILED" "$ARTIFACTS/$label.log" | head -n 80
+  record "$label" "$p" "$f"
+}
+
+start_cluster() {
+  CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zonegate-pg.XXXXXX")
+  tests/lib/pgcluster.sh start "$CLUSTER_DIR" >/dev/null || { echo "could not start Postgres"; return 1; }
+  set -a
+  # shellcheck disable=SC1091
+  . "$CLUSTER_DIR/env"
+  set +a
+}
+
+# Counts "... ok" / "... FAILED" lines of pg_regress-style output.
+count_regress() {  # label logfile rc
+  local p f
+  p=$(grep -cE '\.\.\. ok' "$2" || true)
+  f=$(grep -cE '\.\.\. (FAILED|failed)' "$2" || true)
+  if [ "$3" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  record "$1" "$p" "$f"
+}
+
+run_regress() {
+  local out="$ARTIFACTS/regress"
+  mkdir -p "$out"
+  echo "== regress: pg_regress"
+  "$PGXS_DIR/test/regress/pg_regress" --inputdir=tests/regress --outputdir="$out" \
+    --bindir="$PG_BINDIR" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+    --dbname=zonegate_regress --schedule=tests/regress/schedule >"$out/run.log" 2>&1
+  local rc=$?
+  grep -E '^(test| |ok|not ok|#)' "$out/run.log" | grep -vE '^(=|ALTER|CREATE|DROP|SET)' || true
+  [ -f "$out/regression.diffs" ] && head -n 100 "$out/regression.diffs"
+  count_regress regress "$out/run.log" $rc
+  # A backend that crashed would not fail a test by itself: read the server log.
+  local crashes
+  crashes=$(grep -cE 'terminated by signal|server process .* was terminated' "$CLUSTER_DIR/server.log" || true)
+  if [ "$crashes" -eq 0 ]; then record "server-log" 1 0; else
+    grep -E 'terminated by signal' "$CLUSTER_DIR/server.log" | head; record "server-log" 0 1; fi
+}
+
+run_isolation() {
+  local specs
+  specs=$(cd tests/isolation/specs 2>/dev/null && ls ./*.spec 2>/dev/null | sed 's#^\./##; s#\.spec$##' | sort)
+  if [ -z "$specs" ]; then echo "== isolation: no specs yet"; return; fi
+  local out="$ARTIFACTS/isolation"
+  mkdir -p "$out"
+  echo "== isolation: pg_isolation_regress"
+  # shellcheck disable=SC2086
+  "$PGXS_DIR/test/isolation/pg_isolation_regress" --inputdir=tests/isolation --outputdir="$out" \
+    --bindir="$PG_BINDIR" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+    --dbname=zonegate_isolation --load-extension=zonegate $specs >"$out/run.log" 2>&1
+  local rc=$?
+  grep -E '\.\.\. ' "$out/run.log" || true
+  [ -f "$out/regression.diffs" ] && head -n 100 "$out/regression.diffs"
+  count_regress isolation "$out/run.log" $rc
+}
+
+run_integration() {  # label proxy_binary
+  local label=$1 xml="$ARTIFACTS/$1.xml"
+  echo "== $label: pytest tests/integration (proxy $2)"
+  ZONEGATE_PROXY_BIN="$2" ZONEGATE_ARTIFACTS="$ARTIFACTS" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
+    --junitxml="$xml" tests/integration 2>&1 | tail -n 40
+  read -r p f _ < <(tests/lib/junit_count.py "$xml")
+  record "$label" "$p" "$f"
+}
+
+has() { [[ ",$SUITES," == *",$1,"* ]]; }
+
+if [ $SANITIZED -eq 1 ]; then sanitizer_env; fi
+has unit && run_unit unit "$BUILD_DIR"
+if has regress || has isolation; then
+  if start_cluster; then
+    has regress && run_regress
+    has isolation && run_isolation
+  else
+    record "postgres-cluster" 0 1
+  fi
+  cleanup
+  CLUSTER_DIR=""
+fi
+has integration && run_integration integration "$ROOT/$BUILD_DIR/proxy/zonegate-proxy"
+if [ -n "$ASAN_BUILD_DIR" ]; then
+  sanitizer_env  # only the sanitized binaries read these variables
+  run_unit unit-asan "$ASAN_BUILD_DIR"
+  run_integration integration-asan "$ROOT/$ASAN_BUILD_DIR/proxy/zonegate-proxy"
+fi
+
+echo
+printf '%s\n' "${SUMMARY[@]}"
+echo "tests: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[ "$TOTAL_FAILED" -eq 0 ] && [ "$TOTAL_PASSED" -gt 0 ]

@@ -1,0 +1,182 @@
+// Config loader: values, defaults, ${ENV} expansion, secrets from files, and the exact
+// file:line:col diagnostics a bad file gets.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+
+#include "config/config.hpp"
+#include "config/reader.hpp"
+
+using zonegate::config::load_file;
+using zonegate::config::load_string;
+
+namespace {
+
+std::string first_error(const std::string& yaml) {
+  auto r = load_string(yaml, "test.yaml");
+  return r.errors.empty() ? std::string("<no error>") : r.errors.front().to_string();
+}
+
+}  // namespace
+
+TEST(Config, DefaultsFromEmptyDocument) {
+  auto r = load_string("", "empty.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config.profile, "dev");
+  EXPECT_EQ(r.config.server.port, 8080);
+  EXPECT_EQ(r.config.server.host, "127.0.0.1");
+  EXPECT_EQ(r.config.server.idle_timeout_ms, 60000);
+}
+
+TEST(Config, ReadsValuesWithUnits) {
+  auto r = load_string(
+      "profile: prod\n"
+      "server:\n"
+      "  host: 0.0.0.0\n"
+      "  port: 9090\n"
+      "  workers: 3\n"
+      "  header_timeout: 1500ms\n"
+      "  idle_timeout: 2m\n"
+      "  max_body_bytes: 64KiB\n"
+      "log:\n"
+      "  level: debug\n",
+      "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.config.profile, "prod");
+  EXPECT_EQ(r.config.server.host, "0.0.0.0");
+  EXPECT_EQ(r.config.server.port, 9090);
+  EXPECT_EQ(r.config.server.workers, 3);
+  EXPECT_EQ(r.config.server.header_timeout_ms, 1500);
+  EXPECT_EQ(r.config.server.idle_timeout_ms, 120000);
+  EXPECT_EQ(r.config.server.max_body_bytes, 65536);
+  EXPECT_EQ(r.config.log.level, "debug");
+}
+
+// The table of bad files and the exact error each one gives.
+struct BadCase {
+  const char* yaml;
+  const char* error;
+};
+
+class BadConfig : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadConfig, GivesExactError) {
+  EXPECT_EQ(first_error(GetParam().yaml), GetParam().error);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, BadConfig,
+    ::testing::Values(
+        BadCase{"server:\n  port: [1, 2\n",
+                "test.yaml:3:1: invalid YAML: end of sequence flow not found"},
+        BadCase{"server:\n  port: eighty\n",
+                "test.yaml:2:9: server.port: expected an integer, got \"eighty\""},
+        BadCase{"server:\n  port: 70000\n",
+                "test.yaml:2:9: server.port: 70000 is out of range [0, 65535]"},
+        BadCase{"server:\n  portt: 80\n",
+                "test.yaml:2:3: unknown key \"portt\" in server (did you mean \"port\"?)"},
+        BadCase{"servr:\n  port: 80\n",
+                "test.yaml:1:1: unknown key \"servr\" (did you mean \"server\"?)"},
+        BadCase{"profile: staging\n",
+                "test.yaml:1:10: profile: \"staging\" is not one of dev, prod"},
+        BadCase{
+            "server:\n  idle_timeout: 10\n",
+            "test.yaml:2:17: server.idle_timeout: expected a duration such as 250ms, 10s, 5m or "
+            "1h, got \"10\""},
+        BadCase{"server:\n  max_body_bytes: lots\n",
+                "test.yaml:2:19: server.max_body_bytes: expected a size such as 65536, 64KiB or "
+                "256MiB, got \"lots\""},
+        BadCase{"server: 8080\n", "test.yaml:1:9: server must be a mapping of key: value"},
+        BadCase{"server:\n  host: [a]\n",
+                "test.yaml:2:9: server.host: expected a single value, got a list"},
+        BadCase{"log:\n  access_log: maybe\n",
+                "test.yaml:2:15: log.access_log: expected true or false, got \"maybe\""},
+        BadCase{
+            "database:\n  conninfo: ${ZONEGATE_TEST_SURELY_UNSET}\n",
+            "test.yaml:2:13: database.conninfo: environment variable ZONEGATE_TEST_SURELY_UNSET "
+            "is not set (write ${ZONEGATE_TEST_SURELY_UNSET:-default} to give a default)"},
+        BadCase{
+            "database:\n  conninfo: x\n  conninfo_file: /nonexistent\n",
+            "test.yaml:3:18: database.conninfo: give either conninfo or conninfo_file, not both"},
+        BadCase{"database:\n  conninfo_file: /nonexistent/zonegate-secret\n",
+                "test.yaml:2:18: database.conninfo_file: cannot read /nonexistent/zonegate-secret: "
+                "No such file or directory"},
+        BadCase{"server:\n  port: 1\n  port: 2\n",
+                "test.yaml:3:3: duplicate key \"port\" in server"},
+        BadCase{"- a\n- b\n", "test.yaml:1:1: the document must be a mapping of key: value"}));
+
+TEST(Config, ReportsEveryProblemNotJustTheFirst) {
+  auto r = load_string("server:\n  port: x\n  workers: -1\nbogus: 1\n", "t.yaml");
+  ASSERT_EQ(r.errors.size(), 3u);
+}
+
+TEST(Config, MissingFileIsAnErrorWithoutPosition) {
+  auto r = load_file("/nonexistent/zonegate.yaml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].to_string(),
+            "/nonexistent/zonegate.yaml: cannot read config file: No such file or directory");
+}
+
+TEST(Config, ExpandsEnvironmentWithDefaults) {
+  setenv("ZG_TEST_PORT", "7001", 1);
+  unsetenv("ZG_TEST_HOST");
+  auto r = load_string("server:\n  port: ${ZG_TEST_PORT}\n  host: ${ZG_TEST_HOST:-127.0.0.2}\n",
+                       "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.config.server.port, 7001);
+  EXPECT_EQ(r.config.server.host, "127.0.0.2");
+}
+
+TEST(Config, SecretFromFileDropsTrailingNewline) {
+  std::string path = ::testing::TempDir() + "zonegate-conninfo";
+  std::ofstream(path) << "host=/tmp dbname=x\n";
+  auto r = load_string("database:\n  conninfo_file: " + path + "\n", "t.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.config.database.conninfo, "host=/tmp dbname=x");
+  std::remove(path.c_str());
+}
+
+TEST(EnvExpansion, Cases) {
+  using zonegate::config::expand_env;
+  std::string out, err;
+  setenv("ZG_A", "alpha", 1);
+  setenv("ZG_EMPTY", "", 1);
+  EXPECT_TRUE(expand_env("x${ZG_A}y", out, err));
+  EXPECT_EQ(out, "xalphay");
+  EXPECT_TRUE(expand_env("$${ZG_A}", out, err));
+  EXPECT_EQ(out, "${ZG_A}");
+  EXPECT_TRUE(expand_env("${ZG_EMPTY:-d}", out, err));
+  EXPECT_EQ(out, "d");
+  EXPECT_TRUE(expand_env("${ZG_EMPTY}", out, err));
+  EXPECT_EQ(out, "");
+  EXPECT_TRUE(expand_env("cost $5", out, err));
+  EXPECT_EQ(out, "cost $5");
+  EXPECT_FALSE(expand_env("${ZG_A", out, err));
+  EXPECT_EQ(err, "unterminated ${...} reference");
+  EXPECT_FALSE(expand_env("${1BAD}", out, err));
+}
+
+TEST(Units, DurationsAndSizes) {
+  using zonegate::config::parse_bytes;
+  using zonegate::config::parse_duration_ms;
+  int64_t v = 0;
+  EXPECT_TRUE(parse_duration_ms("250ms", v));
+  EXPECT_EQ(v, 250);
+  EXPECT_TRUE(parse_duration_ms("1.5s", v));
+  EXPECT_EQ(v, 1500);
+  EXPECT_TRUE(parse_duration_ms("2h", v));
+  EXPECT_EQ(v, 7200000);
+  EXPECT_FALSE(parse_duration_ms("10", v));
+  EXPECT_FALSE(parse_duration_ms("-1s", v));
+  EXPECT_FALSE(parse_duration_ms("s", v));
+  EXPECT_TRUE(parse_bytes("1MiB", v));
+  EXPECT_EQ(v, 1048576);
+  EXPECT_TRUE(parse_bytes("5MB", v));
+  EXPECT_EQ(v, 5000000);
+  EXPECT_TRUE(parse_bytes("4096", v));
+  EXPECT_EQ(v, 4096);
+  EXPECT_FALSE(parse_bytes("9999999999999GiB", v));
+  EXPECT_FALSE(parse_bytes("-5", v));
+}
