@@ -7,6 +7,7 @@ extern "C" {
 #include "utils/builtins.h"
 }
 
+#include "pg/cache.hpp"
 #include "pg/guard.hpp"
 
 extern "C" {
@@ -14,8 +15,10 @@ PG_MODULE_MAGIC;
 
 PGDLLEXPORT void _PG_init(void);
 
-// Registers each module's hooks; no work happens in static constructors.
-void _PG_init(void) {}
+// Registers each module's GUCs and callbacks; no work happens in static constructors.
+void _PG_init(void) {
+  zonegate::pg::cache_init();
+}
 }
 
 namespace {

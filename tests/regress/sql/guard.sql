@@ -1,6 +1,8 @@
 -- The C/C++ boundary guards: every kind of failure raised from C++ becomes a clean SQL ERROR
 -- with the right SQLSTATE, the backend survives, and C++ frames are unwound.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS zonegate;
+RESET client_min_messages;
 \set SHOW_CONTEXT never
 
 SELECT zonegate.version() ~ '^[0-9]+\.[0-9]+\.[0-9]+$' AS version_ok;

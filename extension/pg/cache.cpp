@@ -1,0 +1,320 @@
+// The per-backend cache; see cache.hpp. Invalidation callbacks only bump generation counters:
+// they can run inside our own rebuild (any lock acquisition accepts invalidations), so freeing
+// data there would pull it from under the code using it. Data is dropped at the next access.
+#include "pg/cache.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <list>
+#include <unordered_map>
+
+#include "core/context.hpp"
+#include "core/error.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/xact.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/timestamp.h"
+}
+
+#include "pg/catalog.hpp"
+#include "pg/datum.hpp"
+#include "pg/guard.hpp"
+#include "pg/loader.hpp"
+
+namespace zonegate::pg {
+
+namespace {
+
+using UserList = std::list<std::pair<std::string, UserEntry>>;
+
+struct State {
+  // Invalidation generations: bumped by callbacks, compared at access.
+  uint64_t zones_gen = 1;
+  uint64_t users_gen = 1;
+  uint64_t tree_gen = 0;       // zones_gen the tree was built at
+  uint64_t user_list_gen = 0;  // users_gen + zones_gen the user entries belong to
+  bool txn_local = false;      // something was built from a statement snapshot
+  std::shared_ptr<const core::ZoneTree> tree;
+  int64_t version = 0;
+  UserList users;
+  std::unordered_map<std::string, UserList::iterator> user_index;
+  size_t user_bytes = 0;
+  CacheCounters zc, uc;
+  // Once-per-statement invalidation check.
+  TimestampTz last_statement = 0;
+  LocalTransactionId last_lxid = InvalidLocalTransactionId;
+  // The current user fast path.
+  std::string current_uid;
+  const UserEntry* current_entry = nullptr;
+  uint64_t current_gen = 0;
+  UserEntry scratch;  // an entry answered but not cached
+  // request.jwt.claims parse cache.
+  std::string claims_text;
+  std::optional<std::string> claims_sub;
+};
+
+State* g_state = nullptr;
+char* g_user_id_guc = nullptr;
+int g_user_cache_kb = 4096;
+
+State& state() {
+  if (g_state == nullptr) g_state = new State();  // lives for the backend's lifetime
+  return *g_state;
+}
+
+uint64_t epoch(const State& s) {
+  return s.zones_gen * 1'000'003ULL + s.users_gen;
+}
+
+void relcache_callback(Datum, Oid relid) {
+  if (g_state == nullptr) return;
+  State& s = *g_state;
+  if (relid == InvalidOid) {  // everything (e.g. sinval queue overflow)
+    ++s.zones_gen;
+    ++s.users_gen;
+    ++s.zc.invalidations;
+    ++s.uc.invalidations;
+    forget_relations();
+    return;
+  }
+  switch (which_relation(relid)) {
+    case 'z':
+      ++s.zones_gen;
+      ++s.zc.invalidations;
+      forget_relations();
+      break;
+    case 'r':
+    case 'u':
+    case 'g':
+      ++s.users_gen;
+      ++s.uc.invalidations;
+      forget_relations();
+      break;
+    default:
+      break;
+  }
+}
+
+void xact_callback(XactEvent event, void*) {
+  // Caches built from a statement snapshot (parallel mode) are good for this transaction only.
+  if (g_state == nullptr || !g_state->txn_local) return;
+  if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+      event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) {
+    ++g_state->zones_gen;
+    ++g_state->users_gen;
+    g_state->txn_local = false;
+  }
+}
+
+void drop_users(State& s) {
+  s.users.clear();
+  s.user_index.clear();
+  s.user_bytes = 0;
+  s.current_entry = nullptr;
+  s.current_uid.clear();
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void ensure_tree(State& s) {
+  if (s.tree && s.tree_gen == s.zones_gen) return;
+  ++s.zc.misses;
+  auto t0 = std::chrono::steady_clock::now();
+  // An invalidation that arrives while we read (our own lock acquisitions accept them) makes the
+  // result suspect: read again. Bounded; a result that stays suspect is used once, not kept.
+  for (int attempt = 0;; ++attempt) {
+    uint64_t gen = s.zones_gen;
+    s.tree.reset();  // free the old tree before building the new one: peak memory stays at one
+    LoadedTree loaded = load_tree();
+    s.tree = std::move(loaded.tree);
+    s.version = loaded.version;
+    s.txn_local = s.txn_local || loaded.statement_snapshot;
+    if (s.zones_gen == gen) {
+      s.tree_gen = gen;
+      break;
+    }
+    if (attempt == 2) {
+      s.tree_gen = 0;
+      break;
+    }
+  }
+  ++s.zc.rebuilds;
+  s.zc.last_rebuild_ms = ms_since(t0);
+  s.zc.last_rebuild_at = pg_call([] { return GetCurrentTimestamp(); });
+}
+
+void sync_users(State& s) {
+  uint64_t gen = epoch(s);
+  if (s.user_list_gen != gen) {
+    drop_users(s);
+    s.user_list_gen = gen;
+  }
+}
+
+size_t entry_bytes(const std::string& key, const UserEntry& e) {
+  return sizeof(UserList::value_type) + 64 /* index node */ + key.capacity() * 2 +
+         e.context_jsonb.capacity() + e.scope.memory_bytes();
+}
+
+void evict(State& s, size_t limit) {
+  // Never evicts the most recent entry: the caller is about to use it.
+  while (s.user_bytes > limit && s.users.size() > 1) {
+    auto& victim = s.users.back();
+    s.user_bytes -= victim.second.bytes;
+    if (s.current_entry == &victim.second) s.current_entry = nullptr;
+    s.user_index.erase(victim.first);
+    s.users.pop_back();
+  }
+}
+
+const UserEntry& load_entry(State& s, const std::string& user_id) {
+  ++s.uc.misses;
+  auto t0 = std::chrono::steady_clock::now();
+  UserEntry entry;
+  bool suspect = false;
+  for (int attempt = 0;; ++attempt) {
+    ensure_tree(s);
+    uint64_t gen = epoch(s);
+    std::optional<core::UserRecord> rec = load_user(user_id);
+    suspect = epoch(s) != gen;
+    if (suspect && attempt < 2) continue;  // changed while we read: read again
+    entry = UserEntry();
+    entry.visible = rec.has_value() && rec->active;
+    if (entry.visible) {
+      entry.scope = core::scope_for(*s.tree, *rec);
+      int64_t version = load_version();
+      entry.context_jsonb =
+          jsonb_bytes(core::build_context_json(*s.tree, *rec, entry.scope, version));
+    }
+    break;
+  }
+  sync_users(s);  // a rebuild above may have made the existing entries stale
+  ++s.uc.rebuilds;
+  s.uc.last_rebuild_ms = ms_since(t0);
+  s.uc.last_rebuild_at = pg_call([] { return GetCurrentTimestamp(); });
+  entry.bytes = entry_bytes(user_id, entry);
+  if (suspect) {
+    // Still changing under us after three reads: answer this call, cache nothing.
+    s.scratch = std::move(entry);
+    return s.scratch;
+  }
+  s.users.emplace_front(user_id, std::move(entry));
+  s.user_index[user_id] = s.users.begin();
+  s.user_bytes += s.users.front().second.bytes;
+  evict(s, static_cast<size_t>(g_user_cache_kb) * 1024);
+  return s.users.front().second;
+}
+
+const UserEntry& find_or_load(State& s, const std::string& user_id) {
+  ensure_tree(s);
+  sync_users(s);
+  auto it = s.user_index.find(user_id);
+  if (it != s.user_index.end()) {
+    ++s.uc.hits;
+    if (it->second != s.users.begin()) s.users.splice(s.users.begin(), s.users, it->second);
+    return it->second->second;
+  }
+  return load_entry(s, user_id);
+}
+
+}  // namespace
+
+void cache_init() {
+  DefineCustomStringVariable(
+      "zonegate.user_id", "The user on whose behalf this transaction runs.",
+      "Read by zonegate.current_user_id(), current_zones() and can_access_current(). When empty, "
+      "the \"sub\" claim of request.jwt.claims (PostgREST) is used.",
+      &g_user_id_guc, "", PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("zonegate.user_cache_size", "Memory for cached user entries per backend.",
+                          nullptr, &g_user_cache_kb, 4096, 0, 1024 * 1024, PGC_USERSET, GUC_UNIT_KB,
+                          nullptr, nullptr, nullptr);
+  MarkGUCPrefixReserved("zonegate");
+  CacheRegisterRelcacheCallback(relcache_callback, (Datum)0);
+  RegisterXactCallback(xact_callback, nullptr);
+}
+
+void cache_begin_call() {
+  State& s = state();
+  TimestampTz ts = GetCurrentStatementStartTimestamp();
+  LocalTransactionId lxid = MyProc->lxid;
+  if (ts == s.last_statement && lxid == s.last_lxid) return;
+  s.last_statement = ts;
+  s.last_lxid = lxid;
+  pg_call([] { AcceptInvalidationMessages(); });
+}
+
+const core::ZoneTree& cache_tree() {
+  State& s = state();
+  ensure_tree(s);
+  ++s.zc.hits;
+  return *s.tree;
+}
+
+int64_t cache_version() {
+  State& s = state();
+  ensure_tree(s);
+  return s.version;
+}
+
+const UserEntry& cache_user(const std::string& user_id) {
+  return find_or_load(state(), user_id);
+}
+
+std::optional<std::string> current_user_id() {
+  if (g_user_id_guc != nullptr && g_user_id_guc[0] != '\0') return std::string(g_user_id_guc);
+  const char* claims = pg_call([] { return GetConfigOption("request.jwt.claims", true, false); });
+  if (claims == nullptr || claims[0] == '\0') return std::nullopt;
+  State& s = state();
+  if (s.claims_text != claims) {
+    s.claims_text = claims;
+    s.claims_sub = core::claims_subject(s.claims_text);
+  }
+  return s.claims_sub;
+}
+
+const UserEntry* cache_current_user() {
+  State& s = state();
+  // Hot path (per-row RLS checks): same user, nothing invalidated since, no allocation.
+  if (s.current_entry != nullptr && s.current_gen == epoch(s) && g_user_id_guc != nullptr &&
+      g_user_id_guc[0] != '\0' && s.current_uid == g_user_id_guc && s.tree_gen == s.zones_gen) {
+    ++s.uc.hits;
+    return s.current_entry;
+  }
+  std::optional<std::string> uid = current_user_id();
+  if (!uid) return nullptr;
+  const UserEntry& e = find_or_load(s, *uid);
+  s.current_uid = *uid;
+  s.current_entry = &e;
+  s.current_gen = epoch(s);
+  return &e;
+}
+
+CacheStats cache_stats() {
+  State& s = state();
+  CacheStats st;
+  st.zones = s.zc;
+  st.users = s.uc;
+  if (s.tree) {
+    st.zone_count = static_cast<int64_t>(s.tree->size());
+    st.zone_bytes = static_cast<int64_t>(s.tree->memory_bytes());
+  }
+  st.user_entries = static_cast<int64_t>(s.users.size());
+  st.user_bytes = static_cast<int64_t>(s.user_bytes);
+  return st;
+}
+
+void cache_reset() {
+  State& s = state();
+  ++s.zones_gen;
+  ++s.users_gen;
+  s.tree.reset();
+  drop_users(s);
+}
+
+}  // namespace zonegate::pg

@@ -1,0 +1,64 @@
+// The per-backend cache: the compiled zone tree and an LRU of user entries (scope + context
+// document). It is invalidated through Postgres' relcache messages, which makes it transactional:
+// a committed change reaches every backend's next statement, a rolled-back one never does. See
+// docs/ARCHITECTURE.md, "The cache and its invalidation".
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/scope.hpp"
+#include "core/zone_tree.hpp"
+
+namespace zonegate::pg {
+
+// What the cache knows about one user id.
+struct UserEntry {
+  bool visible = false;  // exists and is active; false means NULL context and no access
+  core::Scope scope;
+  std::string context_jsonb;  // the user_context() result as jsonb varlena bytes
+  size_t bytes = 0;
+};
+
+struct CacheCounters {
+  int64_t hits = 0;
+  int64_t misses = 0;
+  int64_t invalidations = 0;
+  int64_t rebuilds = 0;
+  double last_rebuild_ms = 0;
+  int64_t last_rebuild_at = 0;  // Postgres TimestampTz, 0 if never
+};
+
+struct CacheStats {
+  CacheCounters zones, users;
+  int64_t zone_count = 0;
+  int64_t zone_bytes = 0;
+  int64_t user_entries = 0;
+  int64_t user_bytes = 0;
+};
+
+// Registers the relcache callback; called from _PG_init.
+void cache_init();
+// Processes invalidations once per statement, so a change committed elsewhere is seen by this
+// backend's next statement even inside a transaction block.
+void cache_begin_call();
+// The compiled tree (built on first use and after zones change).
+const core::ZoneTree& cache_tree();
+// The tree's data version (zonegate.change_seq when it was read).
+int64_t cache_version();
+// The cached entry for a user id (loaded on a miss). The reference is valid until the next
+// cache call.
+const UserEntry& cache_user(const std::string& user_id);
+// The entry for the current request's user (zonegate.user_id, else request.jwt.claims' sub),
+// or nullptr when there is none. Fast path for per-row RLS checks: no allocation on a hit.
+const UserEntry* cache_current_user();
+// The current request's user id, if any.
+std::optional<std::string> current_user_id();
+CacheStats cache_stats();
+// Drops everything (zonegate.cache_reset()).
+void cache_reset();
+
+}  // namespace zonegate::pg

@@ -1,0 +1,30 @@
+// Conversions between Postgres datums and C++ values, each one guarded (pg_call), so C++ code
+// never calls an ereport-ing function directly. Include after postgres.h is not needed: this
+// header only uses forward-declared types.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pg/guard.hpp"
+
+namespace zonegate::pg {
+
+// Argument n as text, copied out of the (possibly toasted) datum.
+std::string text_arg(FunctionCallInfo fcinfo, int n);
+// Argument n as a bigint[]; NULL elements are skipped. Errors on multidimensional arrays.
+std::vector<int64_t> int8_array_arg(FunctionCallInfo fcinfo, int n);
+bool arg_is_null(FunctionCallInfo fcinfo, int n);
+
+// Results: palloc'd in the function's memory context.
+Datum text_datum(std::string_view s);
+Datum int8_array_datum(const std::vector<int64_t>& values);
+// A copy of stored varlena bytes (e.g. a cached jsonb value).
+Datum varlena_copy(const std::string& bytes);
+// Parses JSON text into jsonb and returns its varlena bytes (for caching).
+std::string jsonb_bytes(const std::string& json);
+
+}  // namespace zonegate::pg

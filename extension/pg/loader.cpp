@@ -1,0 +1,269 @@
+// Table reads; see loader.hpp. Postgres work happens in C-style lambdas under pg_call that copy
+// rows into palloc'd arrays; the C++ structures are built afterwards, outside any PG_TRY.
+#include "pg/loader.hpp"
+
+#include <cstring>
+#include <vector>
+
+extern "C" {
+#include "postgres.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_type_d.h"
+#include "commands/sequence.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+}
+
+#include "pg/catalog.hpp"
+#include "pg/guard.hpp"
+
+namespace zonegate::pg {
+
+namespace {
+
+// The snapshot caches are built from: the latest one, except in parallel mode, where Postgres
+// forbids taking a new snapshot and the statement's own is used.
+Snapshot cache_snapshot(bool* statement_snapshot) {
+  if (IsInParallelMode()) {
+    *statement_snapshot = true;
+    return RegisterSnapshot(GetActiveSnapshot());
+  }
+  *statement_snapshot = false;
+  return RegisterSnapshot(GetLatestSnapshot());
+}
+
+struct RawZones {
+  int n = 0;
+  int cap = 0;
+  int64* ids = nullptr;
+  int64* parents = nullptr;
+  bool* has_parent = nullptr;
+  char** codes = nullptr;
+  char** names = nullptr;
+  char** levels = nullptr;
+  bool statement_snapshot = false;
+};
+
+void grow(RawZones* z) {
+  int cap = z->cap == 0 ? 1024 : z->cap * 2;
+  auto resize = [&](void* p, size_t elem) {
+    return p == nullptr ? palloc(elem * static_cast<size_t>(cap))
+                        : repalloc(p, elem * static_cast<size_t>(cap));
+  };
+  z->ids = static_cast<int64*>(resize(z->ids, sizeof(int64)));
+  z->parents = static_cast<int64*>(resize(z->parents, sizeof(int64)));
+  z->has_parent = static_cast<bool*>(resize(z->has_parent, sizeof(bool)));
+  z->codes = static_cast<char**>(resize(z->codes, sizeof(char*)));
+  z->names = static_cast<char**>(resize(z->names, sizeof(char*)));
+  z->levels = static_cast<char**>(resize(z->levels, sizeof(char*)));
+  z->cap = cap;
+}
+
+AttrNumber attnum(Oid rel, const char* name) {
+  AttrNumber a = get_attnum(rel, name);
+  if (a == InvalidAttrNumber) {
+    ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                    errmsg("zonegate.zones has no column \"%s\"", name)));
+  }
+  return a;
+}
+
+void scan_zones(Oid relid, RawZones* out) {
+  AttrNumber a_id = attnum(relid, "id"), a_parent = attnum(relid, "parent_id"),
+             a_code = attnum(relid, "code"), a_name = attnum(relid, "name"),
+             a_level = attnum(relid, "level");
+  Relation rel = table_open(relid, AccessShareLock);
+  Snapshot snap = cache_snapshot(&out->statement_snapshot);
+  TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
+  TupleTableSlot* slot = table_slot_create(rel, nullptr);
+  while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+    if (out->n == out->cap) grow(out);
+    bool isnull = false;
+    int i = out->n++;
+    out->ids[i] = DatumGetInt64(slot_getattr(slot, a_id, &isnull));
+    Datum parent = slot_getattr(slot, a_parent, &isnull);
+    out->has_parent[i] = !isnull;
+    out->parents[i] = isnull ? 0 : DatumGetInt64(parent);
+    out->codes[i] = TextDatumGetCString(slot_getattr(slot, a_code, &isnull));
+    out->names[i] = TextDatumGetCString(slot_getattr(slot, a_name, &isnull));
+    out->levels[i] = TextDatumGetCString(slot_getattr(slot, a_level, &isnull));
+  }
+  ExecDropSingleTupleTableSlot(slot);
+  table_endscan(scan);
+  UnregisterSnapshot(snap);
+  table_close(rel, NoLock);  // keep the lock until the transaction ends, as the executor does
+}
+
+}  // namespace
+
+int64_t load_version() {
+  Oid seq = relations().change_seq;
+  return pg_call([seq] {
+    // pg_sequence_last_value returns NULL before the first nextval; treat that as 0.
+    LOCAL_FCINFO(fcinfo, 1);
+    InitFunctionCallInfoData(*fcinfo, nullptr, 1, InvalidOid, nullptr, nullptr);
+    fcinfo->args[0].value = ObjectIdGetDatum(seq);
+    fcinfo->args[0].isnull = false;
+    Datum d = pg_sequence_last_value(fcinfo);
+    return fcinfo->isnull ? int64{0} : static_cast<int64_t>(DatumGetInt64(d));
+  });
+}
+
+LoadedTree load_tree() {
+  const Relations& rel = relations();
+  Oid relid = rel.zones;
+  RawZones raw;
+  pg_call([relid, &raw] { scan_zones(relid, &raw); });
+  std::vector<core::ZoneInput> rows(static_cast<size_t>(raw.n));
+  for (int i = 0; i < raw.n; ++i) {
+    core::ZoneInput& z = rows[static_cast<size_t>(i)];
+    z.id = raw.ids[i];
+    z.parent_id = raw.parents[i];
+    z.has_parent = raw.has_parent[i];
+    z.code = raw.codes[i];
+    z.name = raw.names[i];
+    z.level = raw.levels[i];
+  }
+  LoadedTree out;
+  out.tree = core::ZoneTree::build(rows);
+  out.version = load_version();
+  out.statement_snapshot = raw.statement_snapshot;
+  return out;
+}
+
+namespace {
+
+SPIPlanPtr g_user_plan = nullptr;
+
+constexpr const char* kUserQuery =
+    "SELECT u.email, u.display_name, u.role, u.active, u.attributes::pg_catalog.text, "
+    "       r.permissions, r.sees_all, "
+    "       ARRAY(SELECT g.zone_id FROM zonegate.user_zones g "
+    "             WHERE g.user_id OPERATOR(pg_catalog.=) u.user_id) "
+    "FROM zonegate.users u JOIN zonegate.roles r ON r.name OPERATOR(pg_catalog.=) u.role "
+    "WHERE u.user_id OPERATOR(pg_catalog.=) $1";
+
+struct RawUser {
+  bool found = false;
+  char* email = nullptr;  // nullptr for SQL NULL
+  char* display_name = nullptr;
+  char* role = nullptr;
+  bool active = false;
+  char* attributes = nullptr;
+  int n_permissions = 0;
+  char** permissions = nullptr;
+  bool sees_all = false;
+  int n_grants = 0;
+  int64* grants = nullptr;
+};
+
+char* copy_text_col(HeapTuple tup, TupleDesc td, int col) {
+  bool isnull = false;
+  Datum d = SPI_getbinval(tup, td, col, &isnull);
+  return isnull ? nullptr : TextDatumGetCString(d);
+}
+
+void query_user(const char* user_id, Oid owner, RawUser* out) {
+  MemoryContext caller = CurrentMemoryContext;
+  Oid save_user;
+  int save_sec;
+  GetUserIdAndSecContext(&save_user, &save_sec);
+  // Internal reads run as the tables' owner, so callers need no SELECT privilege on them.
+  SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+  bool statement_snapshot = false;
+  Snapshot snap = nullptr;
+  PG_TRY();
+  {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "zonegate: SPI_connect failed");
+    if (g_user_plan == nullptr) {
+      Oid argtypes[1] = {TEXTOID};
+      SPIPlanPtr plan = SPI_prepare(kUserQuery, 1, argtypes);
+      if (plan == nullptr) elog(ERROR, "zonegate: cannot prepare the user query");
+      SPI_keepplan(plan);
+      g_user_plan = plan;
+    }
+    snap = cache_snapshot(&statement_snapshot);
+    Datum args[1] = {CStringGetTextDatum(user_id)};
+    int rc =
+        SPI_execute_snapshot(g_user_plan, args, nullptr, snap, InvalidSnapshot, true, false, 1);
+    if (rc != SPI_OK_SELECT)
+      elog(ERROR, "zonegate: user query failed: %s", SPI_result_code_string(rc));
+    if (SPI_processed == 1) {
+      HeapTuple tup = SPI_tuptable->vals[0];
+      TupleDesc td = SPI_tuptable->tupdesc;
+      MemoryContext spi = MemoryContextSwitchTo(caller);  // results outlive SPI_finish
+      out->found = true;
+      out->email = copy_text_col(tup, td, 1);
+      out->display_name = copy_text_col(tup, td, 2);
+      out->role = copy_text_col(tup, td, 3);
+      bool isnull = false;
+      out->active = DatumGetBool(SPI_getbinval(tup, td, 4, &isnull));
+      out->attributes = copy_text_col(tup, td, 5);
+      Datum perms = SPI_getbinval(tup, td, 6, &isnull);
+      if (!isnull) {
+        Datum* elems;
+        bool* nulls;
+        int n;
+        deconstruct_array(DatumGetArrayTypeP(perms), TEXTOID, -1, false, TYPALIGN_INT, &elems,
+                          &nulls, &n);
+        out->permissions = static_cast<char**>(palloc(sizeof(char*) * static_cast<size_t>(n + 1)));
+        for (int i = 0; i < n; ++i) {
+          if (!nulls[i]) out->permissions[out->n_permissions++] = TextDatumGetCString(elems[i]);
+        }
+      }
+      out->sees_all = DatumGetBool(SPI_getbinval(tup, td, 7, &isnull));
+      Datum grants = SPI_getbinval(tup, td, 8, &isnull);
+      if (!isnull) {
+        Datum* elems;
+        bool* nulls;
+        int n;
+        deconstruct_array(DatumGetArrayTypeP(grants), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+                          &elems, &nulls, &n);
+        out->grants = static_cast<int64*>(palloc(sizeof(int64) * static_cast<size_t>(n + 1)));
+        for (int i = 0; i < n; ++i) {
+          if (!nulls[i]) out->grants[out->n_grants++] = DatumGetInt64(elems[i]);
+        }
+      }
+      MemoryContextSwitchTo(spi);
+    }
+    UnregisterSnapshot(snap);
+    snap = nullptr;
+    SPI_finish();
+  }
+  PG_FINALLY();
+  { SetUserIdAndSecContext(save_user, save_sec); }
+  PG_END_TRY();
+}
+
+}  // namespace
+
+std::optional<core::UserRecord> load_user(const std::string& user_id) {
+  Oid owner = relations().owner;
+  const char* uid = user_id.c_str();
+  RawUser raw;
+  pg_call([uid, owner, &raw] { query_user(uid, owner, &raw); });
+  if (!raw.found) return std::nullopt;
+  core::UserRecord u;
+  u.user_id = user_id;
+  if (raw.email) u.email = raw.email;
+  if (raw.display_name) u.display_name = raw.display_name;
+  u.role = raw.role ? raw.role : "";
+  u.active = raw.active;
+  u.attributes_json = raw.attributes ? raw.attributes : "{}";
+  for (int i = 0; i < raw.n_permissions; ++i)
+    u.permissions.emplace_back(raw.permissions[i]);
+  u.sees_all = raw.sees_all;
+  u.grants.assign(raw.grants, raw.grants + raw.n_grants);
+  return u;
+}
+
+}  // namespace zonegate::pg

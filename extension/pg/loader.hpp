@@ -1,0 +1,31 @@
+// Reads zonegate's tables into the core's structures. Every read uses the latest snapshot (taken
+// after pending invalidations were accepted), so a cache built from it is never older than the
+// invalidations this backend has seen; see docs/ARCHITECTURE.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/context.hpp"
+#include "core/zone_tree.hpp"
+
+namespace zonegate::pg {
+
+struct LoadedTree {
+  std::shared_ptr<const core::ZoneTree> tree;
+  int64_t version = 0;      // zonegate.change_seq when read
+  bool statement_snapshot;  // read with the statement's snapshot (parallel mode): transaction-local
+};
+
+// Scans zonegate.zones and compiles the tree.
+LoadedTree load_tree();
+
+// Reads one user with role and grants; nullopt when there is no such user.
+std::optional<core::UserRecord> load_user(const std::string& user_id);
+
+// zonegate.change_seq's last value (0 before any change).
+int64_t load_version();
+
+}  // namespace zonegate::pg
