@@ -8,6 +8,8 @@ PG_CONFIG ?= pg_config
 JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 ASAN_BUILD_DIR ?= build-asan
+FUZZ_BUILD_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] && echo "" || echo sudo)
 
 # Debian packages the build, the test suites and the demo need.
@@ -21,7 +23,7 @@ APT_BENCH_PACKAGES := nginx-light pgbouncer postgresql-15-postgis-3 libgeos++-de
   python3-fastapi python3-uvicorn python3-asyncpg
 
 .PHONY: build extension proxy install deps deps-bench npm-deps test test-unit test-sanitize \
-        demo demo-stop bench format lint clean help
+        fuzz fuzz-build demo demo-stop bench format lint clean help
 
 help:
 	@echo "make deps        install missing Debian and npm packages"
@@ -29,6 +31,7 @@ help:
 	@echo "make install     install the extension into PostgreSQL"
 	@echo "make test        deps, build, install, then every suite"
 	@echo "make test-sanitize  proxy and core suites under ASan+UBSan"
+	@echo "make fuzz        every libFuzzer target for FUZZ_SECONDS (default 60) each"
 	@echo "make demo        deps, build, run the embedded default; make demo-stop stops it"
 	@echo "make bench       benchmarks against their peers (not part of CI)"
 	@echo "make format | lint | clean"
@@ -72,12 +75,23 @@ install: extension
 	$(SUDO) $(MAKE) -C extension PG_CONFIG=$(PG_CONFIG) install >/dev/null
 	@echo "installed the zonegate extension into $$($(PG_CONFIG) --sharedir)/extension"
 
-# Every suite, in order: unit (ctest), pg_regress, isolation, integration, then the
-# sanitizer build of the proxy and the core. Ends with "tests: N passed, M failed".
-test: deps build install
+# Every suite, in order: unit (ctest), pg_regress, isolation, integration, the sanitizer build
+# of the proxy and the core, and a short run of every fuzzer. Ends with
+# "tests: N passed, M failed".
+test: deps build install fuzz-build
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DZONEGATE_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
-	tests/run.sh --build-dir $(BUILD_DIR) --asan-build-dir $(ASAN_BUILD_DIR)
+	FUZZ_SECONDS=15 tests/run.sh --build-dir $(BUILD_DIR) --asan-build-dir $(ASAN_BUILD_DIR) \
+	  --fuzz-build-dir $(FUZZ_BUILD_DIR)
+
+# libFuzzer targets (clang-14) for the parsers: GeoJSON, YAML config, ...
+fuzz-build:
+	CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug \
+	  -DZONEGATE_FUZZ=ON -DZONEGATE_TESTS=OFF >/dev/null
+	cmake --build $(FUZZ_BUILD_DIR) -j$(JOBS) --target $$(sed -n 's/^add_executable(\([a-z_]*_fuzz\).*/\1/p' tests/fuzz/CMakeLists.txt)
+
+fuzz: deps fuzz-build
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh --suites fuzz --fuzz-build-dir $(FUZZ_BUILD_DIR)
 
 test-unit: build
 	tests/run.sh --build-dir $(BUILD_DIR) --suites unit
@@ -104,4 +118,4 @@ lint:
 
 clean:
 	$(MAKE) -C extension clean
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR) build-bench

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs zonegate's suites in order and ends with one line: "tests: N passed, M failed".
 #
-#   tests/run.sh [--build-dir DIR] [--asan-build-dir DIR] [--suites unit,regress,isolation,integration]
-#                [--sanitized]
+#   tests/run.sh [--build-dir DIR] [--asan-build-dir DIR] [--fuzz-build-dir DIR]
+#                [--suites unit,regress,isolation,integration,fuzz] [--sanitized]
 #
 # unit         GoogleTest via ctest (pure core and proxy parts)
 # regress      pg_regress over tests/regress/schedule against a throwaway cluster, then a check that
@@ -10,17 +10,21 @@
 # isolation    pg_isolation_regress over tests/isolation/specs, when there are any
 # integration  pytest over tests/integration: the real proxy against real Postgres clusters
 # sanitize     with --asan-build-dir: unit and integration again with the ASan+UBSan build
+# fuzz         with --fuzz-build-dir: every libFuzzer target for $FUZZ_SECONDS (default 15) from
+#              its seed corpus; a crash or sanitizer report fails it (artifacts kept)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=build
 ASAN_BUILD_DIR=""
-SUITES="unit,regress,isolation,integration"
+FUZZ_BUILD_DIR=""
+SUITES="unit,regress,isolation,integration,fuzz"
 SANITIZED=0
 while [ $# -gt 0 ]; do
   case $1 in
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --asan-build-dir) ASAN_BUILD_DIR=$2; shift 2 ;;
+    --fuzz-build-dir) FUZZ_BUILD_DIR=$2; shift 2 ;;
     --suites) SUITES=$2; shift 2 ;;
     --sanitized) SANITIZED=1; shift ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -132,6 +136,27 @@ run_integration() {  # label proxy_binary
   record "$label" "$p" "$f"
 }
 
+run_fuzz() {
+  local dir out="$ARTIFACTS/fuzz" secs=${FUZZ_SECONDS:-15} f name corpus
+  dir=$(cd "$1" && pwd)
+  mkdir -p "$out"
+  for f in "$dir"/tests/fuzz/*_fuzz; do
+    [ -x "$f" ] || continue
+    name=$(basename "$f" _fuzz)
+    corpus=$(mktemp -d "${TMPDIR:-/tmp}/zonegate-fuzz.XXXXXX")
+    cp -r "tests/fuzz/corpus/$name/." "$corpus/" 2>/dev/null || true
+    echo "== fuzz-$name: ${secs}s"
+    if (cd "$out" && "$f" -max_total_time="$secs" -print_final_stats=1 "$corpus" >"$out/$name.log" 2>&1); then
+      grep -E 'stat::number_of_executed_units' "$out/$name.log" | sed 's/^/   /'
+      record "fuzz-$name" 1 0
+    else
+      tail -n 40 "$out/$name.log"
+      record "fuzz-$name" 0 1
+    fi
+    rm -rf "$corpus"
+  done
+}
+
 has() { [[ ",$SUITES," == *",$1,"* ]]; }
 
 if [ $SANITIZED -eq 1 ]; then sanitizer_env; fi
@@ -147,6 +172,7 @@ if has regress || has isolation; then
   CLUSTER_DIR=""
 fi
 has integration && run_integration integration "$ROOT/$BUILD_DIR/proxy/zonegate-proxy"
+if has fuzz && [ -n "$FUZZ_BUILD_DIR" ]; then run_fuzz "$FUZZ_BUILD_DIR"; fi
 if [ -n "$ASAN_BUILD_DIR" ]; then
   sanitizer_env  # only the sanitized binaries read these variables
   run_unit unit-asan "$ASAN_BUILD_DIR"

@@ -151,6 +151,7 @@ std::shared_ptr<const ZoneTree> ZoneTree::build(const std::vector<ZoneInput>& ro
     arena_bytes += r.code.size() + r.name.size();
   t.arena_.reserve(arena_bytes);
   std::unordered_map<std::string_view, uint16_t> level_ids;
+  uint16_t last_level = 0;
   for (size_t pos = 0; pos < n; ++pos) {
     const ZoneInput& r = rows[order[pos]];
     t.ids_[pos] = r.id;
@@ -167,6 +168,11 @@ std::shared_ptr<const ZoneTree> ZoneTree::build(const std::vector<ZoneInput>& ro
     t.name_len_[pos] = static_cast<uint16_t>(r.name.size());
     t.arena_.append(r.code);
     t.arena_.append(r.name);
+    // Levels are few: try the previous one, then the map.
+    if (pos > 0 && t.levels_[last_level] == r.level) {
+      t.level_[pos] = last_level;
+      continue;
+    }
     auto it = level_ids.find(r.level);
     if (it == level_ids.end()) {
       if (t.levels_.size() >= std::numeric_limits<uint16_t>::max()) {
@@ -176,6 +182,7 @@ std::shared_ptr<const ZoneTree> ZoneTree::build(const std::vector<ZoneInput>& ro
       it = level_ids.emplace(r.level, static_cast<uint16_t>(t.levels_.size() - 1)).first;
     }
     t.level_[pos] = it->second;
+    last_level = it->second;
   }
   t.index_.remap(pos_of);
   return tree;

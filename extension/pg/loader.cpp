@@ -3,6 +3,7 @@
 #include "pg/loader.hpp"
 
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 extern "C" {
@@ -15,6 +16,7 @@ extern "C" {
 #include "commands/sequence.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -47,14 +49,13 @@ struct RawZones {
   int64* ids = nullptr;
   int64* parents = nullptr;
   bool* has_parent = nullptr;
-  char** codes = nullptr;
-  char** names = nullptr;
-  char** levels = nullptr;
+  uint32* str_off = nullptr;  // per row: code, name and level lengths and bytes in `strings`
+  StringInfoData strings;
   bool statement_snapshot = false;
 };
 
 void grow(RawZones* z) {
-  int cap = z->cap == 0 ? 1024 : z->cap * 2;
+  int cap = z->cap == 0 ? 4096 : z->cap * 2;
   auto resize = [&](void* p, size_t elem) {
     return p == nullptr ? palloc(elem * static_cast<size_t>(cap))
                         : repalloc(p, elem * static_cast<size_t>(cap));
@@ -62,10 +63,17 @@ void grow(RawZones* z) {
   z->ids = static_cast<int64*>(resize(z->ids, sizeof(int64)));
   z->parents = static_cast<int64*>(resize(z->parents, sizeof(int64)));
   z->has_parent = static_cast<bool*>(resize(z->has_parent, sizeof(bool)));
-  z->codes = static_cast<char**>(resize(z->codes, sizeof(char*)));
-  z->names = static_cast<char**>(resize(z->names, sizeof(char*)));
-  z->levels = static_cast<char**>(resize(z->levels, sizeof(char*)));
+  z->str_off = static_cast<uint32*>(resize(z->str_off, sizeof(uint32)));
   z->cap = cap;
+}
+
+// Appends a text datum as <uint32 length><bytes> without a palloc per string.
+void append_text(StringInfo buf, Datum d) {
+  struct varlena* v = reinterpret_cast<struct varlena*>(DatumGetPointer(d));
+  if (VARATT_IS_EXTENDED(v)) v = pg_detoast_datum_packed(v);
+  uint32 len = VARSIZE_ANY_EXHDR(v);
+  appendBinaryStringInfo(buf, reinterpret_cast<const char*>(&len), sizeof len);
+  appendBinaryStringInfo(buf, VARDATA_ANY(v), static_cast<int>(len));
 }
 
 AttrNumber attnum(Oid rel, const char* name) {
@@ -78,29 +86,42 @@ AttrNumber attnum(Oid rel, const char* name) {
 }
 
 void scan_zones(Oid relid, RawZones* out) {
-  AttrNumber a_id = attnum(relid, "id"), a_parent = attnum(relid, "parent_id"),
-             a_code = attnum(relid, "code"), a_name = attnum(relid, "name"),
-             a_level = attnum(relid, "level");
+  int a_id = attnum(relid, "id") - 1, a_parent = attnum(relid, "parent_id") - 1,
+      a_code = attnum(relid, "code") - 1, a_name = attnum(relid, "name") - 1,
+      a_level = attnum(relid, "level") - 1;
+  int last = Max(Max(Max(a_id, a_parent), Max(a_code, a_name)), a_level) + 1;
+  initStringInfo(&out->strings);
   Relation rel = table_open(relid, AccessShareLock);
   Snapshot snap = cache_snapshot(&out->statement_snapshot);
   TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
   while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
     if (out->n == out->cap) grow(out);
-    bool isnull = false;
+    slot_getsomeattrs(slot, last);
     int i = out->n++;
-    out->ids[i] = DatumGetInt64(slot_getattr(slot, a_id, &isnull));
-    Datum parent = slot_getattr(slot, a_parent, &isnull);
-    out->has_parent[i] = !isnull;
-    out->parents[i] = isnull ? 0 : DatumGetInt64(parent);
-    out->codes[i] = TextDatumGetCString(slot_getattr(slot, a_code, &isnull));
-    out->names[i] = TextDatumGetCString(slot_getattr(slot, a_name, &isnull));
-    out->levels[i] = TextDatumGetCString(slot_getattr(slot, a_level, &isnull));
+    out->ids[i] = DatumGetInt64(slot->tts_values[a_id]);
+    out->has_parent[i] = !slot->tts_isnull[a_parent];
+    out->parents[i] = out->has_parent[i] ? DatumGetInt64(slot->tts_values[a_parent]) : 0;
+    if (out->strings.len > static_cast<int>(PG_UINT32_MAX / 2)) elog(ERROR, "zone names too large");
+    out->str_off[i] = static_cast<uint32>(out->strings.len);
+    append_text(&out->strings, slot->tts_values[a_code]);
+    append_text(&out->strings, slot->tts_values[a_name]);
+    append_text(&out->strings, slot->tts_values[a_level]);
   }
   ExecDropSingleTupleTableSlot(slot);
   table_endscan(scan);
   UnregisterSnapshot(snap);
   table_close(rel, NoLock);  // keep the lock until the transaction ends, as the executor does
+}
+
+// Reads the next <uint32 length><bytes> string written by append_text.
+std::string_view next_string(const char*& p) {
+  uint32_t len;
+  memcpy(&len, p, sizeof len);
+  p += sizeof len;
+  std::string_view s(p, len);
+  p += len;
+  return s;
 }
 
 }  // namespace
@@ -129,9 +150,10 @@ LoadedTree load_tree() {
     z.id = raw.ids[i];
     z.parent_id = raw.parents[i];
     z.has_parent = raw.has_parent[i];
-    z.code = raw.codes[i];
-    z.name = raw.names[i];
-    z.level = raw.levels[i];
+    const char* p = raw.strings.data + raw.str_off[i];
+    z.code = next_string(p);
+    z.name = next_string(p);
+    z.level = next_string(p);
   }
   LoadedTree out;
   out.tree = core::ZoneTree::build(rows);

@@ -6,9 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
-#include "common/log.hpp"
 #include "config/config.hpp"
 #include "config/reader.hpp"
 

@@ -1,5 +1,6 @@
 """`make demo`'s runner end to end: start, health through the address it advertises in
 demo.env, idempotent restart, and a stop that leaves no process behind."""
+import json
 import os
 import shutil
 import socket
@@ -37,7 +38,7 @@ def test_demo_start_health_stop():
     tmp_path = Path(tempfile.mkdtemp(prefix="zonegate-demo-test."))
     tmp_path.chmod(0o755)
     env = dict(os.environ, ZONEGATE_DEMO_DIR=str(tmp_path / "demo"), ZONEGATE_PORT=str(free_port()),
-               ZONEGATE_PROXY_BIN=str(PROXY_BIN))
+               ZONEGATE_PROXY_BIN=str(PROXY_BIN), ZONEGATE_DEMO_USERS="2000")
     try:
         out = subprocess.run([str(DEMO), "start"], env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stdout + out.stderr
@@ -50,9 +51,25 @@ def test_demo_start_health_stop():
         proxy_pid = int((tmp_path / "demo" / "proxy.pid").read_text())
         pgdir = Path((tmp_path / "demo" / "pgdir").read_text().strip())
         pg_pid = int((pgdir / "data" / "postmaster.pid").read_text().split()[0])
-        version = subprocess.run(["psql", "-X", "-At", "-c", "SELECT zonegate.version()"],
-                                 env=dict(os.environ, **demo_env), capture_output=True, text=True)
-        assert version.returncode == 0 and version.stdout.strip().count(".") == 2
+        psql_env = dict(os.environ, **demo_env)
+        counts = subprocess.run(["psql", "-X", "-At", "-c",
+                                 "SELECT (SELECT count(*) FROM zonegate.zones), "
+                                 "(SELECT count(*) FROM zonegate.users)"],
+                                env=psql_env, capture_output=True, text=True)
+        assert counts.stdout.strip() == "91599|2000", counts.stdout + counts.stderr
+        # The three psql examples the tour prints run and answer.
+        examples = [l.strip()[len("psql -c "):] for l in out.stdout.splitlines()
+                    if l.strip().startswith("psql -c ")]
+        assert len(examples) == 3
+        answers = []
+        for ex in examples:
+            r = subprocess.run(["bash", "-c", "psql -X -At -c " + ex], env=psql_env,
+                               capture_output=True, text=True)
+            assert r.returncode == 0, ex + r.stderr
+            answers.append(r.stdout.strip())
+        assert json.loads(answers[0])["role"] == "regency_supervisor"
+        assert int(answers[1]) > 0
+        assert answers[2].splitlines()[-1] == "t|f"
         # A second start finds everything running and changes nothing.
         again = subprocess.run([str(DEMO), "start"], env=env, capture_output=True, text=True, timeout=60)
         assert again.returncode == 0 and "already running" in again.stdout

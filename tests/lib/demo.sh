@@ -5,7 +5,8 @@
 #   demo.sh start   start everything (or report what is already running); writes .zonegate/demo.env
 #   demo.sh stop    stop the proxy and the cluster; leaves no process behind
 #
-# ZONEGATE_DEMO_DIR (default ./.zonegate) and ZONEGATE_PORT (default 8080) move it elsewhere.
+# ZONEGATE_DEMO_DIR (default ./.zonegate) and ZONEGATE_PORT (default 8080) move it elsewhere;
+# ZONEGATE_DEMO_USERS (default 100000) and ZONEGATE_DEMO_SEED (42) shape the generated users.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,6 +14,8 @@ DEMO_DIR=${ZONEGATE_DEMO_DIR:-$ROOT/.zonegate}
 PORT=${ZONEGATE_PORT:-8080}
 PROXY_BIN=${ZONEGATE_PROXY_BIN:-$ROOT/build/proxy/zonegate-proxy}
 CONFIG=$ROOT/zonegate.yaml
+DEMO_USERS=${ZONEGATE_DEMO_USERS:-100000}
+DEMO_SEED=${ZONEGATE_DEMO_SEED:-42}
 DB=zonegate
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
@@ -29,6 +32,21 @@ cluster_dir() {
   fi
   echo "$dir" >"$DEMO_DIR/pgdir"
   echo "$dir"
+}
+
+# The Indonesian hierarchy and generated users, loaded once (both loaders are idempotent).
+load_data() {
+  local zones users
+  zones=$(psql -X -At -c "SELECT count(*) FROM zonegate.zones")
+  if [ "$zones" -lt 91000 ]; then
+    say "loading the Indonesian administrative hierarchy (idn-area-data)"
+    "$ROOT/sql/demo/load_idn.sh" >/dev/null 2>"$DEMO_DIR/load.log" || { cat "$DEMO_DIR/load.log" >&2; exit 1; }
+  fi
+  users=$(psql -X -At -c "SELECT count(*) FROM zonegate.users")
+  if [ "$users" -lt "$DEMO_USERS" ]; then
+    say "generating $DEMO_USERS users and their grants (seed $DEMO_SEED)"
+    psql -X -q -v users="$DEMO_USERS" -v seed="$DEMO_SEED" -f "$ROOT/sql/demo/generate_users.sql" >/dev/null
+  fi
 }
 
 proxy_running() {
@@ -62,7 +80,8 @@ start() {
     psql -X -q -d postgres -c "CREATE DATABASE $DB" >/dev/null
   fi
   psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS zonegate" >/dev/null
-  psql -X -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION zonegate UPDATE" >/dev/null 2>&1 || true
+  psql -X -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION zonegate UPDATE" >/dev/null
+  load_data
 
   if proxy_running; then
     say "zonegate-proxy already running (pid $(cat "$DEMO_DIR/proxy.pid"))"
@@ -90,6 +109,10 @@ PGPORT=$PGPORT
 PGDATABASE=$DB
 PGUSER=$PGUSER
 ENV
+  local example
+  example=$(psql -X -At -F ' ' -c "SELECT u.user_id, g.zone_id FROM zonegate.users u JOIN zonegate.user_zones g USING (user_id) WHERE u.role = 'regency_supervisor' AND u.active AND g.zone_id BETWEEN 3200 AND 3299 ORDER BY u.user_id LIMIT 1")
+  EXAMPLE_USER=${example%% *}
+  EXAMPLE_ZONE=${example##* }
   cat <<INFO
 
 zonegate demo is running
@@ -97,9 +120,18 @@ zonegate demo is running
   proxy        http://127.0.0.1:$PORT   (pid $(cat "$DEMO_DIR/proxy.pid"), log $DEMO_DIR/proxy.log)
   settings     $DEMO_DIR/demo.env   (source it: set -a; . $DEMO_DIR/demo.env; set +a)
 
+  data         $(psql -X -At -c "SELECT count(*) FROM zonegate.zones") zones, $(psql -X -At -c "SELECT count(*) FROM zonegate.users") users, $(psql -X -At -c "SELECT count(*) FROM zonegate.user_zones") grants
+
 try
   curl -s http://127.0.0.1:$PORT/healthz
-  psql "host=$PGHOST port=$PGPORT dbname=$DB user=$PGUSER" -c 'SELECT zonegate.version()'
+  set -a; . $DEMO_DIR/demo.env; set +a
+
+  # 1. everything a request needs to know about a user, in one call
+  psql -c "SELECT jsonb_pretty(zonegate.user_context('$EXAMPLE_USER'))"
+  # 2. the region filter: the user picks Jawa Barat (32); what may they see there?
+  psql -c "SELECT cardinality(zonegate.filter_zones('$EXAMPLE_USER', '{32}'))"
+  # 3. the per-row check an RLS policy makes: their own regency yes, Aceh (11) no
+  psql -c "SET zonegate.user_id = '$EXAMPLE_USER'; SELECT zonegate.can_access_current($EXAMPLE_ZONE), zonegate.can_access_current(11)"
 
 stop it all with: make demo-stop
 INFO
