@@ -3,12 +3,16 @@
 #include <uv.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <ctime>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "admin/health.hpp"
+#include "api/app.hpp"
+#include "auth/jwt.hpp"
 #include "common/json.hpp"
 #include "common/log.hpp"
 #include "config/config.hpp"
@@ -34,7 +38,50 @@ void usage(FILE* out) {
 struct Options {
   std::string config_path;
   bool check_only = false;
+  bool token = false;
+  std::string token_sub;
+  std::string token_role;
+  int64_t token_ttl = 3600;
 };
+
+config::LoadResult load_or_report(const std::string& path) {
+  config::LoadResult loaded = config::load_file(path);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "zonegate-proxy: %zu problem%s in %s:\n", loaded.errors.size(),
+                 loaded.errors.size() == 1 ? "" : "s", path.c_str());
+    for (const auto& d : loaded.errors)
+      std::fprintf(stderr, "  %s\n", d.to_string().c_str());
+  }
+  return loaded;
+}
+
+// zonegate-proxy token: mints a JWT for development and tests.
+int mint_token(const Options& opt) {
+  config::LoadResult loaded = load_or_report(opt.config_path);
+  if (!loaded.ok()) return 1;
+  const config::Config& cfg = loaded.config;
+  if (cfg.profile == "prod") {
+    std::fprintf(stderr, "zonegate-proxy: token minting is refused in the prod profile\n");
+    return 1;
+  }
+  if (cfg.auth.jwt.secret.empty()) {
+    std::fprintf(stderr, "zonegate-proxy: token needs auth.jwt.secret (HS256) in %s\n",
+                 opt.config_path.c_str());
+    return 1;
+  }
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  json::Writer w;
+  w.start_object();
+  w.field(cfg.auth.jwt.subject_claim, opt.token_sub);
+  if (!opt.token_role.empty()) w.field(cfg.auth.jwt.role_claim, opt.token_role);
+  w.field("iat", now);
+  w.field("exp", now + opt.token_ttl);
+  if (!cfg.auth.jwt.issuer.empty()) w.field("iss", cfg.auth.jwt.issuer);
+  if (!cfg.auth.jwt.audience.empty()) w.field("aud", cfg.auth.jwt.audience.front());
+  w.end_object();
+  std::printf("%s\n", auth::sign_hs256(cfg.auth.jwt.secret, w.take()).c_str());
+  return 0;
+}
 
 // Writes one access-log line per response.
 void log_access(const http::Worker& w, const http::Exchange& ex, uint64_t bytes) {
@@ -69,6 +116,7 @@ struct MainLoop {
   uv_timer_t drain_timer{};
   uv_async_t worker_exit{};
   http::Server* server = nullptr;
+  api::App* app = nullptr;
   int64_t drain_timeout_ms = 0;
   bool draining = false;
 };
@@ -108,7 +156,10 @@ void on_hup(uv_signal_t*, int) {
 }
 
 void on_worker_exit(uv_async_t*) {
-  if (g_main.server->workers_running() == 0) close_main_handles();
+  if (g_main.server->workers_running() == 0) {
+    if (g_main.app != nullptr) g_main.app->stop_control();
+    close_main_handles();
+  }
 }
 
 int run(const Options& opt) {
@@ -134,9 +185,19 @@ int run(const Options& opt) {
     return 1;
   }
 
+  api::App app(cfg);
+  std::string init_error;
+  if (!app.init(init_error)) {
+    std::fprintf(stderr, "zonegate-proxy: %s\n", init_error.c_str());
+    return 1;
+  }
   http::Router router;
-  admin::add_health_routes(router);
+  admin::add_health_routes(router, [&app](const http::ExchangePtr& ex) {
+    return admin::Readiness{api::worker_state(ex).pool.has_ready(), app.listening()};
+  });
+  app.add_routes(router);
   http::Server server(cfg.server, [&router](const http::ExchangePtr& ex) { router.handle(ex); });
+  server.set_context_factory([&app](http::Worker& w) { return app.make_worker(w); });
   if (cfg.log.access_log) server.set_observer(log_access);
   std::string err;
   if (!server.bind(err)) {
@@ -146,6 +207,7 @@ int run(const Options& opt) {
   }
 
   g_main.server = &server;
+  g_main.app = &app;
   g_main.drain_timeout_ms = cfg.server.drain_timeout_ms;
   uv_signal_init(g_main.loop, &g_main.sigterm);
   uv_signal_init(g_main.loop, &g_main.sigint);
@@ -158,6 +220,7 @@ int run(const Options& opt) {
   server.set_on_worker_exit([] { uv_async_send(&g_main.worker_exit); });
 
   server.start();
+  app.start_control(g_main.loop);
   log::info("listening", {{"host", cfg.server.host},
                           {"port", server.port()},
                           {"workers", server.worker_count()},
@@ -178,8 +241,31 @@ int main(int argc, char** argv) {
   const char* env_config = std::getenv("ZONEGATE_CONFIG");
   opt.config_path = env_config != nullptr ? env_config : "zonegate.yaml";
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "token") {
+    opt.token = true;
+    args.erase(args.begin());
+  }
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (opt.token && (a == "--sub" || a == "--role" || a == "--ttl")) {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "zonegate-proxy: %s needs a value\n", a.c_str());
+        return 2;
+      }
+      const std::string& v = args[++i];
+      if (a == "--sub") opt.token_sub = v;
+      if (a == "--role") opt.token_role = v;
+      if (a == "--ttl") {
+        char* end = nullptr;
+        long long ttl = std::strtoll(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || ttl <= 0 || ttl > 10LL * 365 * 86400) {
+          std::fprintf(stderr, "zonegate-proxy: --ttl must be a positive number of seconds\n");
+          return 2;
+        }
+        opt.token_ttl = ttl;
+      }
+      continue;
+    }
     if (a == "--version" || a == "-V") {
       std::printf("zonegate-proxy %s\n", ZONEGATE_VERSION);
       return 0;
@@ -201,6 +287,13 @@ int main(int argc, char** argv) {
       usage(stderr);
       return 2;
     }
+  }
+  if (opt.token) {
+    if (opt.token_sub.empty()) {
+      std::fprintf(stderr, "zonegate-proxy: token needs --sub ID\n");
+      return 2;
+    }
+    return mint_token(opt);
   }
   return run(opt);
 }

@@ -105,7 +105,8 @@ std::string build_context_json(const ZoneTree& tree, const UserRecord& user, con
 
 std::optional<std::string> claims_subject(std::string_view claims_json) {
   rapidjson::Document doc;
-  doc.Parse(claims_json.data(), claims_json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(claims_json.data(),
+                                            claims_json.size());  // no recursion
   if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
   auto it = doc.FindMember("sub");
   if (it == doc.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {

@@ -10,8 +10,9 @@
 namespace zonegate::json {
 
 bool parse(std::string_view text, rapidjson::Document& doc, std::string& error) {
-  // Default flags reject trailing garbage ("root not singular"), so "{} x" is an error.
-  doc.Parse(text.data(), text.size());
+  // Trailing garbage is an error ("root not singular"); iterative parsing keeps a hostile deeply
+  // nested document from overflowing the stack.
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (!doc.HasParseError()) return true;
   error = std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at byte " +
           std::to_string(doc.GetErrorOffset());

@@ -25,8 +25,44 @@ struct ServerConfig {
   int64_t max_output_bytes = 1024 * 1024;  // queued response bytes before reading pauses
 };
 
+struct PoolConfig {
+  int min = 1;                           // connections per worker kept open
+  int max = 2;                           // connections per worker at most
+  int pipeline_depth = 32;               // queries in flight on one connection
+  int64_t max_waiting = 1024;            // requests queued per worker before 503
+  int64_t acquire_timeout_ms = 2'000;    // a queued request waits at most this long
+  int64_t statement_timeout_ms = 5'000;  // SET statement_timeout on every connection
+  int64_t connect_timeout_ms = 5'000;
+  int64_t max_lifetime_ms = 30 * 60'000;  // connections are replaced after this (when idle)
+  int64_t reconnect_min_ms = 100;         // backoff after a failed connect: doubles...
+  int64_t reconnect_max_ms = 10'000;      // ...up to this, with full jitter
+};
+
 struct DatabaseConfig {
   std::string conninfo = "dbname=postgres";
+  PoolConfig pool;
+};
+
+struct JwtSettings {
+  std::vector<std::string> algorithms = {"HS256"};
+  std::string secret;
+  std::string public_key;  // PEM
+  std::string issuer;
+  std::vector<std::string> audience;
+  int64_t leeway_ms = 30'000;
+  std::string subject_claim = "sub";
+  std::string role_claim = "role";
+};
+
+struct AuthConfig {
+  JwtSettings jwt;
+  std::string service_role = "service";  // role claim value allowed to read any user's context
+  std::string admin_token;               // bearer token for /admin routes
+};
+
+struct RpcConfig {
+  std::string schema = "public";       // where /rpc/{fn} functions live
+  std::vector<std::string> functions;  // the allow-list
 };
 
 struct LogConfig {
@@ -40,6 +76,8 @@ struct Config {
   std::string profile = "dev";
   ServerConfig server;
   DatabaseConfig database;
+  AuthConfig auth;
+  RpcConfig rpc;
   LogConfig log;
 };
 

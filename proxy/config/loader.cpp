@@ -2,6 +2,7 @@
 // docs/CONFIG.md with its default.
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -34,9 +35,78 @@ void read_server(Section s, ServerConfig& c) {
   s.finish();
 }
 
+void read_pool(Section s, PoolConfig& c) {
+  s.integer("min", c.min, 0, 64);
+  s.integer("max", c.max, 1, 64);
+  s.integer("pipeline_depth", c.pipeline_depth, 1, 1024);
+  s.integer("max_waiting", c.max_waiting, 0, 1'000'000);
+  s.duration_ms("acquire_timeout", c.acquire_timeout_ms, 1, kHour);
+  s.duration_ms("statement_timeout", c.statement_timeout_ms, 0, kHour);
+  s.duration_ms("connect_timeout", c.connect_timeout_ms, 100, kHour);
+  s.duration_ms("max_lifetime", c.max_lifetime_ms, 1000, 7 * 24 * kHour);
+  s.duration_ms("reconnect_min", c.reconnect_min_ms, 1, kHour);
+  s.duration_ms("reconnect_max", c.reconnect_max_ms, 1, kHour);
+  if (c.min > c.max) s.error("min", "must not exceed pool.max (" + std::to_string(c.max) + ")");
+  if (c.reconnect_min_ms > c.reconnect_max_ms) {
+    s.error("reconnect_min", "must not exceed pool.reconnect_max");
+  }
+  s.finish();
+}
+
 void read_database(Section s, DatabaseConfig& c) {
   s.secret("conninfo", c.conninfo);
+  read_pool(s.section("pool"), c.pool);
   s.finish();
+}
+
+void read_auth(Section s, AuthConfig& c) {
+  Section jwt = s.section("jwt");
+  jwt.string_list("algorithms", c.jwt.algorithms);
+  for (const std::string& a : c.jwt.algorithms) {
+    if (a != "HS256" && a != "RS256" && a != "ES256") {
+      jwt.error("algorithms", "\"" + a + "\" is not one of HS256, RS256, ES256" +
+                                  (a == "none" ? " (unsigned tokens are never accepted)" : ""));
+    }
+  }
+  jwt.secret("secret", c.jwt.secret);
+  jwt.secret("public_key", c.jwt.public_key);
+  jwt.string("issuer", c.jwt.issuer);
+  jwt.string_list("audience", c.jwt.audience);
+  jwt.duration_ms("leeway", c.jwt.leeway_ms, 0, kHour);
+  jwt.non_empty_string("subject_claim", c.jwt.subject_claim);
+  jwt.non_empty_string("role_claim", c.jwt.role_claim);
+  jwt.finish();
+  s.non_empty_string("service_role", c.service_role);
+  s.secret("admin_token", c.admin_token);
+  s.finish();
+}
+
+void read_rpc(Section s, RpcConfig& c) {
+  s.non_empty_string("schema", c.schema);
+  s.string_list("functions", c.functions);
+  for (const std::string& f : c.functions) {
+    bool ok = !f.empty();
+    for (char ch : f)
+      ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
+    if (!ok) s.error("functions", "\"" + f + "\" is not a plain function name");
+  }
+  s.finish();
+}
+
+// The prod profile refuses settings that are only acceptable on a developer's machine.
+void check_prod(const Config& c, Diagnostics& diag) {
+  bool hs = false;
+  for (const std::string& a : c.auth.jwt.algorithms)
+    hs = hs || a == "HS256";
+  if (hs && c.auth.jwt.secret.size() < 32) {
+    diag.global("profile prod: auth.jwt.secret must be set and at least 32 bytes long for HS256");
+  }
+  if (!hs && c.auth.jwt.public_key.empty()) {
+    diag.global("profile prod: auth.jwt.public_key must be set for RS256/ES256");
+  }
+  if (c.auth.admin_token.size() < 16) {
+    diag.global("profile prod: auth.admin_token must be set and at least 16 bytes long");
+  }
 }
 
 void read_log(Section s, LogConfig& c) {
@@ -54,8 +124,11 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
   top.choice("profile", r.config.profile, {"dev", "prod"});
   read_server(top.section("server"), r.config.server);
   read_database(top.section("database"), r.config.database);
+  read_auth(top.section("auth"), r.config.auth);
+  read_rpc(top.section("rpc"), r.config.rpc);
   read_log(top.section("log"), r.config.log);
   top.finish();
+  if (r.errors.empty() && r.config.profile == "prod") check_prod(r.config, diag);
   return r;
 }
 

@@ -44,7 +44,8 @@ def test_demo_start_health_stop():
         assert out.returncode == 0, out.stdout + out.stderr
         assert "zonegate demo is running" in out.stdout
         demo_env = read_env(tmp_path / "demo" / "demo.env")
-        for key in ("ZONEGATE_URL", "ZONEGATE_CONFIG", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER"):
+        for key in ("ZONEGATE_URL", "ZONEGATE_CONFIG", "ZONEGATE_ADMIN_TOKEN", "ZONEGATE_SERVICE_TOKEN",
+                    "PGHOST", "PGPORT", "PGDATABASE", "PGUSER"):
             assert demo_env.get(key), key
         port = int(demo_env["ZONEGATE_URL"].rsplit(":", 1)[1])
         assert http(port, "GET", "/healthz")[0] == 200
@@ -68,6 +69,15 @@ def test_demo_start_health_stop():
             assert r.returncode == 0, ex + r.stderr
             answers.append(r.stdout.strip())
         assert json.loads(answers[0])["role"] == "regency_supervisor"
+        # The curl examples: each answers 200 with the tokens demo.env provides.
+        curls = [l.strip() for l in out.stdout.splitlines() if l.strip().startswith("curl -s")]
+        assert len(curls) >= 5
+        for ex in curls:
+            r = subprocess.run(["bash", "-c", ex + " -o /dev/null -w '%{http_code}'"], env=psql_env,
+                               capture_output=True, text=True)
+            assert r.stdout == "200", ex + " -> " + r.stdout + r.stderr
+        for key in ("ZONEGATE_ADMIN_TOKEN", "ZONEGATE_SERVICE_TOKEN", "ZONEGATE_USER_TOKEN"):
+            assert len(demo_env[key]) > 16, key
         assert int(answers[1]) > 0
         assert answers[2].splitlines()[-1] == "t|f"
         # A second start finds everything running and changes nothing.

@@ -49,6 +49,21 @@ load_data() {
   fi
 }
 
+# Random secrets for the demo, made once and kept in .zonegate/secrets.env (git-ignored).
+ensure_secrets() {
+  if [ ! -f "$DEMO_DIR/secrets.env" ]; then
+    umask 077
+    {
+      echo "ZONEGATE_JWT_SECRET=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+      echo "ZONEGATE_ADMIN_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    } >"$DEMO_DIR/secrets.env"
+  fi
+  set -a
+  # shellcheck disable=SC1091
+  . "$DEMO_DIR/secrets.env"
+  set +a
+}
+
 proxy_running() {
   [ -f "$DEMO_DIR/proxy.pid" ] && kill -0 "$(cat "$DEMO_DIR/proxy.pid")" 2>/dev/null
 }
@@ -82,6 +97,7 @@ start() {
   psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS zonegate" >/dev/null
   psql -X -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION zonegate UPDATE" >/dev/null
   load_data
+  ensure_secrets
 
   if proxy_running; then
     say "zonegate-proxy already running (pid $(cat "$DEMO_DIR/proxy.pid"))"
@@ -101,18 +117,25 @@ start() {
     fi
   fi
 
+  local example
+  example=$(psql -X -At -F ' ' -c "SELECT u.user_id, g.zone_id FROM zonegate.users u JOIN zonegate.user_zones g USING (user_id) WHERE u.role = 'regency_supervisor' AND u.active AND g.zone_id BETWEEN 3200 AND 3299 ORDER BY u.user_id LIMIT 1")
+  EXAMPLE_USER=${example%% *}
+  EXAMPLE_ZONE=${example##* }
+  local service_token user_token
+  service_token=$("$PROXY_BIN" token --config "$CONFIG" --sub demo-service --role service --ttl 604800)
+  user_token=$("$PROXY_BIN" token --config "$CONFIG" --sub "$EXAMPLE_USER" --ttl 604800)
   cat >"$DEMO_DIR/demo.env" <<ENV
 ZONEGATE_URL=http://127.0.0.1:$PORT
+ZONEGATE_ADMIN_TOKEN=$ZONEGATE_ADMIN_TOKEN
+ZONEGATE_SERVICE_TOKEN=$service_token
+ZONEGATE_USER_TOKEN=$user_token
+ZONEGATE_USER_ID=$EXAMPLE_USER
 ZONEGATE_CONFIG=$CONFIG
 PGHOST=$PGHOST
 PGPORT=$PGPORT
 PGDATABASE=$DB
 PGUSER=$PGUSER
 ENV
-  local example
-  example=$(psql -X -At -F ' ' -c "SELECT u.user_id, g.zone_id FROM zonegate.users u JOIN zonegate.user_zones g USING (user_id) WHERE u.role = 'regency_supervisor' AND u.active AND g.zone_id BETWEEN 3200 AND 3299 ORDER BY u.user_id LIMIT 1")
-  EXAMPLE_USER=${example%% *}
-  EXAMPLE_ZONE=${example##* }
   cat <<INFO
 
 zonegate demo is running
@@ -125,6 +148,12 @@ zonegate demo is running
 try
   curl -s http://127.0.0.1:$PORT/healthz
   set -a; . $DEMO_DIR/demo.env; set +a
+
+  # over HTTP, as the example user (a regency supervisor in Jawa Barat) and as a service
+  curl -s -H "Authorization: Bearer \$ZONEGATE_USER_TOKEN" \$ZONEGATE_URL/v1/me/context
+  curl -s -H "Authorization: Bearer \$ZONEGATE_USER_TOKEN" -H 'Content-Type: application/json' -d '{"zones":[32]}' \$ZONEGATE_URL/v1/me/zones/filter
+  curl -s -H "Authorization: Bearer \$ZONEGATE_SERVICE_TOKEN" \$ZONEGATE_URL/v1/users/\$ZONEGATE_USER_ID/context
+  curl -s -H "Authorization: Bearer \$ZONEGATE_USER_TOKEN" "\$ZONEGATE_URL/rpc/zone_path?zone_id=$EXAMPLE_ZONE"
 
   # 1. everything a request needs to know about a user, in one call
   psql -c "SELECT jsonb_pretty(zonegate.user_context('$EXAMPLE_USER'))"

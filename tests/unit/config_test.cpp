@@ -33,6 +33,10 @@ TEST(Config, DefaultsFromEmptyDocument) {
 TEST(Config, ReadsValuesWithUnits) {
   auto r = load_string(
       "profile: prod\n"
+      "auth:\n"
+      "  jwt:\n"
+      "    secret: 0123456789abcdef0123456789abcdef\n"
+      "  admin_token: admin-0123456789ab\n"
       "server:\n"
       "  host: 0.0.0.0\n"
       "  port: 9090\n"
@@ -106,6 +110,42 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"server:\n  port: 1\n  port: 2\n",
                 "test.yaml:3:3: duplicate key \"port\" in server"},
         BadCase{"- a\n- b\n", "test.yaml:1:1: the document must be a mapping of key: value"}));
+
+TEST(Config, ProdProfileRefusesUnsafeSettings) {
+  auto r = load_string("profile: prod\nauth:\n  jwt:\n    secret: short\n", "p.yaml");
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(
+      r.errors[0].to_string(),
+      "p.yaml: profile prod: auth.jwt.secret must be set and at least 32 bytes long for HS256");
+  EXPECT_EQ(r.errors[1].to_string(),
+            "p.yaml: profile prod: auth.admin_token must be set and at least 16 bytes long");
+  auto rs = load_string(
+      "profile: prod\nauth:\n  jwt:\n    algorithms: [RS256]\n  admin_token: "
+      "0123456789abcdef\n",
+      "p.yaml");
+  ASSERT_EQ(rs.errors.size(), 1u);
+  EXPECT_EQ(rs.errors[0].message, "profile prod: auth.jwt.public_key must be set for RS256/ES256");
+  auto dev = load_string("auth:\n  jwt:\n    secret: short\n", "d.yaml");
+  EXPECT_TRUE(dev.ok());
+}
+
+TEST(Config, PoolAndRpcValidation) {
+  auto r = load_string(
+      "database:\n  pool:\n    min: 5\n    max: 2\n    acquire_timeout: 0ms\n"
+      "rpc:\n  functions: [ok_name, \"bad; drop\"]\n"
+      "auth:\n  jwt:\n    algorithms: [HS256, none]\n",
+      "v.yaml");
+  std::vector<std::string> got;
+  for (const auto& e : r.errors)
+    got.push_back(e.to_string());
+  EXPECT_EQ(got,
+            (std::vector<std::string>{
+                "v.yaml:5:22: database.pool.acquire_timeout: 0ms is out of range [1ms, 3600000ms]",
+                "v.yaml:3:10: database.pool.min: must not exceed pool.max (2)",
+                "v.yaml:10:17: auth.jwt.algorithms: \"none\" is not one of HS256, RS256, ES256 "
+                "(unsigned tokens are never accepted)",
+                "v.yaml:7:14: rpc.functions: \"bad; drop\" is not a plain function name"}));
+}
 
 TEST(Config, ReportsEveryProblemNotJustTheFirst) {
   auto r = load_string("server:\n  port: x\n  workers: -1\nbogus: 1\n", "t.yaml");

@@ -1,0 +1,77 @@
+// The application: configuration, shared read-only state (JWT verifier, /rpc catalog), the
+// routes, each worker's state (its Postgres pool and token cache), and the control connection
+// that LISTENs on zonegate_changes and reloads the catalog.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "api/catalog.hpp"
+#include "auth/authenticator.hpp"
+#include "auth/jwt.hpp"
+#include "config/config.hpp"
+#include "http/router.hpp"
+#include "http/server.hpp"
+#include "pg/pool.hpp"
+
+namespace zonegate::api {
+
+// What a worker owns.
+class WorkerState : public http::WorkerContext {
+ public:
+  WorkerState(uv_loop_t* loop, const config::Config& cfg,
+              std::shared_ptr<const auth::Verifier> verifier);
+  void shutdown() override { pool.shutdown(); }
+  pg::Pool pool;
+  auth::Authenticator auth;
+};
+
+class Control;
+
+class App {
+ public:
+  explicit App(config::Config cfg);
+  ~App();
+  // Builds the JWT verifier; false with a message when the auth settings are unusable.
+  bool init(std::string& error);
+  void add_routes(http::Router& router);
+  std::unique_ptr<http::WorkerContext> make_worker(http::Worker& w);
+  // Starts the control connection on the main loop.
+  void start_control(uv_loop_t* main_loop);
+  void stop_control();
+
+  const config::Config& cfg() const { return cfg_; }
+  std::shared_ptr<const Catalog> catalog() const { return std::atomic_load(&catalog_); }
+  void set_catalog(std::shared_ptr<const Catalog> c) { std::atomic_store(&catalog_, std::move(c)); }
+  bool listening() const { return listening_.load(); }
+  void set_listening(bool v) { listening_.store(v); }
+  // Subscribers to zonegate_changes payloads (the response cache, later); main thread.
+  void on_change(std::function<void(const std::string&)> fn) {
+    change_subscribers_.push_back(std::move(fn));
+  }
+  void notify_change(const std::string& payload);
+
+ private:
+  config::Config cfg_;
+  std::shared_ptr<const auth::Verifier> verifier_;
+  std::shared_ptr<const Catalog> catalog_;
+  std::atomic<bool> listening_{false};
+  std::unique_ptr<Control> control_;
+  std::vector<std::function<void(const std::string&)>> change_subscribers_;
+};
+
+// Route handlers (api/v1.cpp, api/rpc.cpp).
+void add_v1_routes(App& app, http::Router& router);
+void add_rpc_routes(App& app, http::Router& router);
+
+// Authenticates the request; on failure responds 401 and returns false.
+bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims);
+WorkerState& worker_state(const http::ExchangePtr& ex);
+
+}  // namespace zonegate::api

@@ -1,0 +1,41 @@
+// The control connection on the main thread: LISTEN zonegate_changes, load the /rpc catalog at
+// start and on NOTIFY zonegate_changes, 'reload schema', reconnect with backoff when it drops
+// (and then reload, since notifications may have been missed).
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <random>
+
+#include "config/config.hpp"
+#include "pg/connection.hpp"
+
+namespace zonegate::api {
+
+class App;
+
+class Control {
+ public:
+  Control(uv_loop_t* loop, App& app);
+  ~Control();
+  void start();
+  void stop();
+
+ private:
+  void connect();
+  void load_catalog();
+  void schedule_reconnect();
+  static void on_retry(uv_timer_t* t);
+
+  uv_loop_t* loop_;
+  App& app_;
+  config::DatabaseConfig db_cfg_;
+  pg::Connection* conn_ = nullptr;  // owned; deleted in its on_closed
+  uv_timer_t retry_{};
+  int attempt_ = 0;
+  bool stopping_ = false;
+  std::mt19937_64 rng_{std::random_device{}()};
+};
+
+}  // namespace zonegate::api

@@ -1,0 +1,17 @@
+// One mapping from database outcomes to HTTP responses: PostgREST's SQLSTATE -> status table,
+// its {"code","message","details","hint"} body, and 503 + Retry-After for an unavailable pool.
+#pragma once
+
+#include <string_view>
+
+#include "http/message.hpp"
+#include "pg/job.hpp"
+
+namespace zonegate::api {
+
+// HTTP status PostgREST gives a SQLSTATE (authenticated requests).
+int status_for_sqlstate(std::string_view sqlstate);
+// The error response for a failed job.
+http::Response error_from_result(const pg::Result& r);
+
+}  // namespace zonegate::api

@@ -1,0 +1,80 @@
+// Bearer authentication; see authenticator.hpp.
+#include "auth/authenticator.hpp"
+
+#include <openssl/crypto.h>
+#include <strings.h>
+
+#include <climits>
+#include <ctime>
+
+namespace zonegate::auth {
+
+namespace {
+constexpr size_t kCacheEntries = 4096;
+}
+
+std::string bearer_token(const http::Request& req) {
+  const std::string* h = req.header("authorization");
+  if (h == nullptr || h->size() < 7 || strncasecmp(h->c_str(), "Bearer ", 7) != 0) return {};
+  size_t start = 7;
+  while (start < h->size() && (*h)[start] == ' ')
+    ++start;
+  size_t end = h->size();
+  while (end > start && ((*h)[end - 1] == ' ' || (*h)[end - 1] == '\t'))
+    --end;
+  return h->substr(start, end - start);
+}
+
+http::Response unauthorized(const std::string& description, bool token_present) {
+  http::Response r =
+      http::error_response(401, token_present ? "invalid_token" : "missing_token", description);
+  std::string safe;
+  for (char c : description)
+    safe.push_back(c == '"' || c == '\\' ? '\'' : c);
+  r.add_header("WWW-Authenticate",
+               token_present ? "Bearer error=\"invalid_token\", error_description=\"" + safe + "\""
+                             : "Bearer");
+  return r;
+}
+
+Authenticator::Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token)
+    : verifier_(std::move(verifier)), admin_token_(std::move(admin_token)) {}
+
+bool Authenticator::authenticate(const http::Request& req, Claims& out, http::Response& error) {
+  std::string token = bearer_token(req);
+  if (token.empty()) {
+    error = unauthorized("an Authorization: Bearer token is required", false);
+    return false;
+  }
+  if (verifier_ == nullptr) {
+    error = unauthorized("JWT verification is not configured (auth.jwt)", true);
+    return false;
+  }
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  auto it = cache_.find(token);
+  if (it != cache_.end()) {
+    if (now < it->second.expires_s) {
+      out = it->second.claims;
+      return true;
+    }
+    cache_.erase(it);
+  }
+  std::string why;
+  if (!verifier_->verify(token, now, out, why)) {
+    error = unauthorized(why, true);
+    return false;
+  }
+  if (cache_.size() >= kCacheEntries) cache_.clear();  // cheap bound; re-verification is correct
+  int64_t expires = out.exp == 0 ? INT64_MAX : out.exp + verifier_->config().leeway_s;
+  cache_.emplace(std::move(token), Cached{out, expires});
+  return true;
+}
+
+bool Authenticator::is_admin(const http::Request& req) const {
+  if (admin_token_.empty()) return false;
+  std::string token = bearer_token(req);
+  return token.size() == admin_token_.size() &&
+         CRYPTO_memcmp(token.data(), admin_token_.data(), token.size()) == 0;
+}
+
+}  // namespace zonegate::auth

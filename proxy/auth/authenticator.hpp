@@ -1,0 +1,41 @@
+// Bearer-token authentication for a worker: verifies JWTs with the shared Verifier and keeps
+// verified tokens in a small per-worker cache (HMAC or RSA verification is done once per token,
+// not per request). Also checks the static admin token in constant time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "auth/jwt.hpp"
+#include "http/message.hpp"
+
+namespace zonegate::auth {
+
+class Authenticator {
+ public:
+  // verifier may be null: every token is then refused ("not configured").
+  Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token);
+
+  // Claims of the request's bearer token, or false with the 401 response to send.
+  bool authenticate(const http::Request& req, Claims& out, http::Response& error);
+  // Whether the request carries the admin token (Authorization: Bearer <admin_token>).
+  bool is_admin(const http::Request& req) const;
+
+ private:
+  struct Cached {
+    Claims claims;
+    int64_t expires_s;  // exp + leeway, or INT64_MAX
+  };
+  std::shared_ptr<const Verifier> verifier_;
+  std::string admin_token_;
+  std::unordered_map<std::string, Cached> cache_;
+};
+
+// The token of an "Authorization: Bearer <token>" header, or empty.
+std::string bearer_token(const http::Request& req);
+// 401 with WWW-Authenticate: Bearer error="invalid_token", error_description="...".
+http::Response unauthorized(const std::string& description, bool token_present);
+
+}  // namespace zonegate::auth

@@ -1,0 +1,356 @@
+// A pipelined libpq connection on a uv loop; see connection.hpp.
+#include "pg/connection.hpp"
+
+#include <cstring>
+
+#include "common/log.hpp"
+
+namespace zonegate::pg {
+
+namespace {
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+std::string trim_message(const char* msg) {
+  std::string s = msg != nullptr ? msg : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
+  return s;
+}
+
+std::string field(const PGresult* r, int code) {
+  const char* v = PQresultErrorField(r, code);
+  return v != nullptr ? v : "";
+}
+
+}  // namespace
+
+Statement make_statement(const std::string& sql, std::vector<std::optional<std::string>> params) {
+  char name[32];
+  std::snprintf(name, sizeof name, "zg_%016llx", static_cast<unsigned long long>(fnv1a(sql)));
+  return Statement{std::make_shared<const std::string>(name),
+                   std::make_shared<const std::string>(sql), std::move(params)};
+}
+
+Connection::Connection(uv_loop_t* loop, const config::DatabaseConfig& cfg, Events events)
+    : loop_(loop), cfg_(cfg), events_(std::move(events)) {}
+
+Connection::~Connection() {
+  if (conn_ != nullptr) PQfinish(conn_);
+}
+
+void Connection::start() {
+  created_ms_ = uv_now(loop_);
+  const char* keys[] = {"dbname", "application_name", "fallback_application_name", nullptr};
+  const char* vals[] = {cfg_.conninfo.c_str(), "zonegate-proxy", "zonegate-proxy", nullptr};
+  conn_ = PQconnectStartParams(keys, vals, 1);
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  ++handles_open_;
+  if (conn_ == nullptr || PQstatus(conn_) == CONNECTION_BAD) {
+    fail(conn_ ? trim_message(PQerrorMessage(conn_)) : "out of memory");
+    return;
+  }
+  uv_timer_start(timer_, on_timer, static_cast<uint64_t>(cfg_.pool.connect_timeout_ms), 0);
+  watch(UV_WRITABLE);
+}
+
+void Connection::on_timer(uv_timer_t* t) {
+  auto* c = static_cast<Connection*>(t->data);
+  if (c->state_ == State::kConnecting) c->fail("timed out connecting (pool.connect_timeout)");
+}
+
+void Connection::watch(int events) {
+  int fd = PQsocket(conn_);
+  if (fd < 0) {
+    fail("connection has no socket");
+    return;
+  }
+  if (poll_ != nullptr && fd != poll_fd_) {
+    // libpq moved to another socket (next host or address): a new handle for it.
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) {
+      auto* c = static_cast<Connection*>(h->data);
+      delete reinterpret_cast<uv_poll_t*>(h);
+      if (--c->handles_open_ == 0 && c->state_ == State::kClosing) {
+        c->state_ = State::kClosed;
+        auto closed = c->events_.on_closed;  // a copy: the owner may delete c inside it
+        closed(c);
+      }
+    });
+    poll_ = nullptr;
+  }
+  if (poll_ == nullptr) {
+    poll_ = new uv_poll_t;
+    if (uv_poll_init(loop_, poll_, fd) != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      fail("cannot watch the connection's socket");
+      return;
+    }
+    poll_->data = this;
+    poll_fd_ = fd;
+    poll_events_ = 0;
+    ++handles_open_;
+  }
+  if (events != poll_events_) {
+    uv_poll_start(poll_, events, on_poll);
+    poll_events_ = events;
+  }
+}
+
+void Connection::on_poll(uv_poll_t* p, int status, int events) {
+  auto* c = static_cast<Connection*>(p->data);
+  if (c->state_ == State::kClosing || c->state_ == State::kClosed) return;
+  if (status < 0) {
+    c->fail(std::string("socket error: ") + uv_strerror(status));
+    return;
+  }
+  if (c->state_ == State::kConnecting && PQstatus(c->conn_) != CONNECTION_OK) {
+    c->continue_connect();
+    return;
+  }
+  if (events & UV_WRITABLE) c->flush();
+  if (c->state_ != State::kClosing && (events & UV_READABLE)) c->read_results();
+}
+
+void Connection::continue_connect() {
+  switch (PQconnectPoll(conn_)) {
+    case PGRES_POLLING_READING:
+      watch(UV_READABLE);
+      break;
+    case PGRES_POLLING_WRITING:
+      watch(UV_WRITABLE);
+      break;
+    case PGRES_POLLING_OK:
+      on_connected();
+      break;
+    default:
+      fail(trim_message(PQerrorMessage(conn_)));
+      break;
+  }
+}
+
+void Connection::on_connected() {
+  if (PQsetnonblocking(conn_, 1) != 0 || PQenterPipelineMode(conn_) != 1) {
+    fail("cannot enter pipeline mode: " + trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  // Session setup is the first job; the connection is ready when it completes.
+  static const Statement setup =
+      make_statement("SELECT pg_catalog.set_config('statement_timeout', $1, false)", {});
+  Job job;
+  job.statements.push_back(setup);
+  job.statements.back().params = {std::to_string(cfg_.pool.statement_timeout_ms) + "ms"};
+  job.done = [this](Result r) {
+    if (!r.ok()) {
+      fail("session setup failed: " + r.message);
+      return;
+    }
+    uv_timer_stop(timer_);
+    state_ = State::kReady;
+    events_.on_ready(this);
+  };
+  send(std::move(job));  // still kConnecting: the pool sends nothing else until on_ready
+}
+
+void Connection::send(Job job) {
+  Pending p;
+  p.sent_ns = uv_hrtime();
+  p.result.queued_ns = job.enqueued_ns != 0 ? p.sent_ns - job.enqueued_ns : 0;
+  for (const Statement& st : job.statements) {
+    if (prepared_.insert(*st.name).second) {
+      if (PQsendPrepare(conn_, st.name->c_str(), st.sql->c_str(),
+                        static_cast<int>(st.params.size()), nullptr) != 1) {
+        prepared_.erase(*st.name);
+        p.job = std::move(job);
+        jobs_.push_back(std::move(p));
+        fail("send failed: " + trim_message(PQerrorMessage(conn_)));
+        return;
+      }
+      p.items.push_back(st.name);
+    }
+    std::vector<const char*> values;
+    values.reserve(st.params.size());
+    for (const auto& v : st.params)
+      values.push_back(v ? v->c_str() : nullptr);
+    if (PQsendQueryPrepared(conn_, st.name->c_str(), static_cast<int>(values.size()), values.data(),
+                            nullptr, nullptr, 0) != 1) {
+      p.job = std::move(job);
+      jobs_.push_back(std::move(p));
+      fail("send failed: " + trim_message(PQerrorMessage(conn_)));
+      return;
+    }
+    p.items.push_back(nullptr);
+  }
+  p.job = std::move(job);
+  jobs_.push_back(std::move(p));
+  if (PQpipelineSync(conn_) != 1) {
+    fail("send failed: " + trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  flush();
+}
+
+void Connection::flush() {
+  int r = PQflush(conn_);
+  if (r < 0) {
+    fail("write failed: " + trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  watch(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+}
+
+void Connection::read_results() {
+  if (PQconsumeInput(conn_) != 1) {
+    fail("connection lost: " + trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  while (PGnotify* n = PQnotifies(conn_)) {
+    std::string channel = n->relname, payload = n->extra;
+    PQfreemem(n);
+    if (events_.on_notify) events_.on_notify(channel, payload);
+    if (state_ == State::kClosing || state_ == State::kClosed) return;
+  }
+  int nulls = 0;
+  while (state_ == State::kReady || state_ == State::kConnecting) {
+    if (PQisBusy(conn_)) break;
+    PGresult* r = PQgetResult(conn_);
+    if (r == nullptr) {
+      // A separator after each query's result; two in a row means nothing more is ready.
+      if (++nulls > 1) break;
+      continue;
+    }
+    nulls = 0;
+    ExecStatusType st = PQresultStatus(r);
+    if (jobs_.empty()) {
+      PQclear(r);
+      continue;
+    }
+    Pending& p = jobs_.front();
+    if (st == PGRES_PIPELINE_SYNC) {
+      PQclear(r);
+      finish_job();
+      continue;
+    }
+    Result& res = p.result;
+    if (p.next < p.items.size()) {
+      const auto& prepared_name = p.items[p.next++];
+      if (prepared_name != nullptr) {
+        if (st != PGRES_COMMAND_OK) prepared_.erase(*prepared_name);
+        if (st == PGRES_COMMAND_OK || st == PGRES_PIPELINE_ABORTED) {
+          PQclear(r);
+          continue;  // a Prepare's own result carries no rows
+        }
+      }
+    }
+    switch (st) {
+      case PGRES_TUPLES_OK: {
+        int nrows = PQntuples(r), ncols = PQnfields(r);
+        res.rows.assign(static_cast<size_t>(nrows), {});
+        for (int i = 0; i < nrows; ++i) {
+          auto& row = res.rows[static_cast<size_t>(i)];
+          row.reserve(static_cast<size_t>(ncols));
+          for (int j = 0; j < ncols; ++j) {
+            if (PQgetisnull(r, i, j)) {
+              row.emplace_back(std::nullopt);
+            } else {
+              row.emplace_back(
+                  std::string(PQgetvalue(r, i, j), static_cast<size_t>(PQgetlength(r, i, j))));
+            }
+          }
+        }
+        break;
+      }
+      case PGRES_COMMAND_OK:
+        break;
+      case PGRES_FATAL_ERROR:
+      case PGRES_NONFATAL_ERROR:
+        if (res.failure == Failure::kNone) {
+          res.failure = Failure::kSql;
+          res.sqlstate = field(r, PG_DIAG_SQLSTATE);
+          res.message = field(r, PG_DIAG_MESSAGE_PRIMARY);
+          res.detail = field(r, PG_DIAG_MESSAGE_DETAIL);
+          res.hint = field(r, PG_DIAG_MESSAGE_HINT);
+        }
+        break;
+      case PGRES_PIPELINE_ABORTED:
+        break;
+      default:
+        if (res.failure == Failure::kNone) {
+          res.failure = Failure::kSql;
+          res.sqlstate = "XX000";
+          res.message = std::string("unexpected result status ") + PQresStatus(st);
+        }
+        break;
+    }
+    PQclear(r);
+  }
+}
+
+void Connection::finish_job() {
+  Pending p = std::move(jobs_.front());
+  jobs_.pop_front();
+  p.result.upstream_ns = uv_hrtime() - p.sent_ns;
+  if (p.job.done) p.job.done(std::move(p.result));
+  if (state_ == State::kReady && events_.on_job_done) events_.on_job_done(this);
+}
+
+void Connection::fail(const std::string& why) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  last_error_ = why;
+  close(Failure::kConnection);
+  if (events_.on_broken) events_.on_broken(this, why);
+}
+
+void Connection::close(Failure failure) {
+  if (state_ == State::kClosing || state_ == State::kClosed) return;
+  state_ = State::kClosing;
+  std::deque<Pending> jobs = std::move(jobs_);
+  jobs_.clear();
+  for (Pending& p : jobs) {
+    p.result.failure = failure;
+    if (p.result.sqlstate.empty())
+      p.result.sqlstate = failure == Failure::kShutdown ? "57P01" : "08006";
+    if (p.result.message.empty()) {
+      p.result.message = failure == Failure::kShutdown ? "the proxy is shutting down"
+                                                       : "connection to the database lost";
+    }
+    if (p.job.done) p.job.done(std::move(p.result));
+  }
+  auto on_close = [](uv_handle_t* h) {
+    auto* c = static_cast<Connection*>(h->data);
+    if (h == reinterpret_cast<uv_handle_t*>(c->timer_)) {
+      delete c->timer_;
+      c->timer_ = nullptr;
+    } else {
+      delete reinterpret_cast<uv_poll_t*>(h);
+    }
+    if (--c->handles_open_ == 0) {
+      if (c->conn_ != nullptr) PQfinish(c->conn_);  // closes the socket after its poll handle
+      c->conn_ = nullptr;
+      c->state_ = State::kClosed;
+      auto closed = c->events_.on_closed;  // a copy: the owner may delete c inside it
+      closed(c);
+    }
+  };
+  if (poll_ != nullptr) {
+    uv_close(reinterpret_cast<uv_handle_t*>(poll_), on_close);
+    poll_ = nullptr;
+  }
+  if (timer_ != nullptr) uv_close(reinterpret_cast<uv_handle_t*>(timer_), on_close);
+  if (handles_open_ == 0) {
+    state_ = State::kClosed;
+    auto closed = events_.on_closed;
+    closed(this);
+  }
+}
+
+}  // namespace zonegate::pg

@@ -1,0 +1,85 @@
+// One libpq connection in non-blocking pipeline mode, driven by a uv_poll on its socket. Jobs
+// are sent as soon as they arrive (many may be in flight); results are matched to jobs in order.
+#pragma once
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <unordered_set>
+
+#include "config/config.hpp"
+#include "pg/job.hpp"
+
+namespace zonegate::pg {
+
+class Connection {
+ public:
+  enum class State { kConnecting, kReady, kClosing, kClosed };
+  // Events for the owner (the pool), called on the loop thread.
+  struct Events {
+    std::function<void(Connection*)> on_ready;                           // connected and set up
+    std::function<void(Connection*)> on_job_done;                        // capacity freed
+    std::function<void(Connection*, const std::string& why)> on_broken;  // failed or lost
+    std::function<void(Connection*)> on_closed;  // handles closed: safe to delete
+    // LISTEN notifications (channel, payload), if the owner listens on this connection.
+    std::function<void(const std::string&, const std::string&)> on_notify;
+  };
+
+  Connection(uv_loop_t* loop, const config::DatabaseConfig& cfg, Events events);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Starts connecting; on_ready or on_broken follows.
+  void start();
+  // Sends a job now (state must be kReady).
+  void send(Job job);
+  // Fails in-flight jobs with `failure`, closes the socket; on_closed follows.
+  void close(Failure failure);
+
+  State state() const { return state_; }
+  size_t in_flight() const { return jobs_.size(); }
+  uint64_t age_ms(uint64_t now_ms) const { return now_ms - created_ms_; }
+  const std::string& last_error() const { return last_error_; }
+
+ private:
+  struct Pending {
+    Job job;
+    Result result;
+    uint64_t sent_ns = 0;
+    // One entry per expected result, in order: the statement name for a Prepare, null for an
+    // Execute. A Prepare that fails or is skipped (aborted pipeline) is forgotten.
+    std::vector<std::shared_ptr<const std::string>> items;
+    size_t next = 0;
+  };
+  static void on_poll(uv_poll_t* p, int status, int events);
+  static void on_timer(uv_timer_t* t);
+  void continue_connect();
+  void on_connected();
+  void read_results();
+  void flush();
+  void fail(const std::string& why);
+  void watch(int events);
+  void finish_job();
+
+  uv_loop_t* loop_;
+  const config::DatabaseConfig& cfg_;
+  Events events_;
+  PGconn* conn_ = nullptr;
+  uv_poll_t* poll_ = nullptr;  // heap: the socket can change during connect
+  int poll_fd_ = -1;
+  int poll_events_ = 0;
+  uv_timer_t* timer_ = nullptr;  // connect timeout
+  State state_ = State::kConnecting;
+  std::deque<Pending> jobs_;
+  std::unordered_set<std::string> prepared_;
+  uint64_t created_ms_ = 0;
+  std::string last_error_;
+  int handles_open_ = 0;
+};
+
+}  // namespace zonegate::pg

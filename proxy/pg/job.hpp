@@ -1,0 +1,59 @@
+// A unit of work for a pooled Postgres connection: a few statements sent back to back in
+// pipeline mode and closed by one Sync, so they run as one implicit transaction in a single
+// round trip. Its callback gets the last statement's rows, or the first error.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zonegate::pg {
+
+// A prepared statement: `name` is prepared from `sql` on first use on each connection.
+struct Statement {
+  std::shared_ptr<const std::string> name;
+  std::shared_ptr<const std::string> sql;
+  std::vector<std::optional<std::string>> params;  // text format; nullopt is SQL NULL
+};
+
+// Why a job failed without a SQL error from the server.
+enum class Failure {
+  kNone,
+  kSql,          // the server reported an error (sqlstate etc. are set)
+  kConnection,   // the connection broke while the job was in flight (08006)
+  kPoolTimeout,  // no connection could take it within pool.acquire_timeout
+  kPoolFull,     // more than pool.max_waiting jobs were queued (load shedding)
+  kShutdown,     // the proxy is stopping
+};
+
+struct Result {
+  Failure failure = Failure::kNone;
+  // SQL error fields (PostgREST's error body shape).
+  std::string sqlstate;
+  std::string message;
+  std::string detail;
+  std::string hint;
+  // Rows of the last statement: text values, nullopt for NULL.
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  uint64_t queued_ns = 0;    // time waiting for a connection
+  uint64_t upstream_ns = 0;  // from send to Sync
+  bool ok() const { return failure == Failure::kNone; }
+  // The single value of a one-row, one-column result, if any.
+  const std::optional<std::string>* scalar() const {
+    return rows.size() == 1 && rows[0].size() == 1 ? &rows[0][0] : nullptr;
+  }
+};
+
+struct Job {
+  std::vector<Statement> statements;
+  std::function<void(Result)> done;
+  uint64_t enqueued_ns = 0;
+};
+
+// Statement with a name derived from its SQL (stable per process).
+Statement make_statement(const std::string& sql, std::vector<std::optional<std::string>> params);
+
+}  // namespace zonegate::pg

@@ -1,0 +1,242 @@
+// The per-worker pool; see pool.hpp.
+#include "pg/pool.hpp"
+
+#include <algorithm>
+
+#include "common/log.hpp"
+
+namespace zonegate::pg {
+
+namespace {
+constexpr uint64_t kTickMs = 50;
+}
+
+Pool::Pool(uv_loop_t* loop, const config::DatabaseConfig& cfg)
+    : loop_(loop), cfg_(cfg), rng_(std::random_device{}()) {
+  uv_timer_init(loop_, &tick_);
+  tick_.data = this;
+  uv_timer_init(loop_, &reconnect_timer_);
+  reconnect_timer_.data = this;
+  uv_idle_init(loop_, &defer_);
+  defer_.data = this;
+}
+
+Pool::~Pool() = default;
+
+void Pool::start() {
+  uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
+  for (int i = 0; i < cfg_.pool.min; ++i)
+    open_connection();
+}
+
+void Pool::open_connection() {
+  Connection::Events ev;
+  ev.on_ready = [this](Connection*) {
+    backoff_attempt_ = 0;
+    dispatch();
+  };
+  ev.on_job_done = [this](Connection* c) {
+    // Replace a connection past its lifetime once it is idle.
+    if (c->in_flight() == 0 &&
+        c->age_ms(uv_now(loop_)) > static_cast<uint64_t>(cfg_.pool.max_lifetime_ms)) {
+      c->close(Failure::kShutdown);
+      return;
+    }
+    dispatch();
+  };
+  ev.on_broken = [this](Connection* c, const std::string& why) {
+    counters_.last_error = why;
+    log::warn("database connection failed", {{"error", why}});
+    (void)c;
+    schedule_reconnect();
+  };
+  ev.on_closed = [this](Connection* c) {
+    conns_.erase(std::remove_if(conns_.begin(), conns_.end(),
+                                [c](const std::unique_ptr<Connection>& p) { return p.get() == c; }),
+                 conns_.end());
+    if (!shutting_down_) {
+      int live = 0;
+      for (auto& p : conns_)
+        live += p->state() != Connection::State::kClosing;
+      if (live < cfg_.pool.min || (!waiting_.empty() && live == 0)) schedule_reconnect();
+    }
+  };
+  conns_.push_back(std::make_unique<Connection>(loop_, cfg_, std::move(ev)));
+  conns_.back()->start();
+}
+
+void Pool::schedule_reconnect() {
+  if (shutting_down_ || reconnect_pending_) return;
+  reconnect_pending_ = true;
+  // Full jitter: a random delay up to min(max, min * 2^attempt), so proxies do not reconnect
+  // in lockstep after an outage.
+  uint64_t cap = static_cast<uint64_t>(cfg_.pool.reconnect_min_ms)
+                 << std::min(backoff_attempt_, 20);
+  cap = std::min<uint64_t>(cap, static_cast<uint64_t>(cfg_.pool.reconnect_max_ms));
+  uint64_t delay = cap == 0 ? 0 : rng_() % (cap + 1);
+  ++backoff_attempt_;
+  uv_timer_start(&reconnect_timer_, on_reconnect, delay, 0);
+}
+
+void Pool::on_reconnect(uv_timer_t* t) {
+  auto* pool = static_cast<Pool*>(t->data);
+  pool->reconnect_pending_ = false;
+  if (pool->shutting_down_) return;
+  ++pool->counters_.reconnects;
+  int live = 0;
+  for (auto& p : pool->conns_)
+    live += p->state() != Connection::State::kClosing;
+  if (live < std::max(pool->cfg_.pool.min, pool->waiting_.empty() ? 0 : 1)) pool->open_connection();
+}
+
+Connection* Pool::pick() {
+  Connection* best = nullptr;
+  for (auto& c : conns_) {
+    if (c->state() != Connection::State::kReady) continue;
+    if (c->in_flight() >= static_cast<size_t>(cfg_.pool.pipeline_depth)) continue;
+    if (best == nullptr || c->in_flight() < best->in_flight()) best = c.get();
+  }
+  return best;
+}
+
+void Pool::submit(Job job) {
+  job.enqueued_ns = uv_hrtime();
+  ++counters_.jobs;
+  if (shutting_down_) {
+    Result r;
+    r.failure = Failure::kShutdown;
+    r.sqlstate = "57P01";
+    r.message = "the proxy is shutting down";
+    complete_later(std::move(job), std::move(r));
+    return;
+  }
+  Connection* c = waiting_.empty() ? pick() : nullptr;
+  // Grow while every connection is busy: pipelining shares one backend, more connections use
+  // more of the server's cores.
+  if (c == nullptr || c->in_flight() > 0) {
+    int live = 0;
+    bool idle_exists = false;
+    for (auto& p : conns_) {
+      if (p->state() == Connection::State::kClosing) continue;
+      ++live;
+      idle_exists = idle_exists ||
+                    (p->state() == Connection::State::kReady && p->in_flight() == 0) ||
+                    p->state() == Connection::State::kConnecting;
+    }
+    if (!idle_exists && live < cfg_.pool.max && !reconnect_pending_) open_connection();
+  }
+  if (c != nullptr) {
+    c->send(std::move(job));
+    return;
+  }
+  if (static_cast<int64_t>(waiting_.size()) >= cfg_.pool.max_waiting) {
+    ++counters_.rejected;
+    Result r;
+    r.failure = Failure::kPoolFull;
+    r.sqlstate = "53300";
+    r.message = "too many requests are waiting for a database connection";
+    complete_later(std::move(job), std::move(r));
+    return;
+  }
+  waiting_.push_back(std::move(job));
+}
+
+void Pool::dispatch() {
+  while (!waiting_.empty()) {
+    Connection* c = pick();
+    if (c == nullptr) return;
+    Job job = std::move(waiting_.front());
+    waiting_.pop_front();
+    c->send(std::move(job));
+  }
+}
+
+void Pool::complete_later(Job job, Result r) {
+  // Callbacks never run inside submit(): the caller may hold state it is still building.
+  deferred_.emplace_back(std::move(job), std::move(r));
+  uv_idle_start(&defer_, on_defer);
+}
+
+void Pool::on_defer(uv_idle_t* h) {
+  auto* pool = static_cast<Pool*>(h->data);
+  uv_idle_stop(h);
+  auto items = std::move(pool->deferred_);
+  pool->deferred_.clear();
+  for (auto& [job, r] : items) {
+    if (job.done) job.done(std::move(r));
+  }
+}
+
+void Pool::expire_waiting(uint64_t now_ns) {
+  uint64_t limit = static_cast<uint64_t>(cfg_.pool.acquire_timeout_ms) * 1'000'000ULL;
+  while (!waiting_.empty() && now_ns - waiting_.front().enqueued_ns > limit) {
+    Job job = std::move(waiting_.front());
+    waiting_.pop_front();
+    ++counters_.timeouts;
+    Result r;
+    r.failure = Failure::kPoolTimeout;
+    r.sqlstate = "08000";
+    r.message = "no database connection became available within pool.acquire_timeout";
+    if (!counters_.last_error.empty()) r.detail = counters_.last_error;
+    r.queued_ns = now_ns - job.enqueued_ns;
+    if (job.done) job.done(std::move(r));
+  }
+}
+
+void Pool::on_tick(uv_timer_t* t) {
+  auto* pool = static_cast<Pool*>(t->data);
+  pool->expire_waiting(uv_hrtime());
+  pool->dispatch();
+}
+
+bool Pool::has_ready() const {
+  for (const auto& c : conns_) {
+    if (c->state() == Connection::State::kReady) return true;
+  }
+  return false;
+}
+
+PoolStats Pool::stats() const {
+  PoolStats s = counters_;
+  for (const auto& c : conns_) {
+    if (c->state() == Connection::State::kReady) {
+      ++s.ready;
+      if (c->in_flight() > 0) ++s.busy;
+    } else if (c->state() == Connection::State::kConnecting) {
+      ++s.connecting;
+    }
+    s.in_flight += static_cast<int>(c->in_flight());
+  }
+  s.waiting = static_cast<int>(waiting_.size());
+  if (!waiting_.empty())
+    s.max_wait_ms = static_cast<double>(uv_hrtime() - waiting_.front().enqueued_ns) / 1e6;
+  return s;
+}
+
+void Pool::shutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  std::deque<Job> waiting = std::move(waiting_);
+  waiting_.clear();
+  for (Job& job : waiting) {
+    Result r;
+    r.failure = Failure::kShutdown;
+    r.sqlstate = "57P01";
+    r.message = "the proxy is shutting down";
+    if (job.done) job.done(std::move(r));
+  }
+  for (auto& [job, r] : deferred_) {
+    if (job.done) job.done(std::move(r));
+  }
+  deferred_.clear();
+  std::vector<Connection*> all;
+  for (auto& c : conns_)
+    all.push_back(c.get());
+  for (Connection* c : all)
+    c->close(Failure::kShutdown);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&reconnect_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&defer_), nullptr);
+}
+
+}  // namespace zonegate::pg
