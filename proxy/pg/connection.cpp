@@ -48,8 +48,9 @@ Connection::~Connection() {
 
 void Connection::start() {
   created_ms_ = uv_now(loop_);
-  const char* keys[] = {"dbname", "application_name", "fallback_application_name", nullptr};
-  const char* vals[] = {cfg_.conninfo.c_str(), "zonegate-proxy", "zonegate-proxy", nullptr};
+  // fallback_application_name: an application_name in the user's conninfo wins.
+  const char* keys[] = {"dbname", "fallback_application_name", nullptr};
+  const char* vals[] = {cfg_.conninfo.c_str(), "zonegate-proxy", nullptr};
   conn_ = PQconnectStartParams(keys, vals, 1);
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);

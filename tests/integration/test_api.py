@@ -494,3 +494,62 @@ def test_sigterm_drains_in_flight_requests(cluster, api):
     assert headers["connection"] == "close"
     assert p.proc.wait(10) == 0
     stop_proxy(p)
+
+
+def test_backpressure_many_pipelined_requests_unread(cluster, api):
+    """A client that pipelines far more than it reads: the proxy pauses reading instead of
+    buffering without bound, then answers everything in order once the client reads."""
+    p = start_proxy(cluster, "backpressure", server={"max_output_bytes": "4KiB", "max_pipelined": 8})
+    try:
+        c = RawConn(p.port, timeout=30)
+        n = 3000
+        payload = b"".join(request_bytes("GET", "/healthz", {"X-Request-Id": "r%d" % i}) for i in range(n))
+        sender = threading.Thread(target=c.send, args=(payload,))
+        sender.start()
+        time.sleep(1.0)  # the proxy's output fills and it stops reading; our send blocks
+        ids = [c.read_response()[1]["x-request-id"] for _ in range(n)]
+        sender.join(10)
+        assert ids == ["r%d" % i for i in range(n)]
+    finally:
+        stop_proxy(p)
+
+
+def test_drain_timeout_closes_what_is_still_running(cluster, api):
+    p = start_proxy(cluster, "drain-timeout", server={"drain_timeout": "300ms"})
+    result = {}
+    def slow():
+        c = RawConn(p.port)
+        c.send(request_bytes("POST", "/rpc/slow", {"Authorization": "Bearer " + token("alice"),
+                                                   "Content-Type": "application/json"}, b'{"seconds": 3}'))
+        result["resp"] = c.read_response()
+    th = threading.Thread(target=slow)
+    th.start()
+    time.sleep(0.3)
+    t0 = time.time()
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.proc.wait(10) == 0
+    assert time.time() - t0 < 2.5  # did not wait for the 3 s query
+    th.join(10)
+    assert result["resp"] is None  # the connection was closed without a response
+    assert p.logs("drain timeout reached: closing remaining connections")
+    stop_proxy(p)
+
+
+def test_connections_are_replaced_after_max_lifetime(cluster, api):
+    p = start_proxy(cluster, "lifetime", server={"workers": 1},
+                    database={"conninfo": cluster.conninfo + " application_name=lifetime-test",
+                              "pool": {"min": 1, "max": 1, "max_lifetime": "1s"}})
+    try:
+        t = token("alice")
+        def backend():
+            assert call(p.port, "GET", "/rpc/whoami", t)[0] == 200
+            return cluster.psql("SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity "
+                                "WHERE application_name = 'lifetime-test' AND query NOT LIKE 'LISTEN%'")
+        first = backend()
+        deadline = time.time() + 10
+        while backend() == first:
+            assert time.time() < deadline, "connection never replaced"
+            time.sleep(0.3)
+        assert call(p.port, "GET", "/rpc/add?a=1&b=2", t)[2] == 3
+    finally:
+        stop_proxy(p)
