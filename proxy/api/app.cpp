@@ -6,13 +6,68 @@
 
 namespace zonegate::api {
 
-WorkerState::WorkerState(uv_loop_t* loop, const config::Config& cfg,
-                         std::shared_ptr<const auth::Verifier> verifier)
-    : pool(loop, cfg.database), auth(std::move(verifier), cfg.auth.admin_token) {
+WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
+                         std::shared_ptr<const auth::Verifier> verifier,
+                         cache::ResponseCache* cache)
+    : pool(worker.loop(), cfg.database),
+      auth(std::move(verifier), cfg.auth.admin_token),
+      worker_(worker),
+      cache_(cache) {
   pool.start();
+  uv_timer_init(worker.loop(), &tick_);
+  tick_.data = this;
+  uv_timer_start(&tick_, on_tick, 25, 25);
 }
 
-App::App(config::Config cfg) : cfg_(std::move(cfg)), catalog_(std::make_shared<Catalog>()) {}
+void WorkerState::on_tick(uv_timer_t* t) {
+  auto* ws = static_cast<WorkerState*>(t->data);
+  ws->cache_->expire_waiters(ws->worker_);
+}
+
+void WorkerState::shutdown() {
+  pool.shutdown();
+  uv_timer_stop(&tick_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+}
+
+namespace {
+
+std::vector<std::string> cache_route_names(const config::Config& cfg) {
+  std::vector<std::string> names = {"me_context", "user_context", "me_zones", "me_zones_filter",
+                                    "zones_at"};
+  for (const std::string& fn : cfg.rpc.functions)
+    names.push_back("rpc:" + fn);
+  return names;
+}
+
+int64_t steady_ms() {
+  return static_cast<int64_t>(uv_hrtime() / 1'000'000);
+}
+
+}  // namespace
+
+App::App(config::Config cfg)
+    : cfg_(std::move(cfg)),
+      catalog_(std::make_shared<Catalog>()),
+      cache_(
+          std::make_unique<cache::ResponseCache>(cfg_.cache, cache_route_names(cfg_), steady_ms)) {
+  on_change([this](const std::string& payload) { cache_->on_change(payload); });
+}
+
+const config::CachePolicy& App::route_policy(const std::string& route) const {
+  static const config::CachePolicy off = [] {
+    config::CachePolicy p;
+    p.enabled = false;
+    return p;
+  }();
+  auto it = cfg_.cache.routes.find(route);
+  return it != cfg_.cache.routes.end() ? it->second : off;
+}
+
+void App::serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
+                       cache::CacheKey key, cache::Upstream upstream) {
+  cache_->serve(ex, policy, std::move(key), std::move(upstream));
+}
 
 App::~App() = default;
 
@@ -40,7 +95,7 @@ bool App::init(std::string& error) {
 }
 
 std::unique_ptr<http::WorkerContext> App::make_worker(http::Worker& w) {
-  return std::make_unique<WorkerState>(w.loop(), cfg_, verifier_);
+  return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get());
 }
 
 void App::start_control(uv_loop_t* main_loop) {
@@ -74,6 +129,7 @@ bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims) {
 void App::add_routes(http::Router& router) {
   add_v1_routes(*this, router);
   add_rpc_routes(*this, router);
+  add_admin_routes(*this, router);
 }
 
 }  // namespace zonegate::api

@@ -15,6 +15,7 @@
 #include "api/catalog.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
+#include "cache/response_cache.hpp"
 #include "config/config.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
@@ -25,11 +26,17 @@ namespace zonegate::api {
 // What a worker owns.
 class WorkerState : public http::WorkerContext {
  public:
-  WorkerState(uv_loop_t* loop, const config::Config& cfg,
-              std::shared_ptr<const auth::Verifier> verifier);
-  void shutdown() override { pool.shutdown(); }
+  WorkerState(http::Worker& worker, const config::Config& cfg,
+              std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache);
+  void shutdown() override;
   pg::Pool pool;
   auth::Authenticator auth;
+
+ private:
+  static void on_tick(uv_timer_t* t);
+  http::Worker& worker_;
+  cache::ResponseCache* cache_;
+  uv_timer_t tick_{};  // lets coalesced cache waiters past lock_timeout go upstream
 };
 
 class Control;
@@ -56,6 +63,11 @@ class App {
     change_subscribers_.push_back(std::move(fn));
   }
   void notify_change(const std::string& payload);
+  cache::ResponseCache& cache() { return *cache_; }
+  // Serves a cacheable request: from the cache when the route's policy allows, else upstream.
+  void serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
+                    cache::CacheKey key, cache::Upstream upstream);
+  const config::CachePolicy& route_policy(const std::string& route) const;
 
  private:
   config::Config cfg_;
@@ -63,12 +75,16 @@ class App {
   std::shared_ptr<const Catalog> catalog_;
   std::atomic<bool> listening_{false};
   std::unique_ptr<Control> control_;
+  std::unique_ptr<cache::ResponseCache> cache_;
   std::vector<std::function<void(const std::string&)>> change_subscribers_;
 };
 
 // Route handlers (api/v1.cpp, api/rpc.cpp).
 void add_v1_routes(App& app, http::Router& router);
 void add_rpc_routes(App& app, http::Router& router);
+void add_admin_routes(App& app, http::Router& router);
+// Answers 401/403 and returns false unless the request carries the admin token.
+bool require_admin(App& app, const http::ExchangePtr& ex);
 
 // Authenticates the request; on failure responds 401 and returns false.
 bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims);

@@ -61,7 +61,7 @@ void Control::connect() {
     }
     app_.notify_change(payload);
   };
-  conn_ = new pg::Connection(loop_, db_cfg_, std::move(ev));
+  conn_ = new pg::Connection(loop_, db_cfg_, std::move(ev), "zonegate-proxy-listen");
   conn_->start();
 }
 

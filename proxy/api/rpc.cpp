@@ -204,26 +204,54 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
       params.push_back(args[i].second);
     }
   }
-  pg::Job job;
+  // Cache key: the function, its canonical arguments (sorted by name), and the caller unless
+  // the policy says the answer is the same for everybody. VOLATILE functions are never cached.
+  std::vector<std::pair<std::string, const std::optional<std::string>*>> canon;
+  for (size_t i = 0; i < used.size(); ++i)
+    canon.emplace_back(f->args[used[i]].name, &params[i]);
+  std::sort(canon.begin(), canon.end());
+  std::string key = "rpc|" + fn + "|" + std::to_string(f->oid);
+  for (const auto& [name, value] : canon) {
+    key += '\x1e' + name + '\x1f' + (*value ? "v" + **value : std::string("n"));
+  }
+  static const config::CachePolicy off = [] {
+    config::CachePolicy p;
+    p.enabled = false;
+    return p;
+  }();
+  auto pit = app.cfg().cache.rpc.find(fn);
+  const config::CachePolicy& policy =
+      (pit == app.cfg().cache.rpc.end() || f->volatility == 'v') ? off : pit->second;
+  std::string tag;
+  if (!policy.shared) {
+    key += "\x1eu=" + claims.subject;
+    tag = claims.subject;
+  }
+
   pg::Statement who = claims_stmt();
   who.params = {claims.subject, claims.json};
-  job.statements.push_back(std::move(who));
-  job.statements.push_back(pg::make_statement(call_sql(*f, used), std::move(params)));
+  pg::Statement call = pg::make_statement(call_sql(*f, used), std::move(params));
   bool void_fn = f->returns_void;
-  job.done = [ex, void_fn](pg::Result r) {
-    ex->upstream_ns = r.upstream_ns;
-    if (!r.ok()) {
-      ex->respond(error_from_result(r));
-      return;
-    }
-    if (void_fn) {
-      ex->respond(http::Response(204, ""));
-      return;
-    }
-    const std::optional<std::string>* v = r.scalar();
-    ex->respond(http::Response(200, (v != nullptr && *v) ? **v : std::string("null")));
+  cache::Upstream upstream = [ex, who, call, void_fn](std::function<void(http::Response)> done) {
+    pg::Job job;
+    job.statements = {who, call};
+    job.done = [ex, void_fn, done](pg::Result r) {
+      ex->upstream_ns += r.upstream_ns;
+      if (!r.ok()) {
+        done(error_from_result(r));
+        return;
+      }
+      if (void_fn) {
+        done(http::Response(204, ""));
+        return;
+      }
+      const std::optional<std::string>* v = r.scalar();
+      done(http::Response(200, (v != nullptr && *v) ? **v : std::string("null")));
+    };
+    worker_state(ex).pool.submit(std::move(job));
   };
-  worker_state(ex).pool.submit(std::move(job));
+  app.serve_cached(ex, policy, cache::CacheKey{"rpc:" + fn, std::move(key), std::move(tag)},
+                   std::move(upstream));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // point. Each is one prepared statement sent through the worker's pool.
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -50,26 +51,37 @@ const pg::Statement& zone_at_stmt() {
   return s;
 }
 
-// Runs one statement for the exchange; `on_row` turns the single text value into a response,
-// `missing` answers when there is no row or the value is NULL.
-void run(const ExchangePtr& ex, pg::Statement st, std::function<http::Response()> missing,
-         int ok_status = 200) {
-  pg::Job job;
-  job.statements.push_back(std::move(st));
-  job.done = [ex, missing = std::move(missing), ok_status](pg::Result r) {
-    ex->upstream_ns = r.upstream_ns;
-    if (!r.ok()) {
-      ex->respond(error_from_result(r));
-      return;
-    }
-    const std::optional<std::string>* v = r.scalar();
-    if (v == nullptr || !*v) {
-      ex->respond(missing());
-      return;
-    }
-    ex->respond(http::Response(ok_status, **v));
+// The upstream for one statement: its single text value becomes a 200 response, no row or
+// NULL becomes `missing()`, a failure the mapped error.
+cache::Upstream statement_upstream(const ExchangePtr& ex, pg::Statement st,
+                                   std::function<http::Response()> missing) {
+  return [ex, st = std::move(st),
+          missing = std::move(missing)](std::function<void(http::Response)> done) {
+    pg::Job job;
+    job.statements.push_back(st);
+    job.done = [ex, missing, done](pg::Result r) {
+      ex->upstream_ns += r.upstream_ns;
+      if (!r.ok()) {
+        done(error_from_result(r));
+        return;
+      }
+      const std::optional<std::string>* v = r.scalar();
+      if (v == nullptr || !*v) {
+        done(missing());
+        return;
+      }
+      done(http::Response(200, **v));
+    };
+    worker_state(ex).pool.submit(std::move(job));
   };
-  worker_state(ex).pool.submit(std::move(job));
+}
+
+// Runs one statement through the route's cache policy.
+void run(App& app, const ExchangePtr& ex, const std::string& route, std::string key,
+         std::string tag, pg::Statement st, std::function<http::Response()> missing) {
+  app.serve_cached(ex, app.route_policy(route),
+                   cache::CacheKey{route, std::move(key), std::move(tag)},
+                   statement_upstream(ex, std::move(st), std::move(missing)));
 }
 
 http::Response no_user(const std::string& uid) {
@@ -77,10 +89,11 @@ http::Response no_user(const std::string& uid) {
                               "the user does not exist or is inactive");
 }
 
-void context_of(const ExchangePtr& ex, const std::string& uid) {
+// Both context routes share one entry per user: the document does not depend on who asks.
+void context_of(App& app, const ExchangePtr& ex, const std::string& uid) {
   pg::Statement st = ctx_stmt();
   st.params = {uid};
-  run(ex, std::move(st), [uid] { return no_user(uid); });
+  run(app, ex, ex->route, "ctx|" + uid, uid, std::move(st), [uid] { return no_user(uid); });
 }
 
 // Parses {"zones": [ids...]} (zones may be absent or null: everything visible).
@@ -137,10 +150,10 @@ bool parse_coordinate(const std::string& s, double lo, double hi, double& out) {
 }  // namespace
 
 void add_v1_routes(App& app, http::Router& router) {
-  router.add("GET", "/v1/me/context", "me_context", [](const ExchangePtr& ex, const Params&) {
+  router.add("GET", "/v1/me/context", "me_context", [&app](const ExchangePtr& ex, const Params&) {
     auth::Claims c;
     if (!authenticate(ex, c)) return;
-    context_of(ex, c.subject);
+    context_of(app, ex, c.subject);
   });
 
   router.add("GET", "/v1/users/{id}/context", "user_context",
@@ -154,20 +167,21 @@ void add_v1_routes(App& app, http::Router& router) {
                      "use a token whose role claim is \"" + app.cfg().auth.service_role + "\""));
                  return;
                }
-               context_of(ex, p[0]);
+               context_of(app, ex, p[0]);
              });
 
-  router.add("GET", "/v1/me/zones", "me_zones", [](const ExchangePtr& ex, const Params&) {
+  router.add("GET", "/v1/me/zones", "me_zones", [&app](const ExchangePtr& ex, const Params&) {
     auth::Claims c;
     if (!authenticate(ex, c)) return;
     pg::Statement st = zones_stmt();
     st.params = {c.subject};
     std::string uid = c.subject;
-    run(ex, std::move(st), [uid] { return no_user(uid); });
+    run(app, ex, "me_zones", "zones|" + uid, uid, std::move(st), [uid] { return no_user(uid); });
   });
 
   router.add(
-      "POST", "/v1/me/zones/filter", "me_zones_filter", [](const ExchangePtr& ex, const Params&) {
+      "POST", "/v1/me/zones/filter", "me_zones_filter",
+      [&app](const ExchangePtr& ex, const Params&) {
         auth::Claims c;
         if (!authenticate(ex, c)) return;
         const std::string* ct = ex->req.header("content-type");
@@ -186,7 +200,9 @@ void add_v1_routes(App& app, http::Router& router) {
         pg::Statement st = filter_stmt();
         st.params = {c.subject, zones};
         std::string uid = c.subject;
-        run(ex, std::move(st), [uid] { return no_user(uid); });
+        std::string key = "filter|" + uid + "|" + zones.value_or("*");
+        run(app, ex, "me_zones_filter", std::move(key), uid, std::move(st),
+            [uid] { return no_user(uid); });
       });
 
   router.add("GET", "/v1/zones/at", "zones_at", [&app](const ExchangePtr& ex, const Params&) {
@@ -216,8 +232,10 @@ void add_v1_routes(App& app, http::Router& router) {
       return;
     }
     pg::Statement st = zone_at_stmt();
+    char canon[64];
+    std::snprintf(canon, sizeof canon, "%.17g,%.17g", lon, lat);
     st.params = {lon_s, lat_s};
-    run(ex, std::move(st),
+    run(app, ex, "zones_at", std::string("at|") + canon, "", std::move(st),
         [] { return http::error_response(404, "no_zone", "no zone contains this point"); });
   });
 }

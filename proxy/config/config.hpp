@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,24 @@ struct RpcConfig {
   std::vector<std::string> functions;  // the allow-list
 };
 
+// How one route or /rpc function is cached (RFC 5861 meanings).
+struct CachePolicy {
+  bool enabled = true;
+  int64_t ttl_ms = 60'000;                     // fresh for this long
+  int64_t stale_while_revalidate_ms = 10'000;  // then served stale while one request refreshes it
+  int64_t stale_if_error_ms = 300'000;         // and served stale if the database fails
+  bool shared = false;                         // scope: shared (same answer for every user)
+};
+
+struct CacheConfig {
+  bool enabled = true;
+  int64_t max_bytes = 64LL * 1024 * 1024;
+  int shards = 16;
+  int64_t lock_timeout_ms = 5'000;            // coalesced requests wait this long for the first one
+  std::map<std::string, CachePolicy> routes;  // me_context, user_context, me_zones, ...
+  std::map<std::string, CachePolicy> rpc;     // per /rpc function; functions not listed: off
+};
+
 struct LogConfig {
   std::string level = "info";
   std::string file;  // empty: stderr
@@ -78,6 +97,7 @@ struct Config {
   DatabaseConfig database;
   AuthConfig auth;
   RpcConfig rpc;
+  CacheConfig cache;
   LogConfig log;
 };
 

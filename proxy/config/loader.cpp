@@ -2,6 +2,7 @@
 // docs/CONFIG.md with its default.
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstring>
@@ -93,6 +94,64 @@ void read_rpc(Section s, RpcConfig& c) {
   s.finish();
 }
 
+void read_policy(const std::string& word, Section& s, CachePolicy& p) {
+  if (!word.empty()) {
+    if (word == "off") {
+      p.enabled = false;
+    } else if (word != "on") {
+      s.error("", "\"" + word + "\" is not on, off or a mapping of cache settings");
+    }
+    return;
+  }
+  s.boolean("enabled", p.enabled);
+  s.duration_ms("ttl", p.ttl_ms, 0, 7 * 24 * kHour);
+  s.duration_ms("stale_while_revalidate", p.stale_while_revalidate_ms, 0, 7 * 24 * kHour);
+  s.duration_ms("stale_if_error", p.stale_if_error_ms, 0, 30 * 24 * kHour);
+  std::string scope = p.shared ? "shared" : "user";
+  s.choice("scope", scope, {"user", "shared"});
+  p.shared = scope == "shared";
+}
+
+const char* const kCachedRoutes[] = {"me_context", "user_context", "me_zones", "me_zones_filter",
+                                     "zones_at"};
+
+void read_cache(Section s, CacheConfig& c, const RpcConfig& rpc) {
+  s.boolean("enabled", c.enabled);
+  s.bytes("max_bytes", c.max_bytes, 0, 1LL << 40);
+  s.integer("shards", c.shards, 1, 1024);
+  s.duration_ms("lock_timeout", c.lock_timeout_ms, 1, kHour);
+  // Defaults: every /v1 route cached (push invalidation keeps them coherent); zones_at is the
+  // same for every user and depends on zones only.
+  for (const char* r : kCachedRoutes)
+    c.routes[r] = CachePolicy();
+  c.routes["zones_at"].shared = true;
+  c.routes["zones_at"].ttl_ms = 3'600'000;
+  s.each_entry_or_word("routes", [&](const std::string& name, const std::string& word, Section& p) {
+    auto it = c.routes.find(name);
+    if (it == c.routes.end()) {
+      std::string known;
+      for (const char* r : kCachedRoutes)
+        known += (known.empty() ? "" : ", ") + std::string(r);
+      p.error("", "unknown route \"" + name + "\" (cached routes: " + known + ")");
+      return;
+    }
+    read_policy(word, p, it->second);
+    if (name != "zones_at" && it->second.shared) {
+      p.error("scope", "user-specific routes cannot be shared");
+    }
+  });
+  s.each_entry_or_word("rpc", [&](const std::string& name, const std::string& word, Section& p) {
+    if (std::find(rpc.functions.begin(), rpc.functions.end(), name) == rpc.functions.end()) {
+      p.error("", "\"" + name + "\" is not in rpc.functions");
+      return;
+    }
+    CachePolicy pol;
+    read_policy(word, p, pol);
+    c.rpc[name] = pol;
+  });
+  s.finish();
+}
+
 // The prod profile refuses settings that are only acceptable on a developer's machine.
 void check_prod(const Config& c, Diagnostics& diag) {
   bool hs = false;
@@ -126,6 +185,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
   read_database(top.section("database"), r.config.database);
   read_auth(top.section("auth"), r.config.auth);
   read_rpc(top.section("rpc"), r.config.rpc);
+  read_cache(top.section("cache"), r.config.cache, r.config.rpc);
   read_log(top.section("log"), r.config.log);
   top.finish();
   if (r.errors.empty() && r.config.profile == "prod") check_prod(r.config, diag);

@@ -167,7 +167,12 @@ std::string Section::key_path(const char* key) const {
 }
 
 void Section::error(const char* key, std::string message) {
-  YAML::Node n = is_map_ ? YAML::Node(node_[key]) : YAML::Node();
+  if (key == nullptr || key[0] == '\0') {  // about the section itself
+    diag_.at(mark_, path_ + ": " + message);
+    return;
+  }
+  const YAML::Node& cn = node_;  // const access never inserts
+  YAML::Node n = is_map_ ? YAML::Node(cn[key]) : YAML::Node(YAML::NodeType::Undefined);
   diag_.at(n.IsDefined() ? n.Mark() : mark_, key_path(key) + ": " + message);
 }
 
@@ -402,6 +407,31 @@ void Section::each_entry(const char* key,
     std::string name = kv.first.Scalar();
     Section s(diag_, kv.second, key_path(key) + "." + name, kv.first.Mark());
     fn(name, s);
+    s.finish();
+  }
+}
+
+void Section::each_entry_or_word(
+    const char* key,
+    const std::function<void(const std::string&, const std::string&, Section&)>& fn) {
+  YAML::Node n = take(key);
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (!n.IsMap()) {
+    diag_.at(n.Mark(), key_path(key) + " must be a mapping of name: settings");
+    return;
+  }
+  for (const auto& kv : n) {
+    std::string name = kv.first.Scalar();
+    std::string word;
+    YAML::Node value = kv.second;
+    if (value.IsScalar()) {
+      std::string err;
+      if (!expand_env(value.Scalar(), word, err))
+        diag_.at(value.Mark(), key_path(key) + "." + name + ": " + err);
+      value = YAML::Node(YAML::NodeType::Null);
+    }
+    Section s(diag_, value, key_path(key) + "." + name, kv.first.Mark());
+    fn(name, word, s);
     s.finish();
   }
 }

@@ -58,6 +58,11 @@ class Section {
   Section section(const char* key);
   // Calls fn(name, section) for each entry of a mapping of mappings (e.g. rpc functions).
   void each_entry(const char* key, const std::function<void(const std::string&, Section&)>& fn);
+  // Like each_entry, but an entry may also be a single word (e.g. `me_context: off`): then fn
+  // gets that word and an empty section.
+  void each_entry_or_word(
+      const char* key,
+      const std::function<void(const std::string&, const std::string& word, Section&)>& fn);
   bool has(const char* key) const;
   // Reports keys that no accessor asked for.
   void finish();

@@ -132,8 +132,23 @@ void Worker::on_connection(uv_stream_t* listener, int status) {
   }
 }
 
+bool Worker::post(std::function<void()> task) {
+  std::lock_guard<std::mutex> lock(command_mutex_);
+  if (finished_) return false;
+  tasks_.push_back(std::move(task));
+  uv_async_send(&command_);
+  return true;
+}
+
 void Worker::on_command(uv_async_t* async) {
   auto* w = static_cast<Worker*>(async->data);
+  std::vector<std::function<void()>> tasks;
+  {
+    std::lock_guard<std::mutex> lock(w->command_mutex_);
+    tasks.swap(w->tasks_);
+  }
+  for (auto& t : tasks)
+    t();
   int cmds = w->commands_.exchange(0);
   if (cmds & kCmdDrain) w->begin_drain();
   if (cmds & kCmdForce) w->force_close();

@@ -89,6 +89,10 @@ class Worker {
   }
   size_t connection_count() const { return connection_count_; }
 
+  // Runs `task` on this worker's loop thread, soon. Callable from any thread; false (and the
+  // task dropped) once the worker is shutting down.
+  bool post(std::function<void()> task);
+
   // Internal: used by Connection.
   void dispatch(const ExchangePtr& ex);
   void observe(const Exchange& ex, uint64_t bytes);
@@ -121,7 +125,8 @@ class Worker {
   bool started_ = false;
   std::mutex command_mutex_;
   std::atomic<int> commands_{0};
-  Connection* connections_ = nullptr;  // intrusive list head
+  std::vector<std::function<void()>> tasks_;  // guarded by command_mutex_
+  Connection* connections_ = nullptr;         // intrusive list head
   size_t connection_count_ = 0;
   std::vector<char> read_buffer_;
   std::unique_ptr<WorkerContext> context_;

@@ -39,8 +39,9 @@ Statement make_statement(const std::string& sql, std::vector<std::optional<std::
                    std::make_shared<const std::string>(sql), std::move(params)};
 }
 
-Connection::Connection(uv_loop_t* loop, const config::DatabaseConfig& cfg, Events events)
-    : loop_(loop), cfg_(cfg), events_(std::move(events)) {}
+Connection::Connection(uv_loop_t* loop, const config::DatabaseConfig& cfg, Events events,
+                       std::string name)
+    : loop_(loop), cfg_(cfg), events_(std::move(events)), name_(std::move(name)) {}
 
 Connection::~Connection() {
   if (conn_ != nullptr) PQfinish(conn_);
@@ -50,7 +51,7 @@ void Connection::start() {
   created_ms_ = uv_now(loop_);
   // fallback_application_name: an application_name in the user's conninfo wins.
   const char* keys[] = {"dbname", "fallback_application_name", nullptr};
-  const char* vals[] = {cfg_.conninfo.c_str(), "zonegate-proxy", nullptr};
+  const char* vals[] = {cfg_.conninfo.c_str(), name_.c_str(), nullptr};
   conn_ = PQconnectStartParams(keys, vals, 1);
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);

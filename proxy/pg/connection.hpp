@@ -29,7 +29,9 @@ class Connection {
     std::function<void(const std::string&, const std::string&)> on_notify;
   };
 
-  Connection(uv_loop_t* loop, const config::DatabaseConfig& cfg, Events events);
+  // `name` is the fallback application_name (the conninfo's own application_name wins).
+  Connection(uv_loop_t* loop, const config::DatabaseConfig& cfg, Events events,
+             std::string name = "zonegate-proxy");
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -69,6 +71,7 @@ class Connection {
   uv_loop_t* loop_;
   const config::DatabaseConfig& cfg_;
   Events events_;
+  std::string name_;
   PGconn* conn_ = nullptr;
   uv_poll_t* poll_ = nullptr;  // heap: the socket can change during connect
   int poll_fd_ = -1;

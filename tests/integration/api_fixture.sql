@@ -45,3 +45,7 @@ CREATE FUNCTION api.arr_sum(xs int[]) RETURNS int LANGUAGE sql IMMUTABLE
   AS 'SELECT coalesce(sum(x), 0)::int FROM unnest(xs) x';
 CREATE FUNCTION api.doc(body jsonb) RETURNS jsonb LANGUAGE sql IMMUTABLE AS $$ SELECT body -> 'a' $$;
 CREATE FUNCTION api.hidden() RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 42';
+CREATE FUNCTION api.slow_stable(seconds float8, tag text DEFAULT '') RETURNS text
+  LANGUAGE sql STABLE AS $$ SELECT pg_sleep(seconds)::text || 'slept ' || tag $$;
+CREATE FUNCTION api.grants_of_caller() RETURNS bigint[] LANGUAGE sql STABLE
+  AS 'SELECT zonegate.current_zones()';

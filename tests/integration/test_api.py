@@ -24,7 +24,7 @@ from zg import PROXY_BIN, ROOT, Cluster, Proxy, RawConn, http, request_bytes
 SECRET = "integration-secret-0123456789-abcdef"
 ADMIN = "integration-admin-token-0123"
 FUNCTIONS = ["add", "echo", "whoami", "my_zones", "report", "one_thing", "bump", "nothing", "fail",
-             "dup", "slow", "over", "arr_sum", "doc", "late"]
+             "dup", "slow", "over", "arr_sum", "doc", "late", "slow_stable", "grants_of_caller"]
 
 
 def config(cluster, **over):
@@ -396,7 +396,7 @@ def test_prod_profile_refuses_unsafe_settings(tmp_path, cluster):
 # ---------------------------------------------------------------- pool, outages, drain
 
 def test_pool_acquisition_timeout_and_load_shedding(cluster, api):
-    p = start_proxy(cluster, "pool", server={"workers": 1},
+    p = start_proxy(cluster, "pool", server={"workers": 1}, cache={"enabled": False},
                     database={"conninfo": cluster.conninfo,
                               "pool": {"min": 1, "max": 1, "pipeline_depth": 1, "acquire_timeout": "300ms",
                                        "max_waiting": 1}})
@@ -439,7 +439,7 @@ def test_database_outage_and_recovery():
     c2 = Cluster(dbname="outage")
     try:
         c2.psql(Path(__file__).with_name("api_fixture.sql").read_text())
-        p = start_proxy(c2, "outage", database={"conninfo": c2.conninfo,
+        p = start_proxy(c2, "outage", cache={"enabled": False}, database={"conninfo": c2.conninfo,
                                                 "pool": {"reconnect_min": "50ms", "reconnect_max": "500ms",
                                                          "acquire_timeout": "500ms"}})
         try:

@@ -8,6 +8,8 @@ SELECT extversion FROM pg_extension WHERE extname = 'zonegate';
 SELECT zonegate.version() ~ '^\d+\.\d+\.\d+$' AS library_loaded;
 ALTER EXTENSION zonegate UPDATE TO '0.2';
 SELECT extversion FROM pg_extension WHERE extname = 'zonegate';
+ALTER EXTENSION zonegate UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'zonegate';
 SELECT pg_describe_object(classid, objid, 0) AS member
 FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass

@@ -1,0 +1,318 @@
+// The response cache stage; see response_cache.hpp.
+#include "cache/response_cache.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
+#include "common/json.hpp"
+#include "common/log.hpp"
+
+namespace zonegate::cache {
+
+struct ResponseCache::Waiter {
+  http::ExchangePtr ex;  // touched only on its worker's thread
+  http::Worker* worker = nullptr;
+  int64_t deadline_ms = 0;
+  std::atomic<bool> done{false};  // answered by the leader, or gone upstream itself
+  Upstream upstream;
+};
+
+struct ResponseCache::Flight {
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  int64_t epoch = 0;  // invalidation epoch when the fetch started
+};
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// RFC 9110 If-None-Match: "*" or a list of entity tags, compared weakly.
+bool etag_matches(const std::string* header, const std::string& etag) {
+  if (header == nullptr) return false;
+  size_t pos = 0;
+  while (pos < header->size()) {
+    size_t comma = header->find(',', pos);
+    if (comma == std::string::npos) comma = header->size();
+    std::string tag = header->substr(pos, comma - pos);
+    size_t a = tag.find_first_not_of(" \t"), b = tag.find_last_not_of(" \t");
+    tag = a == std::string::npos ? "" : tag.substr(a, b - a + 1);
+    if (tag.rfind("W/", 0) == 0) tag = tag.substr(2);
+    if (tag == "*" || tag == etag) return true;
+    pos = comma + 1;
+  }
+  return false;
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+ResponseCache::ResponseCache(const config::CacheConfig& cfg, std::vector<std::string> route_names,
+                             Store::Clock clock)
+    : cfg_(cfg),
+      store_(static_cast<size_t>(cfg.max_bytes), static_cast<size_t>(cfg.shards),
+             std::move(clock)) {
+  for (std::string& r : route_names)
+    routes_.emplace(std::move(r), std::make_unique<RouteStats>());
+}
+
+RouteStats& ResponseCache::route(const std::string& name) {
+  auto it = routes_.find(name);  // the map never changes after construction: no lock
+  return it != routes_.end() ? *it->second : other_;
+}
+
+void ResponseCache::respond_entry(const http::ExchangePtr& ex, const Entry& e, const char* outcome,
+                                  bool shared) {
+  http::Response r(e.status, e.body);
+  r.content_type = e.content_type;
+  r.add_header("ETag", e.etag);
+  int64_t age = (store_.now_ms() - e.stored_ms) / 1000;
+  r.add_header("Age", std::to_string(age < 0 ? 0 : age));
+  r.add_header("X-Cache", outcome);
+  r.add_header("Cache-Control", shared ? "public, no-cache" : "private, no-cache");
+  ex->cache_status = lower(outcome);
+  if (etag_matches(ex->req.header("if-none-match"), e.etag)) {
+    r.status = 304;
+    r.body.clear();
+    route(ex->route).not_modified.fetch_add(1, std::memory_order_relaxed);
+  }
+  ex->respond(std::move(r));
+}
+
+std::shared_ptr<const Entry> ResponseCache::make_entry(const http::Response& r,
+                                                       const config::CachePolicy& p,
+                                                       const CacheKey& key) {
+  auto e = std::make_shared<Entry>();
+  e->status = r.status;
+  e->content_type = r.content_type;
+  e->body = r.body;
+  e->etag = make_etag(r.body);
+  e->route = key.route;
+  e->tag = p.shared ? std::string() : key.tag;
+  e->stored_ms = store_.now_ms();
+  e->fresh_until_ms = e->stored_ms + p.ttl_ms;
+  e->swr_until_ms = e->fresh_until_ms + p.stale_while_revalidate_ms;
+  e->sie_until_ms = e->fresh_until_ms + p.stale_if_error_ms;
+  return e;
+}
+
+void ResponseCache::serve(const http::ExchangePtr& ex, const config::CachePolicy& policy,
+                          CacheKey key, Upstream upstream) {
+  RouteStats& rs = route(key.route);
+  if (!cfg_.enabled || !policy.enabled || policy.ttl_ms == 0) {
+    rs.bypass.fetch_add(1, std::memory_order_relaxed);
+    ex->cache_status = "bypass";
+    upstream([ex](http::Response r) { ex->respond(std::move(r)); });
+    return;
+  }
+  int64_t now = store_.now_ms();
+  std::shared_ptr<const Entry> e = store_.get(key.key);
+  if (e && now < e->fresh_until_ms) {
+    rs.hits.fetch_add(1, std::memory_order_relaxed);
+    respond_entry(ex, *e, "HIT", policy.shared);
+    return;
+  }
+  if (e && now < e->swr_until_ms) {
+    rs.stale.fetch_add(1, std::memory_order_relaxed);
+    respond_entry(ex, *e, "STALE", policy.shared);
+    lead(ex, policy, key, e, std::move(upstream), true);
+    return;
+  }
+  rs.misses.fetch_add(1, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    auto it = flights_.find(key.key);
+    if (it != flights_.end()) {
+      auto w = std::make_shared<Waiter>();
+      w->ex = ex;
+      w->worker = &ex->worker();
+      w->deadline_ms = now + cfg_.lock_timeout_ms;
+      w->upstream = std::move(upstream);
+      it->second->waiters.push_back(w);
+      rs.coalesced.fetch_add(1, std::memory_order_relaxed);
+      std::lock_guard<std::mutex> wl(waiters_mu_);
+      waiters_by_worker_[w->worker].push_back(std::move(w));
+      return;
+    }
+    auto f = std::make_shared<Flight>();
+    f->epoch = epoch_.load();
+    flights_.emplace(key.key, std::move(f));
+  }
+  lead(ex, policy, key, e, std::move(upstream), false);
+}
+
+void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy& policy,
+                         const CacheKey& key, std::shared_ptr<const Entry> stale, Upstream upstream,
+                         bool background) {
+  if (background) {
+    std::lock_guard<std::mutex> lock(flights_mu_);
+    if (flights_.count(key.key) != 0) return;  // a refresh is already on its way
+    auto f = std::make_shared<Flight>();
+    f->epoch = epoch_.load();
+    flights_.emplace(key.key, std::move(f));
+    revalidations_.fetch_add(1, std::memory_order_relaxed);
+  }
+  upstream([this, ex, policy, key, stale, background](http::Response r) {
+    std::shared_ptr<Flight> f;
+    {
+      std::lock_guard<std::mutex> lock(flights_mu_);
+      auto it = flights_.find(key.key);
+      if (it != flights_.end()) {
+        f = it->second;
+        flights_.erase(it);
+      }
+    }
+    std::shared_ptr<const Entry> entry;
+    const char* outcome = "MISS";
+    if (r.status == 200 || r.status == 404) {
+      entry = make_entry(r, policy, key);
+      // A change committed while we fetched may not be in what we got: answer, don't keep it.
+      if (f && f->epoch == epoch_.load()) store_.put(key.key, entry);
+    } else if (r.status >= 500 && stale && store_.now_ms() < stale->sie_until_ms) {
+      entry = stale;
+      outcome = "STALE";
+      stale_if_error_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (f) {
+      for (auto& w : f->waiters) {
+        if (w->done.exchange(true)) continue;  // went upstream itself after lock_timeout
+        bool shared = policy.shared;
+        const char* waiter_outcome = entry == stale ? "STALE" : "COALESCED";
+        w->worker->post([this, w, entry, r, shared, waiter_outcome] {
+          if (entry) {
+            respond_entry(w->ex, *entry, waiter_outcome, shared);
+          } else {
+            w->ex->respond(r);
+          }
+        });
+      }
+    }
+    if (!background) {
+      if (entry) {
+        respond_entry(ex, *entry, outcome, policy.shared);
+      } else {
+        ex->cache_status = "miss";
+        ex->respond(std::move(r));
+      }
+    }
+  });
+}
+
+void ResponseCache::expire_waiters(http::Worker& worker) {
+  std::vector<std::shared_ptr<Waiter>> expired;
+  {
+    std::lock_guard<std::mutex> lock(waiters_mu_);
+    auto it = waiters_by_worker_.find(&worker);
+    if (it == waiters_by_worker_.end()) return;
+    int64_t now = store_.now_ms();
+    auto& list = it->second;
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const std::shared_ptr<Waiter>& w) {
+                                if (w->done.load()) return true;
+                                if (now < w->deadline_ms) return false;
+                                if (!w->done.exchange(true)) expired.push_back(w);
+                                return true;
+                              }),
+               list.end());
+  }
+  for (auto& w : expired) {
+    lock_timeouts_.fetch_add(1, std::memory_order_relaxed);
+    w->ex->cache_status = "lock-timeout";
+    w->upstream([w](http::Response r) { w->ex->respond(std::move(r)); });
+  }
+}
+
+void ResponseCache::on_change(const std::string& payload) {
+  notifications_.fetch_add(1, std::memory_order_relaxed);
+  epoch_.fetch_add(1);
+  rapidjson::Document d;
+  std::string err;
+  bool everything = true;
+  std::vector<std::string> users;
+  int64_t at = 0;
+  if (json::parse(payload, d, err) && d.IsObject()) {
+    auto u = d.FindMember("users");
+    if (u != d.MemberEnd() && u->value.IsArray()) {
+      everything = false;
+      for (const auto& v : u->value.GetArray()) {
+        if (v.IsString())
+          users.emplace_back(v.GetString(), v.GetStringLength());
+        else
+          everything = true;  // something we do not understand: be safe
+      }
+    }
+    auto a = d.FindMember("at");
+    if (a != d.MemberEnd() && a->value.IsInt64()) at = a->value.GetInt64();
+  }
+  if (everything) {
+    purge_all();
+    flushes_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    for (const std::string& user : users)
+      store_.invalidate_tag(user);
+  }
+  if (at > 0) {
+    int64_t lag_us = (wall_ms() - at) * 1000;
+    if (lag_us < 0) lag_us = 0;
+    last_lag_us_.store(lag_us);
+    int64_t prev = max_lag_us_.load();
+    while (lag_us > prev && !max_lag_us_.compare_exchange_weak(prev, lag_us)) {
+    }
+  }
+}
+
+size_t ResponseCache::purge_all() {
+  epoch_.fetch_add(1);
+  return store_.invalidate_all();
+}
+
+size_t ResponseCache::purge_user(const std::string& user) {
+  epoch_.fetch_add(1);
+  return store_.invalidate_tag(user);
+}
+
+size_t ResponseCache::purge_route(const std::string& r) {
+  epoch_.fetch_add(1);
+  return store_.invalidate_route(r);
+}
+
+CacheStats ResponseCache::stats() const {
+  CacheStats s;
+  s.store = store_.stats();
+  auto add = [&s](const std::string& name, const RouteStats& r) {
+    std::map<std::string, int64_t> m = {{"hits", r.hits.load()},
+                                        {"misses", r.misses.load()},
+                                        {"stale", r.stale.load()},
+                                        {"coalesced", r.coalesced.load()},
+                                        {"not_modified", r.not_modified.load()},
+                                        {"bypass", r.bypass.load()}};
+    s.hits += m["hits"];
+    s.misses += m["misses"];
+    s.stale += m["stale"];
+    s.coalesced += m["coalesced"];
+    s.not_modified += m["not_modified"];
+    s.bypass += m["bypass"];
+    s.routes[name] = std::move(m);
+  };
+  for (const auto& [name, r] : routes_)
+    add(name, *r);
+  s.revalidations = revalidations_.load();
+  s.stale_if_error = stale_if_error_.load();
+  s.lock_timeouts = lock_timeouts_.load();
+  s.notifications = notifications_.load();
+  s.flushes = flushes_.load();
+  s.last_invalidation_lag_ms = static_cast<double>(last_lag_us_.load()) / 1000.0;
+  s.max_invalidation_lag_ms = static_cast<double>(max_lag_us_.load()) / 1000.0;
+  return s;
+}
+
+}  // namespace zonegate::cache

@@ -1,0 +1,89 @@
+// The coherent response cache in front of the database (DESIGN.md §8): fresh hits served from
+// memory, stale-while-revalidate and stale-if-error (RFC 5861), ETag / If-None-Match → 304,
+// single-flight (N concurrent misses for one key make one query; the others wait, at most
+// cache.lock_timeout, as nginx's proxy_cache_lock does), and push invalidation from
+// zonegate_changes notifications. Shared by all workers; thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/store.hpp"
+#include "config/config.hpp"
+#include "http/server.hpp"
+
+namespace zonegate::cache {
+
+struct RouteStats {
+  std::atomic<int64_t> hits{0}, misses{0}, stale{0}, coalesced{0}, not_modified{0}, bypass{0};
+};
+
+struct CacheStats {
+  StoreStats store;
+  int64_t hits = 0, misses = 0, stale = 0, coalesced = 0, not_modified = 0, bypass = 0;
+  int64_t revalidations = 0, stale_if_error = 0, lock_timeouts = 0;
+  int64_t notifications = 0, flushes = 0;  // flushes: everything dropped ("*" or a reconnect)
+  double last_invalidation_lag_ms = -1;    // commit -> entries gone, from the payload's "at"
+  double max_invalidation_lag_ms = -1;
+  std::map<std::string, std::map<std::string, int64_t>> routes;  // route -> counter -> value
+};
+
+// What a handler asks the cache to do.
+struct CacheKey {
+  std::string route;  // stats and per-route purge
+  std::string key;    // the full key: route family, canonical arguments, the user when per-user
+  std::string tag;    // the user the answer is about, for invalidation ("" if shared)
+};
+
+// Produces the response for a miss; calls `done` exactly once, on the calling worker's thread.
+using Upstream = std::function<void(std::function<void(http::Response)> done)>;
+
+class ResponseCache {
+ public:
+  ResponseCache(const config::CacheConfig& cfg, std::vector<std::string> route_names,
+                Store::Clock clock);
+  // Answers the exchange from the cache or through `upstream`, per `policy`.
+  void serve(const http::ExchangePtr& ex, const config::CachePolicy& policy, CacheKey key,
+             Upstream upstream);
+  // A zonegate_changes payload: drops the named users' entries, or everything for "*".
+  void on_change(const std::string& payload);
+  size_t purge_all();
+  size_t purge_user(const std::string& user);
+  size_t purge_route(const std::string& route);
+  CacheStats stats() const;
+  // Called by each worker's timer: lets coalesced waiters past cache.lock_timeout go upstream.
+  void expire_waiters(http::Worker& w);
+
+ private:
+  struct Waiter;
+  struct Flight;
+  void lead(const http::ExchangePtr& ex, const config::CachePolicy& policy, const CacheKey& key,
+            std::shared_ptr<const Entry> stale, Upstream upstream, bool background);
+  void respond_entry(const http::ExchangePtr& ex, const Entry& e, const char* outcome, bool shared);
+  std::shared_ptr<const Entry> make_entry(const http::Response& r, const config::CachePolicy& p,
+                                          const CacheKey& key);
+  RouteStats& route(const std::string& name);
+
+  const config::CacheConfig& cfg_;
+  Store store_;
+  std::map<std::string, std::unique_ptr<RouteStats>> routes_;  // fixed at construction
+  RouteStats other_;
+  mutable std::mutex flights_mu_;
+  std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
+  std::mutex waiters_mu_;
+  std::unordered_map<http::Worker*, std::vector<std::shared_ptr<Waiter>>> waiters_by_worker_;
+  std::atomic<int64_t> revalidations_{0}, stale_if_error_{0}, lock_timeouts_{0};
+  std::atomic<int64_t> notifications_{0}, flushes_{0};
+  std::atomic<int64_t> epoch_{
+      0};  // bumped by every invalidation; fetches that span one don't store
+  std::atomic<int64_t> last_lag_us_{-1}, max_lag_us_{-1};
+};
+
+}  // namespace zonegate::cache

@@ -1,0 +1,41 @@
+-- zonegate 0.2 -> 0.3: change notifications carry "at", the time (epoch milliseconds) the
+-- changing statement ended, so listeners can measure their invalidation lag.
+\echo Use "ALTER EXTENSION zonegate UPDATE TO '0.3'" to load this file. \quit
+
+CREATE OR REPLACE FUNCTION zonegate._table_changed() RETURNS trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  affected jsonb;
+  n bigint;
+  version bigint;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    SELECT count(*) INTO n FROM new_rows;
+  ELSIF TG_OP = 'UPDATE' OR TG_OP = 'DELETE' THEN
+    SELECT count(*) INTO n FROM old_rows;
+  ELSE
+    n := -1;  -- TRUNCATE: no transition table, always a change
+  END IF;
+  IF n = 0 THEN
+    RETURN NULL;  -- the statement changed nothing
+  END IF;
+  PERFORM zonegate._invalidate(TG_RELID);
+  version := nextval('zonegate.change_seq');
+  IF TG_TABLE_NAME IN ('users', 'user_zones') AND TG_OP <> 'TRUNCATE' AND n <= 200 THEN
+    IF TG_OP = 'INSERT' THEN
+      SELECT jsonb_agg(DISTINCT user_id ORDER BY user_id) INTO affected FROM new_rows;
+    ELSIF TG_OP = 'DELETE' THEN
+      SELECT jsonb_agg(DISTINCT user_id ORDER BY user_id) INTO affected FROM old_rows;
+    ELSE
+      SELECT jsonb_agg(DISTINCT u ORDER BY u) INTO affected
+      FROM (SELECT user_id AS u FROM old_rows UNION SELECT user_id FROM new_rows) s;
+    END IF;
+  END IF;
+  PERFORM pg_notify('zonegate_changes', jsonb_build_object(
+    'table', TG_TABLE_NAME, 'op', TG_OP, 'version', version,
+    'users', coalesce(affected, '"*"'::jsonb),
+    'at', (extract(epoch FROM clock_timestamp()) * 1000)::bigint)::text);
+  RETURN NULL;
+END
+$$;

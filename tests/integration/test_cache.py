@@ -1,0 +1,286 @@
+"""The coherent response cache over real sockets and a real Postgres: coherence under a stream
+of committed and rolled-back grant changes, single-flight, the byte bound, TTL, stale-while-
+revalidate, stale-if-error, ETag/304, push invalidation, the listener reconnect flush, admin."""
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from test_api import ADMIN, call, config, start_proxy, stop_proxy, token
+from zg import Cluster, Proxy
+
+
+def admin(p, method, path, body=None):
+    return call(p.port, method, path, ADMIN, body)
+
+
+def cache_stats(p):
+    status, _, body = admin(p, "GET", "/admin/cache/stats")
+    assert status == 200
+    return body
+
+
+def wait_for(pred, timeout=10, what="condition"):
+    deadline = time.time() + timeout
+    while not pred():
+        assert time.time() < deadline, "timed out waiting for " + what
+        time.sleep(0.005)
+
+
+@pytest.fixture(scope="module")
+def cp(cluster):
+    cluster.psql(Path(__file__).with_name("api_fixture.sql").read_text())
+    cluster.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    p = start_proxy(cluster, "cache", cache={
+        "rpc": {"add": {"ttl": "60s", "scope": "shared"},
+                "slow_stable": {"ttl": "60s", "scope": "shared"},
+                "grants_of_caller": {"ttl": "60s"},
+                "bump": {"ttl": "60s"}}})
+    yield p
+    stop_proxy(p)
+
+
+def grants(p, user="alice"):
+    status, headers, body = call(p.port, "GET", "/v1/me/context", token(user))
+    assert status == 200, body
+    return sorted(g["id"] for g in body["grants"]), headers
+
+
+def test_hit_after_miss_with_etag_and_304(cp):
+    admin(cp, "POST", "/admin/cache/purge")
+    _, h1 = grants(cp)
+    _, h2 = grants(cp)
+    assert h1["x-cache"] == "MISS" and h2["x-cache"] == "HIT"
+    assert h1["etag"] == h2["etag"] and h1["etag"].startswith('"zg-')
+    assert h2["cache-control"] == "private, no-cache"
+    status, h3, body = call(cp.port, "GET", "/v1/me/context", token("alice"),
+                            headers={"If-None-Match": h1["etag"]})
+    assert status == 304 and body is None and h3["etag"] == h1["etag"]
+    status, _, body = call(cp.port, "GET", "/v1/me/context", token("alice"),
+                           headers={"If-None-Match": '"zg-0000000000000000", W/' + h1["etag"]})
+    assert status == 304
+    status, _, body = call(cp.port, "GET", "/v1/me/context", token("alice"),
+                           headers={"If-None-Match": '"other"'})
+    assert status == 200 and body["user_id"] == "alice"
+    # The service route shares the per-user entry.
+    _, h4, _ = call(cp.port, "GET", "/v1/users/alice/context", token("svc", role="service"))
+    assert h4["x-cache"] == "HIT"
+
+
+def test_coherence_1000_changes_zero_stale_answers(cp, cluster):
+    """Commit a grant change, wait until the proxy has processed the notification, then the very
+    next request must return the new context; a rolled-back change never shows."""
+    conn = cluster.connect()
+    conn.autocommit = True
+    cur = conn.cursor()
+    cur.execute("DELETE FROM zonegate.user_zones WHERE user_id = 'alice' AND zone_id = 12")
+    grants(cp)  # warm
+    stale = 0
+    lags = []
+    for i in range(1000):
+        before = cache_stats(cp)["notifications"]
+        t0 = time.time()
+        if i % 2 == 0:
+            cur.execute("INSERT INTO zonegate.user_zones VALUES ('alice', 12)")
+            want = [11, 12, 21]
+        else:
+            cur.execute("DELETE FROM zonegate.user_zones WHERE user_id = 'alice' AND zone_id = 12")
+            want = [11, 21]
+        wait_for(lambda: cache_stats(cp)["notifications"] > before, what="the notification")
+        lags.append(time.time() - t0)
+        got, _ = grants(cp)
+        stale += got != want
+        if i % 100 == 50:
+            # A rolled-back change: nothing is notified and the answer does not move.
+            conn.autocommit = False
+            cur.execute("INSERT INTO zonegate.user_zones VALUES ('alice', 111)")
+            mid, _ = grants(cp)
+            conn.rollback()
+            conn.autocommit = True
+            after, _ = grants(cp)
+            stale += mid != want or after != want
+    conn.close()
+    assert stale == 0
+    lags.sort()
+    print("invalidation lag (commit -> notification processed): p50 %.1f ms, p99 %.1f ms" %
+          (lags[len(lags) // 2] * 1000, lags[int(len(lags) * 0.99)] * 1000))
+    s = cache_stats(cp)
+    assert s["last_invalidation_lag_ms"] is not None and s["last_invalidation_lag_ms"] >= 0
+
+
+def test_single_flight_200_concurrent_misses_make_one_query(cp, cluster):
+    cluster.psql("SELECT pg_stat_statements_reset()")
+    admin(cp, "POST", "/admin/cache/purge")
+    before = cache_stats(cp)
+    t = token("alice")
+    results = [None] * 200
+    barrier = threading.Barrier(200)
+    def one(i):
+        barrier.wait()
+        results[i] = call(cp.port, "GET", "/rpc/slow_stable?seconds=0.5&tag=sf", t)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert all(r[0] == 200 and r[2] == "slept sf" for r in results)
+    calls = int(cluster.psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements "
+                             "WHERE query LIKE '%slow_stable%' AND query NOT LIKE '%pg_stat_statements%'"))
+    assert calls == 1
+    after = cache_stats(cp)
+    outcomes = [r[1]["x-cache"] for r in results]
+    assert outcomes.count("MISS") == 1
+    assert set(outcomes) <= {"MISS", "COALESCED", "HIT"}
+    assert after["coalesced"] - before["coalesced"] == outcomes.count("COALESCED") > 100
+
+
+def test_lock_timeout_lets_waiters_go_upstream(cluster, cp):
+    p = start_proxy(cluster, "locktimeout", cache={"lock_timeout": "100ms",
+                                                   "rpc": {"slow_stable": {"ttl": "60s", "scope": "shared"}}})
+    try:
+        t = token("alice")
+        results = []
+        def one():
+            results.append(call(p.port, "GET", "/rpc/slow_stable?seconds=0.6&tag=lt", t))
+        threads = [threading.Thread(target=one) for _ in range(5)]
+        threads[0].start()
+        time.sleep(0.1)
+        for th in threads[1:]:
+            th.start()
+        for th in threads:
+            th.join(10)
+        assert all(r[0] == 200 for r in results)
+        assert cache_stats(p)["lock_timeouts"] >= 1
+    finally:
+        stop_proxy(p)
+
+
+def test_byte_bound_holds_under_a_flood_of_keys(cluster, cp):
+    p = start_proxy(cluster, "bytes", server={"workers": 2},
+                    cache={"max_bytes": "64KiB", "shards": 4, "rpc": {"add": {"ttl": "60s", "scope": "shared"}}})
+    try:
+        t = token("alice")
+        peak = 0
+        for i in range(2000):
+            assert call(p.port, "GET", "/rpc/add?a=%d&b=1" % i, t)[2] == i + 1
+            if i % 100 == 0:
+                s = cache_stats(p)
+                peak = max(peak, s["bytes"])
+                assert s["bytes"] <= s["max_bytes"] == 65536
+        s = cache_stats(p)
+        assert s["evictions"] > 0 and s["bytes"] <= 65536 and 0 < s["entries"] < 2000
+        # Recently stored keys are still there.
+        assert call(p.port, "GET", "/rpc/add?a=1999&b=1", t)[1]["x-cache"] == "HIT"
+    finally:
+        stop_proxy(p)
+
+
+def test_ttl_and_stale_while_revalidate(cluster, cp):
+    p = start_proxy(cluster, "swr", cache={"rpc": {
+        "slow_stable": {"ttl": "300ms", "stale_while_revalidate": "5s", "scope": "shared"},
+        "add": {"ttl": "300ms", "stale_while_revalidate": "0ms", "scope": "shared"}}})
+    try:
+        t = token("alice")
+        assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "MISS"
+        assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "HIT"
+        time.sleep(0.4)
+        assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "MISS"  # expired, no SWR
+        path = "/rpc/slow_stable?seconds=0.3&tag=swr"
+        assert call(p.port, "GET", path, t)[1]["x-cache"] == "MISS"
+        time.sleep(0.4)
+        t0 = time.time()
+        status, h, body = call(p.port, "GET", path, t)
+        assert h["x-cache"] == "STALE" and body == "slept swr"
+        assert time.time() - t0 < 0.2  # served at once, refreshed in the background
+        wait_for(lambda: call(p.port, "GET", path, t)[1]["x-cache"] == "HIT", what="the refresh")
+        assert cache_stats(p)["revalidations"] >= 1
+    finally:
+        stop_proxy(p)
+
+
+def test_stale_if_error_when_postgres_is_down():
+    c2 = Cluster(dbname="sie")
+    try:
+        c2.psql(Path(__file__).with_name("api_fixture.sql").read_text())
+        p = start_proxy(c2, "sie", database={"conninfo": c2.conninfo,
+                                             "pool": {"acquire_timeout": "300ms", "reconnect_max": "300ms"}},
+                        cache={"routes": {"me_context": {"ttl": "200ms", "stale_while_revalidate": "0ms",
+                                                         "stale_if_error": "60s"}}})
+        try:
+            assert grants(p)[1]["x-cache"] == "MISS"
+            c2.stop()
+            time.sleep(0.3)  # past the TTL
+            status, h, body = call(p.port, "GET", "/v1/me/context", token("alice"))
+            assert status == 200 and h["x-cache"] == "STALE" and body["user_id"] == "alice"
+            assert cache_stats(p)["stale_if_error"] >= 1
+            # Nothing cached for bob: the outage shows.
+            status, h, body = call(p.port, "GET", "/v1/me/context", token("bob"))
+            assert status == 503 and "retry-after" in h
+        finally:
+            stop_proxy(p)
+    finally:
+        c2.destroy()
+
+
+def test_invalidation_scopes(cp, cluster):
+    admin(cp, "POST", "/admin/cache/purge")
+    grants(cp, "alice")
+    grants(cp, "bob")
+    assert grants(cp, "bob")[1]["x-cache"] == "HIT"
+    n = cache_stats(cp)["notifications"]
+    cluster.psql("UPDATE zonegate.users SET display_name = 'Alice' WHERE user_id = 'alice'")
+    wait_for(lambda: cache_stats(cp)["notifications"] > n)
+    assert grants(cp, "alice")[1]["x-cache"] == "MISS"  # alice's entry dropped
+    assert grants(cp, "bob")[1]["x-cache"] == "HIT"     # bob's kept
+    n = cache_stats(cp)["notifications"]
+    flushes = cache_stats(cp)["flushes"]
+    cluster.psql("UPDATE zonegate.zones SET name = name || '' WHERE id = 1")
+    wait_for(lambda: cache_stats(cp)["notifications"] > n)
+    s = cache_stats(cp)
+    assert s["flushes"] == flushes + 1 and s["entries"] == 0
+    assert grants(cp, "bob")[1]["x-cache"] == "MISS"
+
+
+def test_volatile_functions_are_never_cached(cp):
+    t = token("alice")
+    first = call(cp.port, "POST", "/rpc/bump", t, {"n": 1})
+    second = call(cp.port, "POST", "/rpc/bump", t, {"n": 1})
+    assert "x-cache" not in first[1] and "x-cache" not in second[1]
+    assert second[2] == first[2] + 1
+
+
+def test_user_scoped_rpc_is_keyed_by_caller(cp):
+    a = call(cp.port, "GET", "/rpc/grants_of_caller", token("alice"))
+    b = call(cp.port, "GET", "/rpc/grants_of_caller", token("bob"))
+    assert a[2] != b[2] and a[1]["x-cache"] == "MISS" and b[1]["x-cache"] == "MISS"
+    assert call(cp.port, "GET", "/rpc/grants_of_caller", token("bob"))[2] == b[2]
+
+
+def test_listener_drop_flushes_the_cache(cp, cluster):
+    grants(cp, "alice")
+    assert cache_stats(cp)["entries"] > 0
+    flushes = cache_stats(cp)["flushes"]
+    cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE application_name = 'zonegate-proxy-listen'")
+    wait_for(lambda: cache_stats(cp)["flushes"] > flushes, what="the reconnect flush")
+    assert cache_stats(cp)["entries"] == 0
+    wait_for(lambda: call(cp.port, "GET", "/readyz")[0] == 200, what="LISTEN again")
+
+
+def test_admin_needs_the_admin_token_and_purges(cp):
+    assert call(cp.port, "GET", "/admin/cache/stats")[0] == 401
+    assert call(cp.port, "GET", "/admin/cache/stats", "wrong-token")[0] == 401
+    assert call(cp.port, "GET", "/admin/cache/stats", token("root"))[0] == 401  # a JWT is not the admin token
+    grants(cp, "alice")
+    grants(cp, "bob")
+    status, _, body = admin(cp, "POST", "/admin/cache/purge", {"user": "alice"})
+    assert status == 200 and body == {"purged": 1, "scope": "user"}
+    assert grants(cp, "bob")[1]["x-cache"] == "HIT"
+    status, _, body = admin(cp, "POST", "/admin/cache/purge", {"route": "me_context"})
+    assert status == 200 and body["scope"] == "route" and body["purged"] >= 1
+    assert admin(cp, "POST", "/admin/cache/purge", {"bogus": 1})[0] == 400
+    assert admin(cp, "POST", "/admin/cache/purge")[2]["scope"] == "all"
+    s = cache_stats(cp)
+    assert s["entries"] == 0 and "me_context" in s["routes"] and "hit_rate" in s["routes"]["me_context"]
