@@ -17,7 +17,7 @@ APT_PACKAGES := build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14
   postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev \
   libuv1-dev node-llhttp libyaml-cpp-dev rapidjson-dev libssl-dev \
   googletest libgtest-dev libbenchmark-dev \
-  python3 python3-pytest python3-psycopg2 python3-yaml python3-jwt python3-cryptography nodejs npm curl wrk
+  chromium prometheus python3 python3-pytest python3-psycopg2 python3-yaml python3-jwt python3-cryptography nodejs npm curl wrk
 # Extra packages for `make bench` only (peers to compare against).
 APT_BENCH_PACKAGES := nginx-light pgbouncer postgresql-15-postgis-3 libgeos++-dev \
   python3-fastapi python3-uvicorn python3-asyncpg
@@ -67,7 +67,7 @@ build: extension proxy
 extension:
 	$(MAKE) -C extension PG_CONFIG=$(PG_CONFIG) -j$(JOBS)
 
-proxy:
+proxy: npm-deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 

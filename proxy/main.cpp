@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <uv.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "admin/health.hpp"
+#include "admin/metrics.hpp"
 #include "api/app.hpp"
 #include "auth/jwt.hpp"
 #include "common/json.hpp"
@@ -85,6 +87,7 @@ int mint_token(const Options& opt) {
 
 // Writes one access-log line per response.
 void log_access(const http::Worker& w, const http::Exchange& ex, uint64_t bytes) {
+  if (!log::enabled(log::Level::kInfo)) return;
   const http::Request& req = ex.req;
   double latency_ms = static_cast<double>(uv_hrtime() - req.start_ns) / 1e6;
   json::Writer jw;
@@ -114,6 +117,7 @@ struct MainLoop {
   uv_loop_t* loop = uv_default_loop();
   uv_signal_t sigterm{}, sigint{}, sighup{};
   uv_timer_t drain_timer{};
+  uv_timer_t sampler{};
   uv_async_t worker_exit{};
   http::Server* server = nullptr;
   api::App* app = nullptr;
@@ -128,6 +132,7 @@ void close_main_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sigint), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sighup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.drain_timer), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sampler), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.worker_exit), nullptr);
 }
 
@@ -198,12 +203,35 @@ int run(const Options& opt) {
   app.add_routes(router);
   http::Server server(cfg.server, [&router](const http::ExchangePtr& ex) { router.handle(ex); });
   server.set_context_factory([&app](http::Worker& w) { return app.make_worker(w); });
-  if (cfg.log.access_log) server.set_observer(log_access);
   std::string err;
   if (!server.bind(err)) {
     log::error("startup failed", {{"error", err}});
     std::fprintf(stderr, "zonegate-proxy: %s\n", err.c_str());
     return 1;
+  }
+  app.create_registry(server.worker_count());
+  metrics::Registry* registry = cfg.metrics.enabled ? app.registry() : nullptr;
+  bool access_log = cfg.log.access_log;
+  uint64_t slow_ns = static_cast<uint64_t>(cfg.log.slow_query_ms) * 1'000'000ULL;
+  if (access_log || registry != nullptr || slow_ns > 0) {
+    server.set_observer([registry, access_log, slow_ns](const http::Worker& w,
+                                                        const http::Exchange& ex, uint64_t bytes) {
+      double seconds = static_cast<double>(uv_hrtime() - ex.req.start_ns) / 1e9;
+      if (registry != nullptr) {
+        metrics::WorkerMetrics& m = registry->worker(w.index());
+        m.record_request(ex.route, ex.req.method.empty() ? "-" : ex.req.method,
+                         ex.response().status, seconds);
+        if (ex.upstream_ns > 0) m.record_query(ex.route, static_cast<double>(ex.upstream_ns) / 1e9);
+      }
+      if (access_log) log_access(w, ex, bytes);
+      if (slow_ns > 0 && ex.upstream_ns > slow_ns) {
+        log::warn("slow query", {{"request_id", ex.req.request_id},
+                                 {"route", ex.route},
+                                 {"upstream_ms", static_cast<double>(ex.upstream_ns) / 1e6},
+                                 {"user", ex.user},
+                                 {"status", static_cast<int64_t>(ex.response().status)}});
+      }
+    });
   }
 
   g_main.server = &server;
@@ -216,6 +244,22 @@ int run(const Options& opt) {
   uv_signal_start(&g_main.sigint, on_stop_signal, SIGINT);
   uv_signal_start(&g_main.sighup, on_hup, SIGHUP);
   uv_timer_init(g_main.loop, &g_main.drain_timer);
+  // Once a second: a point of the dashboard's time series.
+  uv_timer_init(g_main.loop, &g_main.sampler);
+  g_main.sampler.data = &app;
+  if (registry != nullptr) {
+    uv_timer_start(
+        &g_main.sampler,
+        [](uv_timer_t* t) {
+          auto* a = static_cast<api::App*>(t->data);
+          cache::CacheStats c = a->cache().stats();
+          double served = static_cast<double>(c.hits + c.stale + c.coalesced);
+          auto now =
+              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
+          a->registry()->sample(served, served + static_cast<double>(c.misses), now.count());
+        },
+        1000, 1000);
+  }
   uv_async_init(g_main.loop, &g_main.worker_exit, on_worker_exit);
   server.set_on_worker_exit([] { uv_async_send(&g_main.worker_exit); });
 

@@ -39,3 +39,19 @@ BEGIN
   RETURN NULL;
 END
 $$;
+
+-- Per-function call counts and time, cluster-wide, from Postgres' own statistics. C functions
+-- are only counted with track_functions = 'all' (postgresql.conf, or SET by a superuser).
+CREATE VIEW zonegate.function_stats AS
+SELECT p.proname::text AS function,
+       pg_catalog.pg_get_function_identity_arguments(s.funcid) AS arguments,
+       s.calls,
+       s.total_time AS total_ms,
+       s.self_time AS self_ms,
+       CASE WHEN s.calls > 0 THEN s.total_time / s.calls END AS mean_ms
+FROM pg_catalog.pg_stat_user_functions s
+JOIN pg_catalog.pg_proc p ON p.oid = s.funcid
+WHERE s.schemaname = 'zonegate';
+COMMENT ON VIEW zonegate.function_stats IS
+  'calls and time per zonegate function (needs track_functions = all); see also zonegate.cache_stats()';
+GRANT SELECT ON zonegate.function_stats TO PUBLIC;

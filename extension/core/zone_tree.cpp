@@ -14,25 +14,24 @@ void IdIndex::reset(size_t expected) {
   size_t cap = 16;
   while (cap < expected + expected / 2 + 1)
     cap <<= 1;  // load factor <= 2/3
-  keys_.assign(cap, 0);
-  vals_.assign(cap, kNoPos);
+  slots_.assign(cap, Slot{0, kNoPos});
 }
 
 bool IdIndex::insert(int64_t id, Pos pos) {
-  size_t mask = keys_.size() - 1;
+  size_t mask = slots_.size() - 1;
   for (size_t i = hash(id) & mask;; i = (i + 1) & mask) {
-    if (vals_[i] == kNoPos) {
-      keys_[i] = id;
-      vals_[i] = pos;
+    Slot& s = slots_[i];
+    if (s.pos == kNoPos) {
+      s = Slot{id, pos};
       return true;
     }
-    if (keys_[i] == id) return false;
+    if (s.id == id) return false;
   }
 }
 
 void IdIndex::remap(const std::vector<Pos>& map) {
-  for (Pos& v : vals_) {
-    if (v != kNoPos) v = map[static_cast<size_t>(v)];
+  for (Slot& s : slots_) {
+    if (s.pos != kNoPos) s.pos = map[static_cast<size_t>(s.pos)];
   }
 }
 

@@ -31,18 +31,24 @@ class IdIndex {
   // Inserts id; returns false if it was already present.
   bool insert(int64_t id, Pos pos);
   Pos find(int64_t id) const {
-    if (keys_.empty()) return kNoPos;
-    size_t mask = keys_.size() - 1;
+    if (slots_.empty()) return kNoPos;
+    size_t mask = slots_.size() - 1;
     for (size_t i = hash(id) & mask;; i = (i + 1) & mask) {
-      if (vals_[i] == kNoPos) return kNoPos;
-      if (keys_[i] == id) return vals_[i];
+      const Slot& s = slots_[i];
+      if (s.pos == kNoPos) return kNoPos;
+      if (s.id == id) return s.pos;
     }
   }
   // Rewrites every stored position through map (old position -> new position).
   void remap(const std::vector<Pos>& map);
-  size_t memory_bytes() const { return keys_.capacity() * 8 + vals_.capacity() * 4; }
+  size_t memory_bytes() const { return slots_.capacity() * sizeof(Slot); }
 
  private:
+  // Key and position in one slot: a random lookup touches one cache line, not two arrays.
+  struct Slot {
+    int64_t id;
+    Pos pos;
+  };
   static size_t hash(int64_t id) {
     // splitmix64 finalizer: ids are often dense or patterned; this spreads them.
     uint64_t x = static_cast<uint64_t>(id) + 0x9e3779b97f4a7c15ULL;
@@ -50,8 +56,7 @@ class IdIndex {
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return static_cast<size_t>(x ^ (x >> 31));
   }
-  std::vector<int64_t> keys_;
-  std::vector<Pos> vals_;
+  std::vector<Slot> slots_;
 };
 
 class ZoneTree {

@@ -3,6 +3,8 @@
 // data there would pull it from under the code using it. Data is dropped at the next access.
 #include "pg/cache.hpp"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cstring>
 #include <list>
@@ -123,7 +125,10 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 void ensure_tree(State& s) {
-  if (s.tree && s.tree_gen == s.zones_gen) return;
+  if (s.tree && s.tree_gen == s.zones_gen) {
+    ++s.zc.hits;
+    return;
+  }
   ++s.zc.misses;
   auto t0 = std::chrono::steady_clock::now();
   // An invalidation that arrives while we read (our own lock acquisitions accept them) makes the
@@ -145,6 +150,9 @@ void ensure_tree(State& s) {
     }
   }
   ++s.zc.rebuilds;
+  // The build's temporary arrays were freed; hand the memory back instead of letting the
+  // backend's resident size carry it until exit.
+  malloc_trim(0);
   s.zc.last_rebuild_ms = ms_since(t0);
   s.zc.last_rebuild_at = pg_call([] { return GetCurrentTimestamp(); });
 }
@@ -252,7 +260,6 @@ void cache_begin_call() {
 const core::ZoneTree& cache_tree() {
   State& s = state();
   ensure_tree(s);
-  ++s.zc.hits;
   return *s.tree;
 }
 

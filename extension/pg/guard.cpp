@@ -19,11 +19,18 @@ namespace {
 
 // A plain, trivially destructible copy of a C++ exception: it must outlive the catch block and
 // the C++ frames, and nothing here may allocate while an exception is in flight.
+// Deliberately without initialisers: it lives in invoke_cpp's frame on every call (the per-row
+// RLS path too), and zeroing 2.5 KB there cost 15% of a can_access_current call. clear() runs
+// only once something was thrown.
 struct CapturedError {
-  int sqlstate = ERRCODE_INTERNAL_ERROR;
-  char message[1024] = {0};
-  char detail[1024] = {0};
-  char hint[512] = {0};
+  int sqlstate;
+  char message[1024];
+  char detail[1024];
+  char hint[512];
+  void clear() noexcept {
+    sqlstate = ERRCODE_INTERNAL_ERROR;
+    message[0] = detail[0] = hint[0] = '\0';
+  }
 };
 
 void copy_text(char* dst, size_t cap, const char* src) noexcept {
@@ -76,18 +83,22 @@ Datum invoke_cpp(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo) {
   } catch (const PgException& e) {
     pg_error = e.edata();
   } catch (const zonegate::Error& e) {
+    captured.clear();
     captured.sqlstate = sqlstate_code(e.sqlstate());
     copy_text(captured.message, sizeof captured.message, e.what());
     copy_text(captured.detail, sizeof captured.detail, e.detail().c_str());
     copy_text(captured.hint, sizeof captured.hint, e.hint().c_str());
   } catch (const std::bad_alloc&) {
+    captured.clear();
     captured.sqlstate = ERRCODE_OUT_OF_MEMORY;
     copy_text(captured.message, sizeof captured.message, "out of memory in zonegate");
   } catch (const std::exception& e) {
+    captured.clear();
     copy_text(captured.message, sizeof captured.message, "zonegate internal error: ");
     size_t used = strlen(captured.message);
     copy_text(captured.message + used, sizeof captured.message - used, e.what());
   } catch (...) {
+    captured.clear();
     copy_text(captured.message, sizeof captured.message,
               "zonegate internal error: unknown C++ exception");
   }
@@ -98,6 +109,7 @@ Datum invoke_cpp(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo) {
 
 void invoke_cpp_callback(const char* what, void (*fn)(void*), void* arg) noexcept {
   CapturedError captured;
+  captured.clear();
   bool failed = false;
   try {
     fn(arg);

@@ -2,17 +2,20 @@
 #include "api/app.hpp"
 
 #include "api/control.hpp"
+
+#include <chrono>
 #include "common/log.hpp"
 
 namespace zonegate::api {
 
 WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
                          std::shared_ptr<const auth::Verifier> verifier,
-                         cache::ResponseCache* cache)
+                         cache::ResponseCache* cache, metrics::Registry* registry)
     : pool(worker.loop(), cfg.database),
       auth(std::move(verifier), cfg.auth.admin_token),
       worker_(worker),
-      cache_(cache) {
+      cache_(cache),
+      registry_(registry) {
   pool.start();
   uv_timer_init(worker.loop(), &tick_);
   tick_.data = this;
@@ -22,6 +25,23 @@ WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
 void WorkerState::on_tick(uv_timer_t* t) {
   auto* ws = static_cast<WorkerState*>(t->data);
   ws->cache_->expire_waiters(ws->worker_);
+  if (ws->registry_ != nullptr && ++ws->ticks_ % 4 == 0) {
+    pg::PoolStats p = ws->pool.stats();
+    metrics::PoolSnapshot snap;
+    snap.ready = p.ready;
+    snap.busy = p.busy;
+    snap.connecting = p.connecting;
+    snap.in_flight = p.in_flight;
+    snap.waiting = p.waiting;
+    snap.max_wait_ms = p.max_wait_ms;
+    snap.timeouts = p.timeouts;
+    snap.rejected = p.rejected;
+    snap.reconnects = p.reconnects;
+    snap.jobs = p.jobs;
+    snap.last_error = p.last_error;
+    ws->registry_->worker(ws->worker_.index())
+        .set_pool(snap, static_cast<int64_t>(ws->worker_.connection_count()));
+  }
 }
 
 void WorkerState::shutdown() {
@@ -52,6 +72,26 @@ App::App(config::Config cfg)
       cache_(
           std::make_unique<cache::ResponseCache>(cfg_.cache, cache_route_names(cfg_), steady_ms)) {
   on_change([this](const std::string& payload) { cache_->on_change(payload); });
+  cache_->set_lag_observer([this](double seconds) {
+    if (registry_) registry_->record_invalidation_lag(seconds);
+  });
+  started_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+}
+
+void App::create_registry(int workers) {
+  registry_ = std::make_unique<metrics::Registry>(workers);
+}
+
+DbHealth App::db_health() const {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  return db_health_;
+}
+
+void App::set_db_health(DbHealth h) {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  db_health_ = std::move(h);
 }
 
 const config::CachePolicy& App::route_policy(const std::string& route) const {
@@ -95,7 +135,7 @@ bool App::init(std::string& error) {
 }
 
 std::unique_ptr<http::WorkerContext> App::make_worker(http::Worker& w) {
-  return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get());
+  return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get(), registry_.get());
 }
 
 void App::start_control(uv_loop_t* main_loop) {
@@ -130,6 +170,8 @@ void App::add_routes(http::Router& router) {
   add_v1_routes(*this, router);
   add_rpc_routes(*this, router);
   add_admin_routes(*this, router);
+  add_observability_routes(*this, router);
+  add_dashboard_routes(*this, router);
 }
 
 }  // namespace zonegate::api

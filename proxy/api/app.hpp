@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "admin/metrics.hpp"
 #include "api/catalog.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
@@ -24,10 +25,21 @@
 namespace zonegate::api {
 
 // What a worker owns.
+// The database as the control connection's periodic check sees it.
+struct DbHealth {
+  bool connected = false;
+  double latency_ms = -1;  // of the last check
+  std::string server_version;
+  bool in_recovery = false;
+  std::string error;
+  int64_t checked_at_ms = 0;  // unix milliseconds, 0 = never
+};
+
 class WorkerState : public http::WorkerContext {
  public:
   WorkerState(http::Worker& worker, const config::Config& cfg,
-              std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache);
+              std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache,
+              metrics::Registry* registry);
   void shutdown() override;
   pg::Pool pool;
   auth::Authenticator auth;
@@ -36,7 +48,9 @@ class WorkerState : public http::WorkerContext {
   static void on_tick(uv_timer_t* t);
   http::Worker& worker_;
   cache::ResponseCache* cache_;
-  uv_timer_t tick_{};  // lets coalesced cache waiters past lock_timeout go upstream
+  metrics::Registry* registry_;
+  int ticks_ = 0;
+  uv_timer_t tick_{};  // cache waiter timeouts; publishes pool figures every 100 ms
 };
 
 class Control;
@@ -64,6 +78,12 @@ class App {
   }
   void notify_change(const std::string& payload);
   cache::ResponseCache& cache() { return *cache_; }
+  // The metrics registry, made once the number of workers is known.
+  void create_registry(int workers);
+  metrics::Registry* registry() { return registry_.get(); }
+  DbHealth db_health() const;
+  void set_db_health(DbHealth h);
+  int64_t started_ms() const { return started_ms_; }
   // Serves a cacheable request: from the cache when the route's policy allows, else upstream.
   void serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
                     cache::CacheKey key, cache::Upstream upstream);
@@ -76,6 +96,10 @@ class App {
   std::atomic<bool> listening_{false};
   std::unique_ptr<Control> control_;
   std::unique_ptr<cache::ResponseCache> cache_;
+  std::unique_ptr<metrics::Registry> registry_;
+  mutable std::mutex health_mu_;
+  DbHealth db_health_;
+  int64_t started_ms_ = 0;
   std::vector<std::function<void(const std::string&)>> change_subscribers_;
 };
 
@@ -83,6 +107,10 @@ class App {
 void add_v1_routes(App& app, http::Router& router);
 void add_rpc_routes(App& app, http::Router& router);
 void add_admin_routes(App& app, http::Router& router);
+// GET /health (JSON detail) and GET /metrics (Prometheus text).
+void add_observability_routes(App& app, http::Router& router);
+// GET /admin/ (the live dashboard), its assets, sign-in and data endpoint.
+void add_dashboard_routes(App& app, http::Router& router);
 // Answers 401/403 and returns false unless the request carries the admin token.
 bool require_admin(App& app, const http::ExchangePtr& ex);
 

@@ -2,6 +2,7 @@
 #include "api/control.hpp"
 
 #include <algorithm>
+#include <chrono>
 
 #include "api/app.hpp"
 #include "api/catalog.hpp"
@@ -13,12 +14,56 @@ Control::Control(uv_loop_t* loop, App& app) : loop_(loop), app_(app), db_cfg_(ap
   db_cfg_.pool.statement_timeout_ms = 60'000;  // catalog queries are small; never cut them short
   uv_timer_init(loop_, &retry_);
   retry_.data = this;
+  uv_timer_init(loop_, &check_);
+  check_.data = this;
 }
 
 Control::~Control() = default;
 
 void Control::start() {
   connect();
+  auto interval = static_cast<uint64_t>(app_.cfg().health.check_interval_ms);
+  uv_timer_start(&check_, on_check, interval, interval);
+}
+
+void Control::on_check(uv_timer_t* t) {
+  static_cast<Control*>(t->data)->check();
+}
+
+// Times a small query on the control connection; /health and /metrics report the result.
+void Control::check() {
+  if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) {
+    DbHealth h = app_.db_health();
+    h.connected = false;
+    h.error = last_error_.empty() ? "no database connection" : last_error_;
+    app_.set_db_health(std::move(h));
+    return;
+  }
+  if (check_in_flight_) return;  // the previous one has not come back: it will be reported
+  check_in_flight_ = true;
+  static const pg::Statement st = pg::make_statement(
+      "SELECT pg_catalog.current_setting('server_version'), pg_catalog.pg_is_in_recovery()", {});
+  pg::Job job;
+  job.statements.push_back(st);
+  uint64_t t0 = uv_hrtime();
+  job.done = [this, t0](pg::Result r) {
+    check_in_flight_ = false;
+    DbHealth h;
+    h.checked_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    if (r.ok() && r.rows.size() == 1 && r.rows[0].size() == 2) {
+      h.connected = true;
+      h.latency_ms = static_cast<double>(uv_hrtime() - t0) / 1e6;
+      h.server_version = r.rows[0][0].value_or("");
+      h.in_recovery = r.rows[0][1].value_or("f") == "t";
+    } else {
+      h.connected = false;
+      h.error = r.message;
+    }
+    app_.set_db_health(std::move(h));
+  };
+  conn_->send(std::move(job));
 }
 
 void Control::connect() {
@@ -34,7 +79,9 @@ void Control::connect() {
         return;
       }
       attempt_ = 0;
+      last_error_.clear();
       app_.set_listening(true);
+      check();
       log::info("listening for changes", {{"channel", "zonegate_changes"}});
       // Anything may have changed while we were not listening: tell the subscribers.
       app_.notify_change("{\"table\":\"*\",\"op\":\"RECONNECT\",\"users\":\"*\"}");
@@ -44,6 +91,12 @@ void Control::connect() {
   };
   ev.on_broken = [this](pg::Connection*, const std::string& why) {
     app_.set_listening(false);
+    last_error_ = why;
+    check_in_flight_ = false;
+    DbHealth h = app_.db_health();
+    h.connected = false;
+    h.error = why;
+    app_.set_db_health(std::move(h));
     log::warn("control connection failed", {{"error", why}});
   };
   ev.on_closed = [this](pg::Connection* c) {
@@ -91,9 +144,10 @@ void Control::load_catalog() {
                   {{"function", app_.cfg().rpc.schema + "." + name}});
       }
     }
-    log::info("/rpc catalog loaded", {{"functions", static_cast<int64_t>(cat->functions.size())},
-                                      {"zone_at", cat->zone_at}});
-    app_.set_catalog(std::move(cat));
+    int64_t n = static_cast<int64_t>(cat->functions.size());
+    bool zone_at = cat->zone_at;
+    app_.set_catalog(std::move(cat));  // before the log line: readers may act on it at once
+    log::info("/rpc catalog loaded", {{"functions", n}, {"zone_at", zone_at}});
   };
   conn_->send(std::move(job));
 }
@@ -114,6 +168,8 @@ void Control::stop() {
   stopping_ = true;
   uv_timer_stop(&retry_);
   uv_close(reinterpret_cast<uv_handle_t*>(&retry_), nullptr);
+  uv_timer_stop(&check_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   if (conn_ != nullptr) conn_->close(pg::Failure::kShutdown);
 }
 

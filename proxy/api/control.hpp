@@ -27,12 +27,17 @@ class Control {
   void load_catalog();
   void schedule_reconnect();
   static void on_retry(uv_timer_t* t);
+  static void on_check(uv_timer_t* t);
+  void check();
 
   uv_loop_t* loop_;
   App& app_;
   config::DatabaseConfig db_cfg_;
   pg::Connection* conn_ = nullptr;  // owned; deleted in its on_closed
   uv_timer_t retry_{};
+  uv_timer_t check_{};  // health.check_interval: a round trip to the database
+  bool check_in_flight_ = false;
+  std::string last_error_;
   int attempt_ = 0;
   bool stopping_ = false;
   std::mt19937_64 rng_{std::random_device{}()};

@@ -264,6 +264,7 @@ void ResponseCache::on_change(const std::string& payload) {
     int64_t lag_us = (wall_ms() - at) * 1000;
     if (lag_us < 0) lag_us = 0;
     last_lag_us_.store(lag_us);
+    if (lag_observer_) lag_observer_(static_cast<double>(lag_us) / 1e6);
     int64_t prev = max_lag_us_.load();
     while (lag_us > prev && !max_lag_us_.compare_exchange_weak(prev, lag_us)) {
     }

@@ -60,6 +60,8 @@ class ResponseCache {
   CacheStats stats() const;
   // Called by each worker's timer: lets coalesced waiters past cache.lock_timeout go upstream.
   void expire_waiters(http::Worker& w);
+  // Receives each notification's invalidation lag in seconds (metrics).
+  void set_lag_observer(std::function<void(double)> fn) { lag_observer_ = std::move(fn); }
 
  private:
   struct Waiter;
@@ -84,6 +86,7 @@ class ResponseCache {
   std::atomic<int64_t> epoch_{
       0};  // bumped by every invalidation; fetches that span one don't store
   std::atomic<int64_t> last_lag_us_{-1}, max_lag_us_{-1};
+  std::function<void(double)> lag_observer_;
 };
 
 }  // namespace zonegate::cache

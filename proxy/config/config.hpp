@@ -88,6 +88,15 @@ struct LogConfig {
   std::string level = "info";
   std::string file;  // empty: stderr
   bool access_log = true;
+  int64_t slow_query_ms = 500;  // a warn line for requests whose database time exceeds this
+};
+
+struct MetricsConfig {
+  bool enabled = true;  // /metrics, the dashboard's series and per-request recording
+};
+
+struct HealthConfig {
+  int64_t check_interval_ms = 1'000;  // how often the control connection pings the database
 };
 
 struct Config {
@@ -98,6 +107,8 @@ struct Config {
   AuthConfig auth;
   RpcConfig rpc;
   CacheConfig cache;
+  MetricsConfig metrics;
+  HealthConfig health;
   LogConfig log;
 };
 

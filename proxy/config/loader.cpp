@@ -172,6 +172,7 @@ void read_log(Section s, LogConfig& c) {
   s.choice("level", c.level, {"debug", "info", "warn", "error"});
   s.string("file", c.file);
   s.boolean("access_log", c.access_log);
+  s.duration_ms("slow_query", c.slow_query_ms, 0, kHour);
   s.finish();
 }
 
@@ -186,6 +187,14 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
   read_auth(top.section("auth"), r.config.auth);
   read_rpc(top.section("rpc"), r.config.rpc);
   read_cache(top.section("cache"), r.config.cache, r.config.rpc);
+  {
+    Section m = top.section("metrics");
+    m.boolean("enabled", r.config.metrics.enabled);
+    m.finish();
+    Section h = top.section("health");
+    h.duration_ms("check_interval", r.config.health.check_interval_ms, 50, kHour);
+    h.finish();
+  }
   read_log(top.section("log"), r.config.log);
   top.finish();
   if (r.errors.empty() && r.config.profile == "prod") check_prod(r.config, diag);

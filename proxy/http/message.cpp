@@ -20,6 +20,10 @@ const char* reason_phrase(int status) {
       return "Created";
     case 204:
       return "No Content";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
     case 304:
       return "Not Modified";
     case 400:

@@ -1,0 +1,283 @@
+// Metrics registry; see metrics.hpp.
+#include "admin/metrics.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+namespace zonegate::metrics {
+
+void Histogram::observe(double seconds) {
+  size_t i = 0;
+  while (i < kBuckets.size() && seconds > kBuckets[i])
+    ++i;
+  ++counts[i];
+  sum += seconds;
+  ++count;
+}
+
+void Histogram::merge(const Histogram& o) {
+  for (size_t i = 0; i < counts.size(); ++i)
+    counts[i] += o.counts[i];
+  sum += o.sum;
+  count += o.count;
+}
+
+Histogram Histogram::minus(const Histogram& e) const {
+  Histogram d;
+  for (size_t i = 0; i < counts.size(); ++i)
+    d.counts[i] = counts[i] - std::min(counts[i], e.counts[i]);
+  d.sum = sum - e.sum;
+  d.count = count - std::min(count, e.count);
+  return d;
+}
+
+double Histogram::quantile(double q) const {
+  if (count == 0) return 0;
+  double rank = q * static_cast<double>(count);
+  uint64_t seen = 0;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    if (counts[i] == 0) continue;
+    if (static_cast<double>(seen + counts[i]) >= rank) {
+      double lo = i == 0 ? 0 : kBuckets[i - 1];
+      double hi = i < kBuckets.size() ? kBuckets[i] : kBuckets.back() * 2;
+      double within = (rank - static_cast<double>(seen)) / static_cast<double>(counts[i]);
+      return lo + (hi - lo) * std::clamp(within, 0.0, 1.0);
+    }
+    seen += counts[i];
+  }
+  return kBuckets.back();
+}
+
+void WorkerMetrics::record_request(const std::string& route, const std::string& method, int status,
+                                   double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++s_.requests[std::make_tuple(route, method, status)];
+  s_.latency[std::make_tuple(route, method, status / 100)].observe(seconds);
+}
+
+void WorkerMetrics::record_query(const std::string& kind, double seconds) {
+  std::lock_guard<std::mutex> lock(mu_);
+  s_.upstream[kind].observe(seconds);
+}
+
+void WorkerMetrics::set_pool(const PoolSnapshot& p, int64_t open_connections) {
+  std::lock_guard<std::mutex> lock(mu_);
+  s_.pool = p;
+  s_.open_connections = open_connections;
+}
+
+WorkerMetrics::Snapshot WorkerMetrics::snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return s_;
+}
+
+Registry::Registry(int workers) {
+  for (int i = 0; i < workers; ++i)
+    workers_.push_back(std::make_unique<WorkerMetrics>());
+}
+
+void Registry::record_invalidation_lag(double seconds) {
+  std::lock_guard<std::mutex> lock(lag_mu_);
+  lag_.observe(seconds);
+}
+
+Registry::Totals Registry::totals() const {
+  Totals t;
+  for (const auto& w : workers_) {
+    WorkerMetrics::Snapshot s = w->snapshot();
+    for (const auto& [k, v] : s.requests)
+      t.requests[k] += v;
+    for (const auto& [k, h] : s.latency) {
+      t.latency[k].merge(h);
+      t.all_latency.merge(h);
+    }
+    for (const auto& [k, h] : s.upstream)
+      t.upstream[k].merge(h);
+    t.pool.ready += s.pool.ready;
+    t.pool.busy += s.pool.busy;
+    t.pool.connecting += s.pool.connecting;
+    t.pool.in_flight += s.pool.in_flight;
+    t.pool.waiting += s.pool.waiting;
+    t.pool.max_wait_ms = std::max(t.pool.max_wait_ms, s.pool.max_wait_ms);
+    t.pool.timeouts += s.pool.timeouts;
+    t.pool.rejected += s.pool.rejected;
+    t.pool.reconnects += s.pool.reconnects;
+    t.pool.jobs += s.pool.jobs;
+    if (!s.pool.last_error.empty()) t.pool.last_error = s.pool.last_error;
+    t.open_connections += s.open_connections;
+  }
+  std::lock_guard<std::mutex> lock(lag_mu_);
+  t.invalidation_lag = lag_;
+  return t;
+}
+
+namespace {
+
+// Prometheus label values escape backslash, quote and newline.
+std::string label(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// Shortest text that reads back as the same double ("0.00025", not "0.00025000000000000001").
+std::string num(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  if (std::isnan(v)) return "NaN";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
+
+void histogram(std::string& out, const std::string& name, const std::string& labels,
+               const Histogram& h) {
+  uint64_t cumulative = 0;
+  std::string sep = labels.empty() ? "" : ",";
+  for (size_t i = 0; i < h.counts.size(); ++i) {
+    cumulative += h.counts[i];
+    std::string le = i < kBuckets.size() ? num(kBuckets[i]) : "+Inf";
+    out += name + "_bucket{" + labels + sep + "le=\"" + le + "\"} " + std::to_string(cumulative) +
+           "\n";
+  }
+  std::string braces = labels.empty() ? "" : "{" + labels + "}";
+  out += name + "_sum" + braces + " " + num(h.sum) + "\n";
+  out += name + "_count" + braces + " " + std::to_string(h.count) + "\n";
+}
+
+}  // namespace
+
+std::string Registry::render(const std::string& extra) const {
+  Totals t = totals();
+  std::string out;
+  out +=
+      "# HELP zonegate_http_requests_total HTTP requests answered, by route, method and status "
+      "code.\n";
+  out += "# TYPE zonegate_http_requests_total counter\n";
+  for (const auto& [k, v] : t.requests) {
+    const auto& [route, method, code] = k;
+    out += "zonegate_http_requests_total{route=\"" + label(route) + "\",method=\"" + label(method) +
+           "\",code=\"" + std::to_string(code) + "\"} " + std::to_string(v) + "\n";
+  }
+  out +=
+      "# HELP zonegate_http_request_duration_seconds Time from the first byte of a request to its "
+      "response being queued, by route, method and status class.\n";
+  out += "# TYPE zonegate_http_request_duration_seconds histogram\n";
+  for (const auto& [k, h] : t.latency) {
+    const auto& [route, method, cls] = k;
+    histogram(out, "zonegate_http_request_duration_seconds",
+              "route=\"" + label(route) + "\",method=\"" + label(method) + "\",class=\"" +
+                  std::to_string(cls) + "xx\"",
+              h);
+  }
+  out +=
+      "# HELP zonegate_upstream_query_duration_seconds Database round trip of a request's "
+      "statements (send to Sync), by kind.\n";
+  out += "# TYPE zonegate_upstream_query_duration_seconds histogram\n";
+  for (const auto& [kind, h] : t.upstream) {
+    histogram(out, "zonegate_upstream_query_duration_seconds", "kind=\"" + label(kind) + "\"", h);
+  }
+  out += "# HELP zonegate_pool_connections Database connections by state, all workers.\n";
+  out += "# TYPE zonegate_pool_connections gauge\n";
+  out += "zonegate_pool_connections{state=\"ready\"} " + std::to_string(t.pool.ready) + "\n";
+  out += "zonegate_pool_connections{state=\"busy\"} " + std::to_string(t.pool.busy) + "\n";
+  out +=
+      "zonegate_pool_connections{state=\"connecting\"} " + std::to_string(t.pool.connecting) + "\n";
+  out += "# HELP zonegate_pool_in_flight Requests sent to the database and not answered yet.\n";
+  out += "# TYPE zonegate_pool_in_flight gauge\nzonegate_pool_in_flight " +
+         std::to_string(t.pool.in_flight) + "\n";
+  out += "# HELP zonegate_pool_waiting Requests queued for a database connection.\n";
+  out += "# TYPE zonegate_pool_waiting gauge\nzonegate_pool_waiting " +
+         std::to_string(t.pool.waiting) + "\n";
+  out += "# HELP zonegate_pool_max_wait_seconds Longest current wait for a database connection.\n";
+  out += "# TYPE zonegate_pool_max_wait_seconds gauge\nzonegate_pool_max_wait_seconds " +
+         num(t.pool.max_wait_ms / 1000) + "\n";
+  out +=
+      "# HELP zonegate_pool_acquire_timeouts_total Requests failed by "
+      "database.pool.acquire_timeout.\n";
+  out +=
+      "# TYPE zonegate_pool_acquire_timeouts_total counter\nzonegate_pool_acquire_timeouts_total " +
+      std::to_string(t.pool.timeouts) + "\n";
+  out +=
+      "# HELP zonegate_pool_rejected_total Requests shed because database.pool.max_waiting were "
+      "queued.\n";
+  out += "# TYPE zonegate_pool_rejected_total counter\nzonegate_pool_rejected_total " +
+         std::to_string(t.pool.rejected) + "\n";
+  out +=
+      "# HELP zonegate_pool_reconnects_total Reconnection attempts after a database connection "
+      "failed.\n";
+  out += "# TYPE zonegate_pool_reconnects_total counter\nzonegate_pool_reconnects_total " +
+         std::to_string(t.pool.reconnects) + "\n";
+  out +=
+      "# HELP zonegate_invalidation_lag_seconds Time from a change's statement end to its cache "
+      "entries being dropped.\n";
+  out += "# TYPE zonegate_invalidation_lag_seconds histogram\n";
+  histogram(out, "zonegate_invalidation_lag_seconds", "", t.invalidation_lag);
+  out += "# HELP zonegate_open_connections Client connections open.\n";
+  out += "# TYPE zonegate_open_connections gauge\nzonegate_open_connections " +
+         std::to_string(t.open_connections) + "\n";
+  out += extra;
+  return out;
+}
+
+void Registry::sample(double cache_served, double cache_total, double now_s) {
+  Totals t = totals();
+  Sample s;
+  s.t = now_s;
+  if (have_last_) {
+    Histogram d = t.all_latency.minus(last_.all_latency);
+    uint64_t errors = 0, total = 0;
+    for (const auto& [k, v] : t.requests) {
+      auto it = last_.requests.find(k);
+      uint64_t delta = v - (it == last_.requests.end() ? 0 : std::min(v, it->second));
+      total += delta;
+      if (std::get<2>(k) >= 500) errors += delta;
+    }
+    s.rps = static_cast<double>(total);
+    s.error_rate = total == 0 ? 0 : static_cast<double>(errors) / static_cast<double>(total);
+    s.p50_ms = d.quantile(0.5) * 1000;
+    s.p95_ms = d.quantile(0.95) * 1000;
+    s.p99_ms = d.quantile(0.99) * 1000;
+    double served = cache_served - last_cache_served_, all = cache_total - last_cache_total_;
+    s.hit_rate = all <= 0 ? 0 : served / all;
+    Histogram lag = t.invalidation_lag.minus(last_.invalidation_lag);
+    s.invalidation_lag_ms = lag.count == 0 ? 0 : lag.sum / static_cast<double>(lag.count) * 1000;
+  }
+  s.pool_busy = t.pool.busy;
+  s.pool_ready = t.pool.ready;
+  s.pool_waiting = t.pool.waiting;
+  s.open_connections = static_cast<double>(t.open_connections);
+  last_cache_served_ = cache_served;
+  last_cache_total_ = cache_total;
+  last_ = std::move(t);
+  have_last_ = true;
+  std::lock_guard<std::mutex> lock(series_mu_);
+  series_.push_back(s);
+  while (series_.size() > 300)
+    series_.pop_front();
+}
+
+std::vector<Sample> Registry::series() const {
+  std::lock_guard<std::mutex> lock(series_mu_);
+  return std::vector<Sample>(series_.begin(), series_.end());
+}
+
+int64_t resident_bytes() {
+  std::ifstream in("/proc/self/statm");
+  long long pages = 0, resident = 0;
+  if (!(in >> pages >> resident)) return 0;
+  return static_cast<int64_t>(resident) * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace zonegate::metrics

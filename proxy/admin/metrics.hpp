@@ -1,0 +1,112 @@
+// One metrics registry: per-worker counters and histograms, updated on the worker's own thread
+// under an uncontended per-worker lock and merged only when /metrics (or the dashboard sampler)
+// reads them. Names follow Prometheus conventions and are stable API (docs/OBSERVABILITY in
+// docs/API.md).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace zonegate::metrics {
+
+// Latency buckets in seconds, from 100 µs to 10 s.
+inline constexpr std::array<double, 16> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                    0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                                    1,      2.5,     5,      10};
+
+struct Histogram {
+  std::array<uint64_t, kBuckets.size() + 1> counts{};  // per bucket, last one is +Inf
+  double sum = 0;
+  uint64_t count = 0;
+  void observe(double seconds);
+  void merge(const Histogram& o);
+  // The q-quantile (0..1) by linear interpolation inside its bucket; 0 when empty.
+  double quantile(double q) const;
+  Histogram minus(const Histogram& earlier) const;
+};
+
+// Pool figures a worker publishes for /health, /metrics and the dashboard.
+struct PoolSnapshot {
+  int ready = 0, busy = 0, connecting = 0, in_flight = 0, waiting = 0;
+  double max_wait_ms = 0;
+  int64_t timeouts = 0, rejected = 0, reconnects = 0, jobs = 0;
+  std::string last_error;
+};
+
+class WorkerMetrics {
+ public:
+  void record_request(const std::string& route, const std::string& method, int status,
+                      double seconds);
+  void record_query(const std::string& kind, double seconds);
+  void set_pool(const PoolSnapshot& p, int64_t open_connections);
+
+  struct Snapshot {
+    std::map<std::tuple<std::string, std::string, int>, uint64_t> requests;
+    std::map<std::tuple<std::string, std::string, int>, Histogram> latency;  // route, method, class
+    std::map<std::string, Histogram> upstream;                               // by statement kind
+    PoolSnapshot pool;
+    int64_t open_connections = 0;
+  };
+  Snapshot snapshot() const;
+
+ private:
+  mutable std::mutex mu_;
+  Snapshot s_;
+};
+
+// A one-second sample for the dashboard's charts.
+struct Sample {
+  double t = 0;  // unix seconds
+  double rps = 0, error_rate = 0, p50_ms = 0, p95_ms = 0, p99_ms = 0, hit_rate = 0;
+  double pool_busy = 0, pool_ready = 0, pool_waiting = 0, invalidation_lag_ms = 0;
+  double open_connections = 0;
+};
+
+class Registry {
+ public:
+  explicit Registry(int workers);
+  WorkerMetrics& worker(int i) { return *workers_[static_cast<size_t>(i)]; }
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+  void record_invalidation_lag(double seconds);
+
+  // Merged view of every worker.
+  struct Totals {
+    std::map<std::tuple<std::string, std::string, int>, uint64_t> requests;
+    std::map<std::tuple<std::string, std::string, int>, Histogram> latency;
+    std::map<std::string, Histogram> upstream;
+    Histogram all_latency;
+    PoolSnapshot pool;
+    int64_t open_connections = 0;
+    Histogram invalidation_lag;
+  };
+  Totals totals() const;
+  // Prometheus text format 0.0.4 of the totals plus `extra` lines (cache, process...).
+  std::string render(const std::string& extra) const;
+
+  // Dashboard time series: `sample()` once a second adds a point computed from the change since
+  // the previous call (plus the cache figures given).
+  void sample(double cache_served, double cache_total, double now_s);
+  std::vector<Sample> series() const;
+
+ private:
+  std::vector<std::unique_ptr<WorkerMetrics>> workers_;
+  mutable std::mutex lag_mu_;
+  Histogram lag_;
+  mutable std::mutex series_mu_;
+  std::deque<Sample> series_;
+  Totals last_;
+  double last_cache_served_ = 0, last_cache_total_ = 0;
+  bool have_last_ = false;
+};
+
+// Resident set size of this process in bytes (from /proc/self/statm), 0 if unknown.
+int64_t resident_bytes();
+
+}  // namespace zonegate::metrics

@@ -1,0 +1,265 @@
+// The live dashboard at /admin/: the page, its assets (embedded) and its data endpoint. The page
+// and data need the admin token, as a bearer token or a session cookie that a small sign-in form
+// sets. Everything is served under a strict Content-Security-Policy.
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "admin/dashboard.hpp"
+#include "api/app.hpp"
+#include "common/json.hpp"
+
+namespace zonegate::api {
+
+std::string health_json(App& app);  // api/observability.cpp
+
+namespace {
+
+using http::ExchangePtr;
+using http::Params;
+
+constexpr const char* kCsp =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+constexpr const char* kCookie = "zg_admin";
+constexpr int64_t kSessionSeconds = 12 * 3600;
+
+int64_t now_s() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string session_mac(const std::string& token, int64_t expires) {
+  std::string msg = "zonegate-admin-session:" + std::to_string(expires);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), token.data(), static_cast<int>(token.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
+  std::string hex;
+  char buf[3];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", out[i]);
+    hex += buf;
+  }
+  return hex;
+}
+
+// A session cookie value: "<expiry>.<HMAC(admin token, expiry)>". It never contains the token.
+std::string session_value(const std::string& token) {
+  int64_t exp = now_s() + kSessionSeconds;
+  return std::to_string(exp) + "." + session_mac(token, exp);
+}
+
+std::string cookie(const http::Request& req, const std::string& name) {
+  const std::string* h = req.header("cookie");
+  if (h == nullptr) return {};
+  size_t pos = 0;
+  while (pos < h->size()) {
+    size_t end = h->find(';', pos);
+    if (end == std::string::npos) end = h->size();
+    std::string part = h->substr(pos, end - pos);
+    size_t a = part.find_first_not_of(' ');
+    if (a != std::string::npos) part = part.substr(a);
+    if (part.compare(0, name.size() + 1, name + "=") == 0) return part.substr(name.size() + 1);
+    pos = end + 1;
+  }
+  return {};
+}
+
+bool valid_session(const std::string& value, const std::string& token) {
+  size_t dot = value.find('.');
+  if (dot == std::string::npos || token.empty()) return false;
+  char* end = nullptr;
+  long long exp = std::strtoll(value.c_str(), &end, 10);
+  if (end != value.c_str() + dot || exp < now_s()) return false;
+  std::string want = session_mac(token, exp);
+  std::string got = value.substr(dot + 1);
+  return got.size() == want.size() && CRYPTO_memcmp(got.data(), want.data(), got.size()) == 0;
+}
+
+bool signed_in(App& app, const ExchangePtr& ex) {
+  return worker_state(ex).auth.is_admin(ex->req) ||
+         valid_session(cookie(ex->req, kCookie), app.cfg().auth.admin_token);
+}
+
+void secure(http::Response& r) {
+  r.add_header("Content-Security-Policy", kCsp);
+  r.add_header("Cross-Origin-Opener-Policy", "same-origin");
+}
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+http::Response login_page(int status, const std::string& error) {
+  std::string body =
+      "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>zonegate-proxy: sign "
+      "in"
+      "</title><link rel=\"stylesheet\" href=\"/admin/assets/app.css\"></head><body>"
+      "<form class=\"login\" method=\"post\" action=\"/admin/login\"><h1>zonegate-proxy</h1>"
+      "<p>The dashboard needs the admin token (<code>auth.admin_token</code>).</p>";
+  if (!error.empty()) body += "<p class=\"error\" id=\"error\">" + html_escape(error) + "</p>";
+  body +=
+      "<label for=\"token\">Admin token</label><input id=\"token\" name=\"token\" "
+      "type=\"password\" "
+      "autocomplete=\"current-password\" required><button type=\"submit\">Sign in</button></form>"
+      "</body></html>";
+  http::Response r(status, body);
+  r.content_type = "text/html; charset=utf-8";
+  if (status == 401) r.add_header("WWW-Authenticate", "Bearer");
+  secure(r);
+  return r;
+}
+
+http::Response asset_response(const admin::Asset& a) {
+  http::Response r(200, std::string(reinterpret_cast<const char*>(a.data), a.size));
+  r.content_type = a.content_type;
+  r.add_header("Cache-Control", "private, max-age=300");
+  secure(r);
+  return r;
+}
+
+std::string series_json(App& app) {
+  json::Writer w;
+  w.start_object();
+  w.key("samples");
+  w.start_array();
+  if (app.registry() != nullptr) {
+    for (const metrics::Sample& s : app.registry()->series()) {
+      w.start_object();
+      w.key("t");
+      w.number(s.t);
+      w.key("rps");
+      w.number(s.rps);
+      w.key("error_rate");
+      w.number(s.error_rate);
+      w.key("p50_ms");
+      w.number(s.p50_ms);
+      w.key("p95_ms");
+      w.number(s.p95_ms);
+      w.key("p99_ms");
+      w.number(s.p99_ms);
+      w.key("hit_rate");
+      w.number(s.hit_rate);
+      w.key("pool_busy");
+      w.number(s.pool_busy);
+      w.key("pool_ready");
+      w.number(s.pool_ready);
+      w.key("pool_waiting");
+      w.number(s.pool_waiting);
+      w.key("invalidation_lag_ms");
+      w.number(s.invalidation_lag_ms);
+      w.key("open_connections");
+      w.number(s.open_connections);
+      w.end_object();
+    }
+  }
+  w.end_array();
+  w.key("health");
+  w.raw(health_json(app));
+  w.end_object();
+  return w.take();
+}
+
+}  // namespace
+
+void add_dashboard_routes(App& app, http::Router& router) {
+  auto page = [&app](const ExchangePtr& ex, const Params&) {
+    if (app.cfg().auth.admin_token.empty()) {
+      ex->respond(login_page(403, "The admin API is disabled: set auth.admin_token."));
+      return;
+    }
+    if (!signed_in(app, ex)) {
+      ex->respond(login_page(401, ""));
+      return;
+    }
+    ex->respond(asset_response(*admin::find_asset("index.html")));
+  };
+  router.add("GET", "/admin", "admin_page", page);
+  router.add("GET", "/admin/", "admin_page", page);
+
+  router.add("GET", "/admin/assets/{name}", "admin_asset",
+             [&app](const ExchangePtr& ex, const Params& p) {
+               const admin::Asset* a = p[0] == "index.html" ? nullptr : admin::find_asset(p[0]);
+               if (a == nullptr) {
+                 ex->respond(http::error_response(404, "not_found", "no asset " + p[0]));
+                 return;
+               }
+               // The stylesheet is public: the sign-in form uses it. Scripts need a session.
+               if (p[0] != "app.css" && !signed_in(app, ex)) {
+                 ex->respond(auth::unauthorized("the admin token is required", false));
+                 return;
+               }
+               ex->respond(asset_response(*a));
+             });
+
+  router.add("POST", "/admin/login", "admin_login", [&app](const ExchangePtr& ex, const Params&) {
+    const std::string& token = app.cfg().auth.admin_token;
+    std::vector<std::pair<std::string, std::string>> form;
+    std::string given;
+    if (http::parse_query(ex->req.body, form)) {
+      for (auto& [k, v] : form) {
+        if (k == "token") given = v;
+      }
+    }
+    if (token.empty() || given.size() != token.size() ||
+        CRYPTO_memcmp(given.data(), token.data(), token.size()) != 0) {
+      ex->respond(login_page(401, "That is not the admin token."));
+      return;
+    }
+    http::Response r(303, "");
+    r.add_header("Location", "/admin/");
+    r.add_header("Set-Cookie", std::string(kCookie) + "=" + session_value(token) +
+                                   "; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=" +
+                                   std::to_string(kSessionSeconds));
+    secure(r);
+    ex->respond(std::move(r));
+  });
+
+  router.add("POST", "/admin/logout", "admin_logout", [](const ExchangePtr& ex, const Params&) {
+    http::Response r(303, "");
+    r.add_header("Location", "/admin/");
+    r.add_header("Set-Cookie",
+                 std::string(kCookie) + "=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0");
+    secure(r);
+    ex->respond(std::move(r));
+  });
+
+  router.add("GET", "/admin/api/series", "admin_series",
+             [&app](const ExchangePtr& ex, const Params&) {
+               if (!signed_in(app, ex)) {
+                 ex->respond(auth::unauthorized("the admin token is required",
+                                                !auth::bearer_token(ex->req).empty()));
+                 return;
+               }
+               http::Response r(200, series_json(app));
+               secure(r);
+               ex->respond(std::move(r));
+             });
+}
+
+}  // namespace zonegate::api

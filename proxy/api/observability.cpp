@@ -1,0 +1,206 @@
+// GET /health (JSON detail for people and dashboards) and GET /metrics (Prometheus text).
+#include <chrono>
+#include <string>
+
+#include "api/app.hpp"
+#include "common/json.hpp"
+#include "core/version.hpp"
+
+namespace zonegate::api {
+
+namespace {
+
+using http::ExchangePtr;
+using http::Params;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+std::string health_json(App& app) {
+  const DbHealth db = app.db_health();
+  metrics::Registry::Totals t;
+  if (app.registry() != nullptr) t = app.registry()->totals();
+  cache::CacheStats c = app.cache().stats();
+  bool db_ok = db.connected;
+  bool listen_ok = app.listening();
+  bool ok = db_ok && listen_ok && t.pool.ready > 0;
+
+  json::Writer w;
+  w.start_object();
+  w.field("status", ok ? "ok" : (db_ok || t.pool.ready > 0) ? "degraded" : "unavailable");
+  w.field("version", ZONEGATE_VERSION);
+  w.field("build", ZONEGATE_BUILD);
+  w.key("uptime_seconds");
+  w.number(static_cast<double>(now_ms() - app.started_ms()) / 1000.0);
+  w.field("workers", static_cast<int64_t>(app.registry() ? app.registry()->worker_count() : 0));
+  w.field("profile", app.cfg().profile);
+
+  w.key("postgres");
+  w.start_array();
+  w.start_object();
+  w.field("upstream", "primary");
+  w.field("connected", db.connected);
+  w.key("latency_ms");
+  if (db.latency_ms < 0)
+    w.null();
+  else
+    w.number(db.latency_ms);
+  w.field("server_version", db.server_version);
+  w.field("in_recovery", db.in_recovery);
+  w.key("checked_at");
+  if (db.checked_at_ms == 0)
+    w.null();
+  else
+    w.int64(db.checked_at_ms);
+  w.key("error");
+  if (db.error.empty())
+    w.null();
+  else
+    w.string(db.error);
+  w.end_object();
+  w.end_array();
+
+  w.key("pool");
+  w.start_object();
+  w.field("ready", static_cast<int64_t>(t.pool.ready));
+  w.field("active", static_cast<int64_t>(t.pool.busy));
+  w.field("idle", static_cast<int64_t>(t.pool.ready - t.pool.busy));
+  w.field("connecting", static_cast<int64_t>(t.pool.connecting));
+  w.field("in_flight", static_cast<int64_t>(t.pool.in_flight));
+  w.field("waiting", static_cast<int64_t>(t.pool.waiting));
+  w.key("max_wait_ms");
+  w.number(t.pool.max_wait_ms);
+  w.field("acquire_timeouts", t.pool.timeouts);
+  w.field("rejected", t.pool.rejected);
+  w.field("reconnects", t.pool.reconnects);
+  w.key("last_error");
+  if (t.pool.last_error.empty())
+    w.null();
+  else
+    w.string(t.pool.last_error);
+  w.end_object();
+
+  w.key("listen");
+  w.start_object();
+  w.field("up", listen_ok);
+  w.field("channel", "zonegate_changes");
+  w.field("notifications", c.notifications);
+  w.field("flushes", c.flushes);
+  w.end_object();
+
+  w.key("cache");
+  w.start_object();
+  w.field("enabled", app.cfg().cache.enabled);
+  w.field("entries", c.store.entries);
+  w.field("bytes", c.store.bytes);
+  w.field("max_bytes", c.store.max_bytes);
+  int64_t served = c.hits + c.stale + c.coalesced, total = served + c.misses;
+  w.key("hit_rate");
+  w.number(total == 0 ? 0.0 : static_cast<double>(served) / static_cast<double>(total));
+  w.key("last_invalidation_lag_ms");
+  if (c.last_invalidation_lag_ms < 0)
+    w.null();
+  else
+    w.number(c.last_invalidation_lag_ms);
+  w.end_object();
+
+  // Not built yet: listed so dashboards can rely on the keys.
+  w.key("breakers");
+  w.start_array();
+  w.end_array();
+  w.key("rate_limit");
+  w.start_object();
+  w.field("enabled", false);
+  w.end_object();
+  w.end_object();
+  return w.take();
+}
+
+namespace {
+
+void line(std::string& out, const char* name, const char* type, const char* help,
+          const std::string& value, const std::string& labels = "") {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  out += std::string(name) + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
+}
+
+std::string extra_metrics(App& app) {
+  std::string out;
+  cache::CacheStats c = app.cache().stats();
+  auto per_route = [&](const char* name, const char* help, const char* key) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+    for (const auto& [route, counters] : c.routes) {
+      out += std::string(name) + "{route=\"" + route + "\"} " + std::to_string(counters.at(key)) +
+             "\n";
+    }
+  };
+  per_route("zonegate_cache_hits_total", "Requests answered from a fresh cache entry.", "hits");
+  per_route("zonegate_cache_misses_total", "Cacheable requests that went to the database.",
+            "misses");
+  per_route("zonegate_cache_stale_total", "Requests answered from a stale entry (SWR).", "stale");
+  per_route("zonegate_cache_coalesced_total",
+            "Requests that waited for an identical one in flight.", "coalesced");
+  per_route("zonegate_cache_not_modified_total", "304 answers to If-None-Match.", "not_modified");
+  line(out, "zonegate_cache_stale_if_error_total", "counter",
+       "Stale entries served because the database failed.", std::to_string(c.stale_if_error));
+  line(out, "zonegate_cache_evictions_total", "counter",
+       "Entries evicted to stay within cache.max_bytes.", std::to_string(c.store.evictions));
+  line(out, "zonegate_cache_invalidated_total", "counter",
+       "Entries dropped by invalidation or purge.", std::to_string(c.store.invalidated));
+  line(out, "zonegate_cache_revalidations_total", "counter",
+       "Background refreshes (stale-while-revalidate).", std::to_string(c.revalidations));
+  line(out, "zonegate_cache_lock_timeouts_total", "counter",
+       "Coalesced requests that gave up waiting (cache.lock_timeout).",
+       std::to_string(c.lock_timeouts));
+  line(out, "zonegate_cache_entries", "gauge", "Entries in the cache.",
+       std::to_string(c.store.entries));
+  line(out, "zonegate_cache_bytes", "gauge", "Bytes the cache holds.",
+       std::to_string(c.store.bytes));
+  line(out, "zonegate_cache_max_bytes", "gauge", "cache.max_bytes.",
+       std::to_string(c.store.max_bytes));
+  line(out, "zonegate_notifications_total", "counter", "zonegate_changes notifications received.",
+       std::to_string(c.notifications));
+  line(out, "zonegate_cache_flushes_total", "counter",
+       "Times everything was dropped (\"*\" changes, listener reconnects).",
+       std::to_string(c.flushes));
+  line(out, "zonegate_listen_up", "gauge", "1 while the LISTEN connection is up.",
+       app.listening() ? "1" : "0");
+  DbHealth db = app.db_health();
+  line(out, "zonegate_database_up", "gauge", "1 when the last database check succeeded.",
+       db.connected ? "1" : "0");
+  line(out, "zonegate_database_check_latency_seconds", "gauge",
+       "Round trip of the last database check.",
+       std::to_string(db.latency_ms < 0 ? 0 : db.latency_ms / 1000.0));
+  line(out, "process_resident_memory_bytes", "gauge", "Resident memory of the proxy.",
+       std::to_string(metrics::resident_bytes()));
+  line(out, "process_start_time_seconds", "gauge", "Start time of the proxy, unix seconds.",
+       std::to_string(static_cast<double>(app.started_ms()) / 1000.0));
+  line(out, "zonegate_build_info", "gauge", "Version and build of the running proxy.", "1",
+       std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"");
+  return out;
+}
+
+}  // namespace
+
+void add_observability_routes(App& app, http::Router& router) {
+  router.add("GET", "/health", "health", [&app](const ExchangePtr& ex, const Params&) {
+    ex->respond(http::Response(200, health_json(app)));
+  });
+  router.add("GET", "/metrics", "metrics", [&app](const ExchangePtr& ex, const Params&) {
+    if (app.registry() == nullptr || !app.cfg().metrics.enabled) {
+      ex->respond(
+          http::error_response(404, "metrics_disabled", "metrics are disabled (metrics.enabled)"));
+      return;
+    }
+    http::Response r(200, app.registry()->render(extra_metrics(app)));
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    ex->respond(std::move(r));
+  });
+}
+
+}  // namespace zonegate::api

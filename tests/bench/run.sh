@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# Benchmarks side by side with their peers: the entry point of `make bench` (which runs deps-bench,
+# build and install first). Not part of CI. Timings are reported, never asserted: the exit status
+# is non-zero only when a benchmark could not run or produced wrong results.
+#
+#   tests/bench/run.sh [--quick] [--only SECTION[,SECTION...]] [--list]
+#
+#   --quick   short durations and a 200,000-row RLS table: a smoke run (minutes, not a quarter hour)
+#   --only    run only these sections, in the order of SECTIONS below
+#
+# Sections (a function section_NAME each; see docs/BENCHMARKS.md for what they measure):
+#   core       Google Benchmark micro-benchmarks of the pure core (build-bench/core_bench)
+#   extension  tests/bench/extension_bench.py: user_context throughput with pgbench, RLS on a large
+#              table, cache rebuild and memory; needs the cluster
+#
+# Sections that need PostgreSQL call need_cluster: ONE throwaway cluster (tests/lib/pgcluster.sh)
+# is started on first use, with zonegate, the Indonesian tree (sql/demo/load_idn.sh) and 100,000
+# generated users (sql/demo/generate_users.sql, seed 42). PGHOST/PGPORT/PGUSER/PGDATABASE are
+# exported for the sections. The cluster and every temp dir are removed on exit, also on failure
+# and Ctrl-C. Results: tests/.artifacts/bench/NAME.json and NAME.txt (the section's summary), or
+# $ZONEGATE_BENCH_RESULTS/ when set.
+#
+# Adding a section: write section_NAME (call need_cluster if it needs Postgres, run long commands
+# through `bounded SECONDS CMD...`, write $ART/NAME.txt), then add NAME to SECTIONS.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+SECTIONS=(core extension)
+PYTHON=/usr/bin/python3
+# Results (git-ignored). Note: tests/run.sh (make test) empties tests/.artifacts when it starts.
+ART=${ZONEGATE_BENCH_RESULTS:-$ROOT/tests/.artifacts/bench}
+QUICK=0
+ONLY=""
+
+usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) QUICK=1; shift ;;
+    --only) ONLY=${2:?--only needs a list}; shift 2 ;;
+    --only=*) ONLY=${1#--only=}; shift ;;
+    --list) printf '%s\n' "${SECTIONS[@]}"; exit 0 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench: unknown option $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+RUN=()
+if [ -n "$ONLY" ]; then
+  IFS=, read -r -a wanted <<<"$ONLY"
+  for w in "${wanted[@]}"; do
+    if ! printf '%s\n' "${SECTIONS[@]}" | grep -qx -- "$w"; then
+      echo "bench: unknown section '$w' (sections: ${SECTIONS[*]})" >&2
+      exit 2
+    fi
+  done
+  for s in "${SECTIONS[@]}"; do
+    for w in "${wanted[@]}"; do [ "$s" = "$w" ] && RUN+=("$s"); done
+  done
+else
+  RUN=("${SECTIONS[@]}")
+fi
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+# --- process and cleanup handling -------------------------------------------------------------
+
+WORK=""
+CLUSTER_DIR=""
+CHILD=""
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$CHILD" ] && kill -0 "$CHILD" 2>/dev/null; then
+    kill -TERM "$CHILD" 2>/dev/null || true
+    # bounded: `timeout` below kills its command 30 s after a TERM at the latest
+    wait "$CHILD" 2>/dev/null || true
+  fi
+  if [ -n "$CLUSTER_DIR" ]; then
+    log "removing the cluster"
+    "$ROOT/tests/lib/pgcluster.sh" destroy "$CLUSTER_DIR" || true
+  fi
+  if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# bounded SECONDS CMD...: runs CMD with a time limit (TERM, then KILL 30 s later). It runs as a
+# background job waited for, so that Ctrl-C and TERM reach this script's traps at once.
+bounded() {
+  local limit=$1
+  shift
+  timeout --kill-after=30 "$limit" "$@" &
+  CHILD=$!
+  local rc=0
+  wait "$CHILD" || rc=$?
+  CHILD=""
+  if [ "$rc" -eq 124 ]; then echo "bench: timed out after ${limit}s: $*" >&2; fi
+  return "$rc"
+}
+
+# --- the cluster --------------------------------------------------------------------------------
+
+need_cluster() {
+  [ -z "$CLUSTER_DIR" ] || return 0
+  if [ ! -r "$ROOT/node_modules/idn-area-data/data/villages.csv" ]; then
+    echo "bench: node_modules/idn-area-data is missing; run 'make deps'" >&2
+    return 1
+  fi
+  WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/zonegate-bench.XXXXXX")}
+  chmod 711 "$WORK"  # the server runs as postgres and must reach its directory below
+  CLUSTER_DIR="$WORK/pg"
+  log "starting a throwaway cluster in $CLUSTER_DIR"
+  "$ROOT/tests/lib/pgcluster.sh" start "$CLUSTER_DIR" >/dev/null
+  set -a
+  # shellcheck disable=SC1091
+  . "$CLUSTER_DIR/env"
+  set +a
+  local try
+  for try in 1 2 3 4 5 6; do
+    # Someone may be reinstalling the extension (make install) right now: wait and retry.
+    if psql -X -q -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS zonegate' \
+      2>"$WORK/ext.err"; then
+      break
+    fi
+    if [ "$try" -eq 6 ]; then cat "$WORK/ext.err" >&2; return 1; fi
+    log "CREATE EXTENSION zonegate failed ($(head -n 1 "$WORK/ext.err")); retrying in 60 s"
+    sleep 60
+  done
+  log "loading the Indonesian tree and 100,000 users (seed 42)"
+  bounded 600 "$ROOT/sql/demo/load_idn.sh"
+  bounded 900 psql -X -q -v ON_ERROR_STOP=1 -v users=100000 -v seed=42 \
+    -f "$ROOT/sql/demo/generate_users.sql"
+  psql -X -q -c 'VACUUM (ANALYZE) zonegate.zones, zonegate.users, zonegate.roles,
+    zonegate.user_zones'
+}
+
+# --- sections -----------------------------------------------------------------------------------
+
+section_core() {
+  log "core: building build-bench/tests/bench/core_bench (Release)"
+  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DZONEGATE_BENCH=ON -DZONEGATE_TESTS=OFF \
+    >"$ART/core-cmake.log"
+  cmake --build build-bench --target core_bench -j "$(nproc)" >>"$ART/core-cmake.log"
+  local args=(--benchmark_repetitions=5 --benchmark_report_aggregates_only=true)
+  if [ "$QUICK" -eq 1 ]; then args=(--benchmark_min_time=0.05); fi
+  log "core: running core_bench ${args[*]}"
+  bounded 900 build-bench/tests/bench/core_bench "${args[@]}" \
+    --benchmark_out="$ART/core.json" --benchmark_out_format=json >"$ART/core.txt"
+  cat "$ART/core.txt"
+}
+
+section_extension() {
+  need_cluster
+  local args=()
+  local limit=3600
+  if [ "$QUICK" -eq 1 ]; then args+=(--quick); limit=900; fi
+  log "extension: tests/bench/extension_bench.py ${args[*]}"
+  bounded "$limit" "$PYTHON" "$ROOT/tests/bench/extension_bench.py" "$ART/extension.json" \
+    "${args[@]}"
+}
+
+# --- main ---------------------------------------------------------------------------------------
+
+mkdir -p "$ART"
+MODE=""
+if [ "$QUICK" -eq 1 ]; then MODE=", quick"; fi
+log "sections: ${RUN[*]}$MODE; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+DONE=()
+for s in "${RUN[@]}"; do
+  mkdir -p "$ART"
+  rm -f "$ART/$s.txt"
+  started=$SECONDS
+  log "== $s"
+  "section_$s"
+  DONE+=("$(printf '%-10s %5ds' "$s" $((SECONDS - started)))")
+done
+
+echo
+echo "== bench summary ($(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) CPUs$MODE)"
+for s in "${RUN[@]}"; do
+  echo "-- $s"
+  if [ ! -f "$ART/$s.txt" ]; then
+    echo "  (no $s.txt in $ART: removed while running, e.g. by make test?)"
+  elif [ "$s" = core ]; then
+    grep -E '^BM_' "$ART/core.txt" | grep -Ev '_(stddev|cv) ' || true
+  else
+    cat "$ART/$s.txt"
+  fi
+done
+echo "-- durations"
+printf '  %s\n' "${DONE[@]}"
+echo "results in ${ART#"$ROOT"/}/"
