@@ -55,3 +55,12 @@ WHERE s.schemaname = 'zonegate';
 COMMENT ON VIEW zonegate.function_stats IS
   'calls and time per zonegate function (needs track_functions = all); see also zonegate.cache_stats()';
 GRANT SELECT ON zonegate.function_stats TO PUBLIC;
+
+-- The user context as json text: what user_context() returns, in a fixed key order (user_id
+-- first), served from the cache as stored text, so a client reading text pays no jsonb output.
+CREATE FUNCTION zonegate.user_context_json(user_id text) RETURNS json
+  LANGUAGE c STABLE STRICT PARALLEL SAFE
+  AS 'MODULE_PATHNAME', 'zonegate_user_context_json';
+COMMENT ON FUNCTION zonegate.user_context_json(text) IS
+  'user_context() as json text in a fixed key order; NULL for unknown or inactive users';
+REVOKE ALL ON FUNCTION zonegate.user_context_json(text) FROM PUBLIC;

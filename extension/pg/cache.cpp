@@ -167,7 +167,7 @@ void sync_users(State& s) {
 
 size_t entry_bytes(const std::string& key, const UserEntry& e) {
   return sizeof(UserList::value_type) + 64 /* index node */ + key.capacity() * 2 +
-         e.context_jsonb.capacity() + e.scope.memory_bytes();
+         e.context_jsonb.capacity() + e.context_json.capacity() + e.scope.memory_bytes();
 }
 
 void evict(State& s, size_t limit) {
@@ -197,8 +197,8 @@ const UserEntry& load_entry(State& s, const std::string& user_id) {
     if (entry.visible) {
       entry.scope = core::scope_for(*s.tree, *rec);
       int64_t version = load_version();
-      entry.context_jsonb =
-          jsonb_bytes(core::build_context_json(*s.tree, *rec, entry.scope, version));
+      entry.context_json = core::build_context_json(*s.tree, *rec, entry.scope, version);
+      entry.context_jsonb = jsonb_bytes(entry.context_json);
     }
     break;
   }

@@ -20,6 +20,7 @@ struct UserEntry {
   bool visible = false;  // exists and is active; false means NULL context and no access
   core::Scope scope;
   std::string context_jsonb;  // the user_context() result as jsonb varlena bytes
+  std::string context_json;   // the same document as JSON text (user_context_json())
   size_t bytes = 0;
 };
 

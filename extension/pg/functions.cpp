@@ -38,6 +38,15 @@ Datum user_context_body(FunctionCallInfo fcinfo) {
   return varlena_copy(e.context_jsonb);
 }
 
+// zonegate.user_context_json(user_id text) → json: the same document as text, in a fixed key
+// order, without jsonb's binary round trip (what zonegate-proxy serves).
+Datum user_context_json_body(FunctionCallInfo fcinfo) {
+  cache_begin_call();
+  const UserEntry& e = cache_user(text_arg(fcinfo, 0));
+  if (!e.visible) return null_result(fcinfo);
+  return text_datum(e.context_json);
+}
+
 // zonegate.visible_zones(user_id text) → bigint[], sorted; empty for unknown/inactive users.
 Datum visible_zones_body(FunctionCallInfo fcinfo) {
   cache_begin_call();
@@ -147,6 +156,7 @@ Datum cache_reset_body(FunctionCallInfo) {
 }  // namespace
 
 ZONEGATE_SQL_FUNCTION(zonegate_user_context, user_context_body)
+ZONEGATE_SQL_FUNCTION(zonegate_user_context_json, user_context_json_body)
 ZONEGATE_SQL_FUNCTION(zonegate_visible_zones, visible_zones_body)
 ZONEGATE_SQL_FUNCTION(zonegate_can_access, can_access_body)
 ZONEGATE_SQL_FUNCTION(zonegate_filter_zones, filter_zones_body)

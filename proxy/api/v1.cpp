@@ -19,7 +19,8 @@ using http::ExchangePtr;
 using http::Params;
 
 const pg::Statement& ctx_stmt() {
-  static const pg::Statement s = pg::make_statement("SELECT zonegate.user_context($1)::text", {});
+  static const pg::Statement s =
+      pg::make_statement("SELECT zonegate.user_context_json($1)::text", {});
   return s;
 }
 const pg::Statement& zones_stmt() {

@@ -39,6 +39,12 @@ SELECT zonegate.user_context('adm') -> 'sees_all' AS adm_sees_all,
        jsonb_array_length(zonegate.user_context('adm') -> 'regions') AS adm_regions,
        zonegate.user_context('adm') -> 'visible_zone_count' AS adm_count;
 SELECT (zonegate.user_context('sup') ->> 'cache_version')::bigint > 0 AS has_version;
+-- The json text form: the same document, user_id first, NULL where user_context is NULL.
+SELECT zonegate.user_context_json(u)::jsonb = zonegate.user_context(u) AS same_document,
+       left(zonegate.user_context_json(u)::text, 11) AS starts_with
+FROM unnest(ARRAY['adm', 'mgr', 'sup']) u;
+SELECT zonegate.user_context_json('gone') IS NULL AS inactive_null,
+       zonegate.user_context_json('nobody') IS NULL AS unknown_null;
 SELECT zonegate.user_context('gone') IS NULL AS inactive_null,
        zonegate.user_context('nobody') IS NULL AS unknown_null,
        zonegate.user_context(NULL) IS NULL AS null_null,
@@ -143,6 +149,7 @@ INSERT INTO zonegate.user_zones VALUES ('sup', 11);
 CREATE ROLE zonegate_regress_app;
 SET ROLE zonegate_regress_app;
 SELECT zonegate.user_context('adm');
+SELECT zonegate.user_context_json('adm');
 SELECT zonegate.can_access('adm', 1);
 SELECT count(*) FROM zonegate.users;
 SET zonegate.user_id = 'sup';
