@@ -397,18 +397,13 @@ Section Section::section(const char* key) {
 
 void Section::each_entry(const char* key,
                          const std::function<void(const std::string&, Section&)>& fn) {
-  YAML::Node n = take(key);
-  if (!n.IsDefined() || n.IsNull()) return;
-  if (!n.IsMap()) {
-    diag_.at(n.Mark(), key_path(key) + " must be a mapping of name: settings");
-    return;
-  }
-  for (const auto& kv : n) {
-    std::string name = kv.first.Scalar();
-    Section s(diag_, kv.second, key_path(key) + "." + name, kv.first.Mark());
+  each_entry_or_word(key, [&](const std::string& name, const std::string& word, Section& s) {
+    if (!word.empty()) {
+      s.error("", "expected a mapping of settings, got \"" + word + "\"");
+      return;
+    }
     fn(name, s);
-    s.finish();
-  }
+  });
 }
 
 void Section::each_entry_or_word(

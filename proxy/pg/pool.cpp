@@ -9,7 +9,20 @@ namespace zonegate::pg {
 
 namespace {
 constexpr uint64_t kTickMs = 50;
+
+// A job's result when the pool, not the server, fails it.
+Result pool_failure(Failure failure, const char* sqlstate, const char* message) {
+  Result r;
+  r.failure = failure;
+  r.sqlstate = sqlstate;
+  r.message = message;
+  return r;
 }
+
+Result shutdown_result() {
+  return pool_failure(Failure::kShutdown, "57P01", "the proxy is shutting down");
+}
+}  // namespace
 
 Pool::Pool(uv_loop_t* loop, const config::DatabaseConfig& cfg)
     : loop_(loop), cfg_(cfg), rng_(std::random_device{}()) {
@@ -103,11 +116,7 @@ void Pool::submit(Job job) {
   job.enqueued_ns = uv_hrtime();
   ++counters_.jobs;
   if (shutting_down_) {
-    Result r;
-    r.failure = Failure::kShutdown;
-    r.sqlstate = "57P01";
-    r.message = "the proxy is shutting down";
-    complete_later(std::move(job), std::move(r));
+    complete_later(std::move(job), shutdown_result());
     return;
   }
   Connection* c = waiting_.empty() ? pick() : nullptr;
@@ -131,11 +140,9 @@ void Pool::submit(Job job) {
   }
   if (static_cast<int64_t>(waiting_.size()) >= cfg_.pool.max_waiting) {
     ++counters_.rejected;
-    Result r;
-    r.failure = Failure::kPoolFull;
-    r.sqlstate = "53300";
-    r.message = "too many requests are waiting for a database connection";
-    complete_later(std::move(job), std::move(r));
+    complete_later(std::move(job),
+                   pool_failure(Failure::kPoolFull, "53300",
+                                "too many requests are waiting for a database connection"));
     return;
   }
   waiting_.push_back(std::move(job));
@@ -173,10 +180,8 @@ void Pool::expire_waiting(uint64_t now_ns) {
     Job job = std::move(waiting_.front());
     waiting_.pop_front();
     ++counters_.timeouts;
-    Result r;
-    r.failure = Failure::kPoolTimeout;
-    r.sqlstate = "08000";
-    r.message = "no database connection became available within pool.acquire_timeout";
+    Result r = pool_failure(Failure::kPoolTimeout, "08000",
+                            "no database connection became available within pool.acquire_timeout");
     if (!counters_.last_error.empty()) r.detail = counters_.last_error;
     r.queued_ns = now_ns - job.enqueued_ns;
     if (job.done) job.done(std::move(r));
@@ -219,11 +224,7 @@ void Pool::shutdown() {
   std::deque<Job> waiting = std::move(waiting_);
   waiting_.clear();
   for (Job& job : waiting) {
-    Result r;
-    r.failure = Failure::kShutdown;
-    r.sqlstate = "57P01";
-    r.message = "the proxy is shutting down";
-    if (job.done) job.done(std::move(r));
+    if (job.done) job.done(shutdown_result());
   }
   for (auto& [job, r] : deferred_) {
     if (job.done) job.done(std::move(r));
