@@ -14,12 +14,12 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] && echo "" || echo sudo)
 
 # Debian packages the build, the test suites and the demo need.
 APT_PACKAGES := build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14-dev \
-  postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev \
+  postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev postgresql-15-postgis-3 \
   libuv1-dev node-llhttp libyaml-cpp-dev rapidjson-dev libssl-dev \
   googletest libgtest-dev libbenchmark-dev \
   chromium prometheus python3 python3-pytest python3-psycopg2 python3-yaml python3-jwt python3-cryptography nodejs npm curl wrk
 # Extra packages for `make bench` only (peers to compare against).
-APT_BENCH_PACKAGES := nginx-light pgbouncer postgresql-15-postgis-3 libgeos++-dev \
+APT_BENCH_PACKAGES := nginx-light pgbouncer libgeos++-dev \
   python3-fastapi python3-uvicorn python3-asyncpg
 
 .PHONY: build extension proxy install deps deps-bench npm-deps test test-unit test-sanitize \

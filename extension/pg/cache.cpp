@@ -42,6 +42,9 @@ struct State {
   bool txn_local = false;      // something was built from a statement snapshot
   std::shared_ptr<const core::ZoneTree> tree;
   int64_t version = 0;
+  std::unique_ptr<geo::SpatialIndex> spatial;
+  uint64_t spatial_gen = 0;  // zones_gen the spatial index was built at
+  CacheCounters sc;
   UserList users;
   std::unordered_map<std::string, UserList::iterator> user_index;
   size_t user_bytes = 0;
@@ -87,6 +90,7 @@ void relcache_callback(Datum, Oid relid) {
     case 'z':
       ++s.zones_gen;
       ++s.zc.invalidations;
+      ++s.sc.invalidations;
       forget_relations();
       break;
     case 'r':
@@ -155,6 +159,35 @@ void ensure_tree(State& s) {
   malloc_trim(0);
   s.zc.last_rebuild_ms = ms_since(t0);
   s.zc.last_rebuild_at = pg_call([] { return GetCurrentTimestamp(); });
+}
+
+void ensure_spatial(State& s) {
+  if (s.spatial && s.spatial_gen == s.zones_gen) {
+    ++s.sc.hits;
+    return;
+  }
+  ++s.sc.misses;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int attempt = 0;; ++attempt) {
+    ensure_tree(s);
+    uint64_t gen = s.zones_gen;
+    s.spatial.reset();  // one index in memory at a time
+    LoadedBoundaries loaded = load_boundaries(*s.tree);
+    s.txn_local = s.txn_local || loaded.statement_snapshot;
+    s.spatial = geo::SpatialIndex::build(std::move(loaded.entries));
+    if (s.zones_gen == gen) {
+      s.spatial_gen = gen;
+      break;
+    }
+    if (attempt == 2) {
+      s.spatial_gen = 0;
+      break;
+    }
+  }
+  ++s.sc.rebuilds;
+  malloc_trim(0);
+  s.sc.last_rebuild_ms = ms_since(t0);
+  s.sc.last_rebuild_at = pg_call([] { return GetCurrentTimestamp(); });
 }
 
 void sync_users(State& s) {
@@ -263,6 +296,12 @@ const core::ZoneTree& cache_tree() {
   return *s.tree;
 }
 
+const geo::SpatialIndex& cache_spatial() {
+  State& s = state();
+  ensure_spatial(s);
+  return *s.spatial;
+}
+
 int64_t cache_version() {
   State& s = state();
   ensure_tree(s);
@@ -311,6 +350,11 @@ CacheStats cache_stats() {
     st.zone_count = static_cast<int64_t>(s.tree->size());
     st.zone_bytes = static_cast<int64_t>(s.tree->memory_bytes());
   }
+  st.spatial = s.sc;
+  if (s.spatial) {
+    st.spatial_zones = static_cast<int64_t>(s.spatial->size());
+    st.spatial_bytes = static_cast<int64_t>(s.spatial->memory_bytes());
+  }
   st.user_entries = static_cast<int64_t>(s.users.size());
   st.user_bytes = static_cast<int64_t>(s.user_bytes);
   return st;
@@ -321,6 +365,7 @@ void cache_reset() {
   ++s.zones_gen;
   ++s.users_gen;
   s.tree.reset();
+  s.spatial.reset();
   drop_users(s);
 }
 

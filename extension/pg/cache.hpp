@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/scope.hpp"
+#include "core/spatial_index.hpp"
 #include "core/zone_tree.hpp"
 
 namespace zonegate::pg {
@@ -34,7 +35,9 @@ struct CacheCounters {
 };
 
 struct CacheStats {
-  CacheCounters zones, users;
+  CacheCounters zones, users, spatial;
+  int64_t spatial_zones = 0;
+  int64_t spatial_bytes = 0;
   int64_t zone_count = 0;
   int64_t zone_bytes = 0;
   int64_t user_entries = 0;
@@ -48,6 +51,9 @@ void cache_init();
 void cache_begin_call();
 // The compiled tree (built on first use and after zones change).
 const core::ZoneTree& cache_tree();
+// The point-in-zone index over every zone with a boundary (built on first use and after zones
+// change).
+const geo::SpatialIndex& cache_spatial();
 // The tree's data version (zonegate.change_seq when it was read).
 int64_t cache_version();
 // The cached entry for a user id (loaded on a miss). The reference is valid until the next

@@ -1,7 +1,9 @@
 // Datum conversions; see datum.hpp.
 #include "pg/datum.hpp"
 
+#include <cmath>
 #include <cstring>
+#include <memory>
 
 extern "C" {
 #include "postgres.h"
@@ -54,6 +56,49 @@ std::vector<int64_t> int8_array_arg(FunctionCallInfo fcinfo, int n) {
     if (!out.nulls[i]) v.push_back(DatumGetInt64(out.elems[i]));
   }
   return v;
+}
+
+std::vector<double> float8_array_arg(FunctionCallInfo fcinfo, int n) {
+  struct Out {
+    Datum* elems;
+    bool* nulls;
+    int count;
+  };
+  Out out = pg_call([&] {
+    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(n);
+    if (ARR_NDIM(arr) > 1) {
+      ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+                      errmsg("coordinate arrays must be one-dimensional")));
+    }
+    Out o{nullptr, nullptr, 0};
+    deconstruct_array(arr, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &o.elems, &o.nulls,
+                      &o.count);
+    return o;
+  });
+  std::vector<double> v(static_cast<size_t>(out.count));
+  for (int i = 0; i < out.count; ++i) {
+    v[static_cast<size_t>(i)] = out.nulls[i] ? std::nan("") : DatumGetFloat8(out.elems[i]);
+  }
+  return v;
+}
+
+Datum nullable_int8_array_datum(const std::vector<std::optional<int64_t>>& values) {
+  std::vector<Datum> datums(values.size());
+  // bool[] for Postgres: std::vector<bool> is packed.
+  std::unique_ptr<bool[]> nulls(new bool[values.size() + 1]);
+  for (size_t i = 0; i < values.size(); ++i) {
+    nulls[i] = !values[i].has_value();
+    datums[i] = nulls[i] ? 0 : Int64GetDatum(*values[i]);
+  }
+  Datum* d = datums.data();
+  bool* np = nulls.get();
+  int count = static_cast<int>(values.size());
+  return pg_call([d, np, count] {
+    int dims[1] = {count};
+    int lbs[1] = {1};
+    return PointerGetDatum(
+        construct_md_array(d, np, 1, dims, lbs, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+  });
 }
 
 Datum text_datum(std::string_view s) {

@@ -18,10 +18,14 @@ std::string text_arg(FunctionCallInfo fcinfo, int n);
 // Argument n as a bigint[]; NULL elements are skipped. Errors on multidimensional arrays.
 std::vector<int64_t> int8_array_arg(FunctionCallInfo fcinfo, int n);
 bool arg_is_null(FunctionCallInfo fcinfo, int n);
+// Argument n as a float8[]; NULL elements become NaN. Errors on multidimensional arrays.
+std::vector<double> float8_array_arg(FunctionCallInfo fcinfo, int n);
 
 // Results: palloc'd in the function's memory context.
 Datum text_datum(std::string_view s);
 Datum int8_array_datum(const std::vector<int64_t>& values);
+// A bigint[] with NULLs where a value is absent.
+Datum nullable_int8_array_datum(const std::vector<std::optional<int64_t>>& values);
 // A copy of stored varlena bytes (e.g. a cached jsonb value).
 Datum varlena_copy(const std::string& bytes);
 // Parses JSON text into jsonb and returns its varlena bytes (for caching).

@@ -1,10 +1,13 @@
 // The SQL functions of DESIGN.md §5 (zone_at excepted): thin bodies over the cache. Each body
 // starts with cache_begin_call() so the statement sees every committed change.
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/scope.hpp"
+#include "core/spatial_index.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -88,6 +91,46 @@ Datum zone_path_body(FunctionCallInfo fcinfo) {
   return int8_array_datum(tree.path(p));
 }
 
+// Checks a coordinate: NaN and infinities are errors; out-of-range values are in no zone.
+void check_coordinate(double v, const char* what) {
+  if (std::isnan(v) || std::isinf(v)) {
+    throw Error(sqlstate::kInvalidParameterValue, std::string(what) +
+                                                      " must be a finite number, got " +
+                                                      (std::isnan(v) ? "NaN" : "infinity"));
+  }
+}
+
+// zonegate.zone_at(lon float8, lat float8) → bigint: the deepest zone whose boundary covers the
+// point (boundary points count as inside), NULL outside every zone.
+Datum zone_at_body(FunctionCallInfo fcinfo) {
+  cache_begin_call();
+  double lon = PG_GETARG_FLOAT8(0), lat = PG_GETARG_FLOAT8(1);
+  check_coordinate(lon, "longitude");
+  check_coordinate(lat, "latitude");
+  std::optional<int64_t> z = cache_spatial().zone_at(lon, lat);
+  if (!z) return null_result(fcinfo);
+  return Int64GetDatum(*z);
+}
+
+// zonegate.zone_at(lons float8[], lats float8[]) → bigint[]: zone_at for each pair, NULL where
+// no zone covers the point; one call for a batch of points.
+Datum zone_at_many_body(FunctionCallInfo fcinfo) {
+  cache_begin_call();
+  std::vector<double> lons = float8_array_arg(fcinfo, 0), lats = float8_array_arg(fcinfo, 1);
+  if (lons.size() != lats.size()) {
+    throw Error(sqlstate::kInvalidParameterValue,
+                "longitude and latitude arrays differ in length (" + std::to_string(lons.size()) +
+                    " and " + std::to_string(lats.size()) + ")");
+  }
+  const geo::SpatialIndex& index = cache_spatial();
+  std::vector<std::optional<int64_t>> out(lons.size());
+  for (size_t i = 0; i < lons.size(); ++i) {
+    if (std::isnan(lons[i]) || std::isnan(lats[i])) continue;  // NULL elements arrive as NaN
+    out[i] = index.zone_at(lons[i], lats[i]);
+  }
+  return nullable_int8_array_datum(out);
+}
+
 // zonegate.current_user_id() → text: zonegate.user_id, else request.jwt.claims ->> 'sub'.
 Datum current_user_id_body(FunctionCallInfo fcinfo) {
   std::optional<std::string> uid = current_user_id();
@@ -123,8 +166,9 @@ Datum cache_stats_body(FunctionCallInfo fcinfo) {
     int64_t entries;
     int64_t bytes;
   };
-  Row rows[2] = {{"zones", st.zones, st.zone_count, st.zone_bytes},
-                 {"users", st.users, st.user_entries, st.user_bytes}};
+  Row rows[3] = {{"zones", st.zones, st.zone_count, st.zone_bytes},
+                 {"users", st.users, st.user_entries, st.user_bytes},
+                 {"spatial", st.spatial, st.spatial_zones, st.spatial_bytes}};
   pg_call([fcinfo, &rows] {
     InitMaterializedSRF(fcinfo, 0);
     ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
@@ -161,6 +205,8 @@ ZONEGATE_SQL_FUNCTION(zonegate_visible_zones, visible_zones_body)
 ZONEGATE_SQL_FUNCTION(zonegate_can_access, can_access_body)
 ZONEGATE_SQL_FUNCTION(zonegate_filter_zones, filter_zones_body)
 ZONEGATE_SQL_FUNCTION(zonegate_zone_path, zone_path_body)
+ZONEGATE_SQL_FUNCTION(zonegate_zone_at, zone_at_body)
+ZONEGATE_SQL_FUNCTION(zonegate_zone_at_many, zone_at_many_body)
 ZONEGATE_SQL_FUNCTION(zonegate_current_user_id, current_user_id_body)
 ZONEGATE_SQL_FUNCTION(zonegate_current_zones, current_zones_body)
 ZONEGATE_SQL_FUNCTION(zonegate_can_access_current, can_access_current_body)

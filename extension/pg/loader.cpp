@@ -20,6 +20,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -159,6 +160,67 @@ LoadedTree load_tree() {
   out.tree = core::ZoneTree::build(rows);
   out.version = load_version();
   out.statement_snapshot = raw.statement_snapshot;
+  return out;
+}
+
+namespace {
+
+struct RawBoundaries {
+  int n = 0;
+  int cap = 0;
+  int64* ids = nullptr;
+  char** texts = nullptr;  // GeoJSON text of each boundary
+  bool statement_snapshot = false;
+};
+
+void scan_boundaries(Oid relid, RawBoundaries* out) {
+  int a_id = attnum(relid, "id") - 1, a_boundary = attnum(relid, "boundary") - 1;
+  int last = Max(a_id, a_boundary) + 1;
+  Relation rel = table_open(relid, AccessShareLock);
+  Snapshot snap = cache_snapshot(&out->statement_snapshot);
+  TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
+  TupleTableSlot* slot = table_slot_create(rel, nullptr);
+  while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+    slot_getsomeattrs(slot, last);
+    if (slot->tts_isnull[a_boundary]) continue;
+    if (out->n == out->cap) {
+      out->cap = out->cap == 0 ? 256 : out->cap * 2;
+      size_t cap = static_cast<size_t>(out->cap);
+      out->ids = static_cast<int64*>(out->ids ? repalloc(out->ids, cap * sizeof(int64))
+                                              : palloc(cap * sizeof(int64)));
+      out->texts = static_cast<char**>(out->texts ? repalloc(out->texts, cap * sizeof(char*))
+                                                  : palloc(cap * sizeof(char*)));
+    }
+    Jsonb* j = DatumGetJsonbP(slot->tts_values[a_boundary]);
+    out->ids[out->n] = DatumGetInt64(slot->tts_values[a_id]);
+    out->texts[out->n] = JsonbToCString(nullptr, &j->root, static_cast<int>(VARSIZE(j)));
+    ++out->n;
+  }
+  ExecDropSingleTupleTableSlot(slot);
+  table_endscan(scan);
+  UnregisterSnapshot(snap);
+  table_close(rel, NoLock);
+}
+
+}  // namespace
+
+LoadedBoundaries load_boundaries(const core::ZoneTree& tree) {
+  Oid relid = relations().zones;
+  RawBoundaries raw;
+  pg_call([relid, &raw] { scan_boundaries(relid, &raw); });
+  LoadedBoundaries out;
+  out.statement_snapshot = raw.statement_snapshot;
+  out.entries.reserve(static_cast<size_t>(raw.n));
+  for (int i = 0; i < raw.n; ++i) {
+    core::Pos p = tree.find(raw.ids[i]);
+    if (p == core::kNoPos) continue;  // read between two changes: the next rebuild has it
+    geo::IndexEntry e;
+    e.zone_id = raw.ids[i];
+    e.depth = tree.depth(p);
+    e.shape = geo::parse_boundary(raw.texts[i]);
+    out.positions += geo::position_count(e.shape);
+    out.entries.push_back(std::move(e));
+  }
   return out;
 }
 

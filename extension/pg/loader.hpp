@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/context.hpp"
+#include "core/spatial_index.hpp"
 #include "core/zone_tree.hpp"
 
 namespace zonegate::pg {
@@ -21,6 +22,15 @@ struct LoadedTree {
 
 // Scans zonegate.zones and compiles the tree.
 LoadedTree load_tree();
+
+struct LoadedBoundaries {
+  std::vector<geo::IndexEntry> entries;  // zones with a boundary, depth from `tree`
+  size_t positions = 0;
+  bool statement_snapshot = false;
+};
+
+// Scans zonegate.zones for boundaries and parses them; depths come from the compiled tree.
+LoadedBoundaries load_boundaries(const core::ZoneTree& tree);
 
 // Reads one user with role and grants; nullopt when there is no such user.
 std::optional<core::UserRecord> load_user(const std::string& user_id);

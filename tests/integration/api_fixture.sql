@@ -4,6 +4,12 @@ INSERT INTO zonegate.zones (id, parent_id, code, name, level) VALUES
   (1, NULL, 'A', 'Region A', 'province'), (2, NULL, 'B', 'Region B', 'province'),
   (11, 1, 'A1', 'A one', 'regency'), (12, 1, 'A2', 'A two', 'regency'), (21, 2, 'B1', 'B one', 'regency'),
   (111, 11, 'A1a', 'A one a', 'district'), (211, 21, 'B1a', 'B one a', 'district');
+UPDATE zonegate.zones SET boundary = CASE id
+  WHEN 1 THEN '{"type":"Polygon","coordinates":[[[0,0],[10,0],[10,10],[0,10],[0,0]]]}'
+  WHEN 11 THEN '{"type":"Polygon","coordinates":[[[1,1],[4,1],[4,4],[1,4],[1,1]]]}'
+  WHEN 111 THEN '{"type":"Polygon","coordinates":[[[2,2],[3,2],[3,3],[2,3],[2,2]]]}'
+  WHEN 2 THEN '{"type":"Polygon","coordinates":[[[20,0],[30,0],[30,10],[20,10],[20,0]]]}'
+  END::jsonb WHERE id IN (1, 11, 111, 2);
 INSERT INTO zonegate.roles VALUES ('admin', '{read,write}', true), ('staff', '{read}', false);
 INSERT INTO zonegate.users (user_id, email, role, active) VALUES
   ('alice', 'alice@example.org', 'staff', true), ('bob', 'bob@example.org', 'staff', true),

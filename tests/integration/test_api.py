@@ -171,13 +171,26 @@ def test_filter_with_a_chunked_body(api):
     assert status == 200 and json.loads(data)["zones"] == [21, 211]
 
 
-def test_zone_at_validates_and_reports_missing_support(api):
+def test_zone_at_returns_the_deepest_zone_with_its_path(api, cluster):
     t = token("alice")
-    assert call(api.port, "GET", "/v1/zones/at?lon=200&lat=0", t)[0] == 400
-    assert call(api.port, "GET", "/v1/zones/at?lon=abc&lat=0", t)[0] == 400
-    assert call(api.port, "GET", "/v1/zones/at?lat=0", t)[0] == 400
-    status, _, body = call(api.port, "GET", "/v1/zones/at?lon=106.8&lat=-6.2", t)
-    assert status in (404, 501, 200)
+    status, h, body = call(api.port, "GET", "/v1/zones/at?lon=2.5&lat=2.5", t)
+    assert status == 200
+    assert body["id"] == 111 and body["code"] == "A1a" and body["level"] == "district"
+    assert [z["id"] for z in body["path"]] == [1, 11, 111]
+    assert body["lon"] == 2.5 and body["lat"] == 2.5
+    assert call(api.port, "GET", "/v1/zones/at?lon=6&lat=6", t)[2]["id"] == 1
+    assert call(api.port, "GET", "/v1/zones/at?lon=4&lat=2", t)[2]["id"] == 11  # on an edge: inside
+    status, _, body = call(api.port, "GET", "/v1/zones/at?lon=15&lat=5", t)
+    assert status == 404 and body["code"] == "no_zone"
+    # Shared entries: a second asker gets the cached answer.
+    assert call(api.port, "GET", "/v1/zones/at?lon=2.5&lat=2.5", token("bob"))[1]["x-cache"] == "HIT"
+
+
+def test_zone_at_validates_coordinates(api):
+    t = token("alice")
+    for q in ("lon=200&lat=0", "lon=abc&lat=0", "lat=0", "lon=1&lat=-91", "lon=nan&lat=0", "lon=1e999&lat=0"):
+        status, _, body = call(api.port, "GET", "/v1/zones/at?" + q, t)
+        assert status == 400 and body["code"] == "invalid_parameter", q
 
 
 def test_request_id_is_echoed_on_api_routes(api):
