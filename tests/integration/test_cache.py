@@ -284,3 +284,24 @@ def test_admin_needs_the_admin_token_and_purges(cp):
     assert admin(cp, "POST", "/admin/cache/purge")[2]["scope"] == "all"
     s = cache_stats(cp)
     assert s["entries"] == 0 and "me_context" in s["routes"] and "hit_rate" in s["routes"]["me_context"]
+
+
+def test_several_proxies_stay_coherent(cluster, cp):
+    """Proxies share nothing but the database: each LISTENs, so a change committed once drops
+    the entry in every proxy's cache (docs/DEPLOYMENT.md)."""
+    others = [start_proxy(cluster, "peer%d" % i) for i in range(2)]
+    try:
+        proxies = [cp] + others
+        for p in proxies:
+            grants(p, "bob")
+            assert grants(p, "bob")[1]["x-cache"] == "HIT"
+        counts = [cache_stats(p)["notifications"] for p in proxies]
+        cluster.psql("INSERT INTO zonegate.user_zones VALUES ('bob', 11)")
+        for p, n in zip(proxies, counts):
+            wait_for(lambda: cache_stats(p)["notifications"] > n, what="the notification")
+            got, h = grants(p, "bob")
+            assert 11 in got and h["x-cache"] == "MISS"
+        cluster.psql("DELETE FROM zonegate.user_zones WHERE user_id = 'bob' AND zone_id = 11")
+    finally:
+        for p in others:
+            stop_proxy(p)
