@@ -33,23 +33,33 @@ std::string text_arg(FunctionCallInfo fcinfo, int n) {
   return std::string(out.data, static_cast<size_t>(out.len));
 }
 
-std::vector<int64_t> int8_array_arg(FunctionCallInfo fcinfo, int n) {
-  struct Out {
-    Datum* elems;
-    bool* nulls;
-    int count;
-  };
-  Out out = pg_call([&] {
+namespace {
+
+// The elements of a one-dimensional array of an 8-byte pass-by-value type (int8, float8).
+struct ArrayElems {
+  Datum* elems;
+  bool* nulls;
+  int count;
+};
+
+ArrayElems array8_arg(FunctionCallInfo fcinfo, int n, Oid elemtype, const char* what) {
+  return pg_call([&] {
     ArrayType* arr = PG_GETARG_ARRAYTYPE_P(n);
     if (ARR_NDIM(arr) > 1) {
       ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-                      errmsg("zone id array must be one-dimensional")));
+                      errmsg("%s must be one-dimensional", what)));
     }
-    Out o{nullptr, nullptr, 0};
-    deconstruct_array(arr, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &o.elems, &o.nulls,
+    ArrayElems o{nullptr, nullptr, 0};
+    deconstruct_array(arr, elemtype, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &o.elems, &o.nulls,
                       &o.count);
     return o;
   });
+}
+
+}  // namespace
+
+std::vector<int64_t> int8_array_arg(FunctionCallInfo fcinfo, int n) {
+  ArrayElems out = array8_arg(fcinfo, n, INT8OID, "zone id array");
   std::vector<int64_t> v;
   v.reserve(static_cast<size_t>(out.count));
   for (int i = 0; i < out.count; ++i) {
@@ -59,22 +69,7 @@ std::vector<int64_t> int8_array_arg(FunctionCallInfo fcinfo, int n) {
 }
 
 std::vector<double> float8_array_arg(FunctionCallInfo fcinfo, int n) {
-  struct Out {
-    Datum* elems;
-    bool* nulls;
-    int count;
-  };
-  Out out = pg_call([&] {
-    ArrayType* arr = PG_GETARG_ARRAYTYPE_P(n);
-    if (ARR_NDIM(arr) > 1) {
-      ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-                      errmsg("coordinate arrays must be one-dimensional")));
-    }
-    Out o{nullptr, nullptr, 0};
-    deconstruct_array(arr, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &o.elems, &o.nulls,
-                      &o.count);
-    return o;
-  });
+  ArrayElems out = array8_arg(fcinfo, n, FLOAT8OID, "coordinate arrays");
   std::vector<double> v(static_cast<size_t>(out.count));
   for (int i = 0; i < out.count; ++i) {
     v[static_cast<size_t>(i)] = out.nulls[i] ? std::nan("") : DatumGetFloat8(out.elems[i]);

@@ -19,7 +19,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from zg import PROXY_BIN, ROOT, Cluster, Proxy, RawConn, http, request_bytes
+from zg import PROXY_BIN, ROOT, Cluster, Proxy, RawConn, get_json, http, request_bytes
 
 SECRET = "integration-secret-0123456789-abcdef"
 ADMIN = "integration-admin-token-0123"
@@ -482,30 +482,41 @@ def test_database_outage_and_recovery():
 
 
 def test_sigterm_drains_in_flight_requests(cluster, api):
-    p = start_proxy(cluster, "drain", server={"drain_timeout": "10s"})
+    p = start_proxy(cluster, "drain", server={"drain_timeout": "30s"})
     t = token("alice")
     result = {}
     def slow():
-        c = RawConn(p.port)
+        c = RawConn(p.port, timeout=30)
         c.send(request_bytes("POST", "/rpc/slow", {"Authorization": "Bearer " + t,
-                                                   "Content-Type": "application/json"}, b'{"seconds": 1.2}'))
+                                                   "Content-Type": "application/json"}, b'{"seconds": 2.5}'))
         result["resp"] = c.read_response()
     th = threading.Thread(target=slow)
     th.start()
-    time.sleep(0.4)
+    # Signal only once the query runs in Postgres: the request is then surely in flight (a fixed
+    # sleep is not enough on a loaded machine).
+    deadline = time.time() + 20
+    while cluster.psql("SELECT count(*) FROM pg_stat_activity "
+                       "WHERE wait_event = 'PgSleep'") == "0":
+        assert time.time() < deadline, "the slow request never reached Postgres"
+        time.sleep(0.05)
     p.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    # Not accepting any more.
-    with pytest.raises(OSError):
-        s = socket.create_connection(("127.0.0.1", p.port), timeout=1)
-        s.sendall(request_bytes("GET", "/healthz"))
-        if not s.recv(100):
-            raise ConnectionResetError
-    th.join(10)
+    p.wait_for_log(lambda l: l.get("msg") == "draining", timeout=20)
+    # Not accepting any more: the workers close their listeners right after the signal.
+    deadline = time.time() + 20
+    while True:
+        try:
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=1)
+        except OSError:
+            break
+        s.close()
+        assert time.time() < deadline, "still accepting connections while draining"
+        time.sleep(0.05)
+    th.join(30)
+    assert "resp" in result, "the in-flight request got no response"
     status, headers, body = result["resp"]
     assert status == 200 and json.loads(body).endswith("done")
     assert headers["connection"] == "close"
-    assert p.proc.wait(10) == 0
+    assert p.proc.wait(30) == 0
     stop_proxy(p)
 
 
@@ -559,9 +570,9 @@ def test_connections_are_replaced_after_max_lifetime(cluster, api):
             return cluster.psql("SELECT string_agg(pid::text, ',' ORDER BY pid) FROM pg_stat_activity "
                                 "WHERE application_name = 'lifetime-test' AND query NOT LIKE 'LISTEN%'")
         first = backend()
-        deadline = time.time() + 10
+        deadline = time.time() + 30  # generous: each round spawns psql, slow on a loaded machine
         while backend() == first:
-            assert time.time() < deadline, "connection never replaced"
+            assert time.time() < deadline, "connection never replaced: %s" % get_json(p.port, "/health", {"Authorization": "Bearer " + ADMIN})[2]
             time.sleep(0.3)
         assert call(p.port, "GET", "/rpc/add?a=1&b=2", t)[2] == 3
     finally:
