@@ -163,7 +163,7 @@ std::string extra_metrics(App& app) {
        std::to_string(c.store.bytes));
   line(out, "zonegate_cache_max_bytes", "gauge", "cache.max_bytes.",
        std::to_string(c.store.max_bytes));
-  line(out, "zonegate_notifications_total", "counter", "zonegate_changes notifications received.",
+  line(out, "zonegate_notifications_total", "counter", "zonegate_changes notifications processed (counted once their invalidation is in effect).",
        std::to_string(c.notifications));
   line(out, "zonegate_cache_flushes_total", "counter",
        "Times everything was dropped (\"*\" changes, listener reconnects).",

@@ -176,7 +176,12 @@ void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy&
     if (r.status == 200 || r.status == 404) {
       entry = make_entry(r, policy, key);
       // A change committed while we fetched may not be in what we got: answer, don't keep it.
-      if (f && f->epoch == epoch_.load()) store_.put(key.key, entry);
+      // The epoch is compared under the shard lock (see Store::put_if): an invalidation racing
+      // with this store either makes it skip or runs after it and drops the entry.
+      if (f) {
+        int64_t started = f->epoch;
+        store_.put_if(key.key, entry, [this, started] { return epoch_.load() == started; });
+      }
     } else if (r.status >= 500 && stale && store_.now_ms() < stale->sie_until_ms) {
       entry = stale;
       outcome = "STALE";
@@ -232,7 +237,6 @@ void ResponseCache::expire_waiters(http::Worker& worker) {
 }
 
 void ResponseCache::on_change(const std::string& payload) {
-  notifications_.fetch_add(1, std::memory_order_relaxed);
   epoch_.fetch_add(1);
   rapidjson::Document d;
   std::string err;
@@ -269,6 +273,9 @@ void ResponseCache::on_change(const std::string& payload) {
     while (lag_us > prev && !max_lag_us_.compare_exchange_weak(prev, lag_us)) {
     }
   }
+  // Counted last: once the counter moves, the invalidation is in effect (tests and operators
+  // read it as "processed").
+  notifications_.fetch_add(1, std::memory_order_release);
 }
 
 size_t ResponseCache::purge_all() {

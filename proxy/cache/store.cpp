@@ -108,10 +108,16 @@ std::shared_ptr<const Entry> Store::get(const std::string& key) {
 }
 
 void Store::put(const std::string& key, std::shared_ptr<const Entry> entry) {
+  put_if(key, std::move(entry), [] { return true; });
+}
+
+bool Store::put_if(const std::string& key, std::shared_ptr<const Entry> entry,
+                   const std::function<bool()>& still_valid) {
   size_t bytes = entry->bytes(key.size());
-  if (bytes > shard_budget_) return;
+  if (bytes > shard_budget_) return false;
   Shard& s = shard_for(key);
   std::unique_lock<std::shared_mutex> lock(s.mu);
+  if (!still_valid()) return false;
   auto it = s.map.find(key);
   if (it != s.map.end()) s.drop(it->second);
   while (s.bytes + bytes > shard_budget_) {
@@ -128,6 +134,7 @@ void Store::put(const std::string& key, std::shared_ptr<const Entry> entry) {
   s.map.emplace(n->key, n);
   s.link_head(n);
   s.bytes += bytes;
+  return true;
 }
 
 size_t Store::invalidate_tag(const std::string& tag) {

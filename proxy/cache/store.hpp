@@ -55,6 +55,11 @@ class Store {
   // Stores (replacing any entry for key) and evicts until the shard is within its budget.
   // An entry larger than a shard's whole budget is not stored.
   void put(const std::string& key, std::shared_ptr<const Entry> entry);
+  // put, but only if still_valid() holds; it is evaluated under the shard's lock, so an
+  // invalidation that makes it false either is seen here or, running after, drops the entry.
+  // Returns whether the entry was stored.
+  bool put_if(const std::string& key, std::shared_ptr<const Entry> entry,
+              const std::function<bool()>& still_valid);
   // Drops every entry tagged `tag` / every entry of `route` / everything; returns how many.
   size_t invalidate_tag(const std::string& tag);
   size_t invalidate_route(const std::string& route);

@@ -19,7 +19,8 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from zg import PROXY_BIN, ROOT, Cluster, Proxy, RawConn, get_json, http, request_bytes
+from zg import (PROXY_BIN, ROOT, Cluster, Proxy, RawConn, get_json, http, request_bytes, wait_for,
+                wait_sleeping)
 
 SECRET = "integration-secret-0123456789-abcdef"
 ADMIN = "integration-admin-token-0123"
@@ -411,24 +412,23 @@ def test_prod_profile_refuses_unsafe_settings(tmp_path, cluster):
 def test_pool_acquisition_timeout_and_load_shedding(cluster, api):
     p = start_proxy(cluster, "pool", server={"workers": 1}, cache={"enabled": False},
                     database={"conninfo": cluster.conninfo,
-                              "pool": {"min": 1, "max": 1, "pipeline_depth": 1, "acquire_timeout": "300ms",
+                              "pool": {"min": 1, "max": 1, "pipeline_depth": 1, "acquire_timeout": "2s",
                                        "max_waiting": 1}})
     try:
         t = token("alice")
-        slow = threading.Thread(target=call, args=(p.port, "POST", "/rpc/slow", t, {"seconds": 1.5}))
+        slow = threading.Thread(target=call, args=(p.port, "POST", "/rpc/slow", t, {"seconds": 5}))
         slow.start()
-        time.sleep(0.3)
+        wait_sleeping(cluster)  # the only connection is busy
         # One may wait (and times out), the next is shed at once.
         results = {}
         def waiter():
             results["wait"] = call(p.port, "GET", "/v1/me/context", t)
         w = threading.Thread(target=waiter)
         w.start()
-        time.sleep(0.1)
-        t0 = time.time()
+        wait_for(lambda: get_json(p.port, "/health")[2]["pool"]["waiting"] == 1, what="a waiting request")
         status, h, body = call(p.port, "GET", "/v1/me/context", t)
         assert status == 503 and h["retry-after"] == "1" and body["code"] == "53300"
-        assert time.time() - t0 < 0.25
+        assert "wait" not in results  # shed while the other one still waits
         w.join()
         status, h, body = results["wait"]
         assert status == 503 and body["code"] == "08000" and h["retry-after"] == "1"
@@ -494,11 +494,7 @@ def test_sigterm_drains_in_flight_requests(cluster, api):
     th.start()
     # Signal only once the query runs in Postgres: the request is then surely in flight (a fixed
     # sleep is not enough on a loaded machine).
-    deadline = time.time() + 20
-    while cluster.psql("SELECT count(*) FROM pg_stat_activity "
-                       "WHERE wait_event = 'PgSleep'") == "0":
-        assert time.time() < deadline, "the slow request never reached Postgres"
-        time.sleep(0.05)
+    wait_sleeping(cluster)
     p.proc.send_signal(signal.SIGTERM)
     p.wait_for_log(lambda l: l.get("msg") == "draining", timeout=20)
     # Not accepting any more: the workers close their listeners right after the signal.
@@ -544,19 +540,21 @@ def test_drain_timeout_closes_what_is_still_running(cluster, api):
     def slow():
         c = RawConn(p.port)
         c.send(request_bytes("POST", "/rpc/slow", {"Authorization": "Bearer " + token("alice"),
-                                                   "Content-Type": "application/json"}, b'{"seconds": 3}'))
+                                                   "Content-Type": "application/json"}, b'{"seconds": 10}'))
         result["resp"] = c.read_response()
     th = threading.Thread(target=slow)
     th.start()
-    time.sleep(0.3)
+    wait_sleeping(cluster)
     t0 = time.time()
     p.proc.send_signal(signal.SIGTERM)
-    assert p.proc.wait(10) == 0
-    assert time.time() - t0 < 2.5  # did not wait for the 3 s query
+    assert p.proc.wait(15) == 0
+    assert time.time() - t0 < 8  # did not wait for the 10 s query
     th.join(10)
     assert result["resp"] is None  # the connection was closed without a response
     assert p.logs("drain timeout reached: closing remaining connections")
     stop_proxy(p)
+    # The abandoned query sleeps on in its backend: end it, later tests count sleepers.
+    cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
 
 
 def test_connections_are_replaced_after_max_lifetime(cluster, api):

@@ -180,13 +180,13 @@ def test_client_half_close_still_gets_answers(proxy):
 
 
 def test_sigterm_closes_idle_connections_and_exits_zero(proxy_factory):
-    p = proxy_factory({"server": {"drain_timeout": "5s"}}, name="sigterm")
+    p = proxy_factory({"server": {"drain_timeout": "30s"}}, name="sigterm")
     c = RawConn(p.port)
     c.send(request_bytes("GET", "/healthz"))
     assert c.read_response()[0] == 200
     t0 = time.time()
     assert p.stop(signal.SIGTERM) == 0
-    assert time.time() - t0 < 4  # idle connections do not hold the drain
+    assert time.time() - t0 < 15  # idle connections do not hold the 30 s drain
     assert c.at_eof()
     assert p.logs("draining") and p.logs("stopped")
 

@@ -228,3 +228,19 @@ def request_bytes(method, path, headers=None, body=b"", version="1.1"):
     out = "%s %s HTTP/%s\r\n" % (method, path, version)
     out += "".join("%s: %s\r\n" % kv for kv in h.items()) + "\r\n"
     return out.encode() + (body if isinstance(body, bytes) else body.encode())
+
+
+def wait_for(pred, timeout=20, what="condition"):
+    """Polls pred until it is true. Tests wait for events this way, never for a fixed time: on a
+    loaded machine a sleep that is long enough on a quiet one is not."""
+    deadline = time.time() + timeout
+    while not pred():
+        assert time.time() < deadline, "timed out waiting for " + what
+        time.sleep(0.01)
+
+
+def wait_sleeping(cluster, n=1, timeout=20):
+    """Waits until n backends run pg_sleep: a slow request has reached Postgres."""
+    wait_for(lambda: int(cluster.psql("SELECT count(*) FROM pg_stat_activity "
+                                      "WHERE wait_event = 'PgSleep'")) >= n,
+             timeout, "%d query(ies) in pg_sleep" % n)

@@ -2,8 +2,10 @@
 // route invalidation, ETags.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "cache/store.hpp"
 
@@ -105,4 +107,39 @@ TEST(CacheStore, Etags) {
   EXPECT_NE(make_etag("abc"), make_etag("abd"));
   EXPECT_EQ(make_etag("").size(), 21u);  // "zg-" + 16 hex digits, quoted
   EXPECT_EQ(make_etag("x").front(), '"');
+}
+
+TEST(CacheStore, PutIfChecksUnderTheLock) {
+  Store s(1 << 20, 4, [] { return int64_t{0}; });
+  EXPECT_FALSE(s.put_if("a", entry("one"), [] { return false; }));
+  EXPECT_EQ(s.get("a"), nullptr);
+  EXPECT_TRUE(s.put_if("a", entry("one"), [] { return true; }));
+  EXPECT_EQ(s.get("a")->body, "one");
+}
+
+// The response cache's fill/invalidate race: a filler stores what it fetched only if no
+// invalidation happened since it started (epoch), an invalidator bumps the epoch and then drops
+// the tag. Once an invalidation has returned, no entry from before it may be in the store.
+TEST(CacheStore, NoFillFromBeforeAnInvalidationSurvivesIt) {
+  Store s(1 << 20, 4, [] { return int64_t{0}; });
+  std::atomic<int64_t> epoch{0};
+  std::atomic<bool> stop{false};
+  std::thread filler([&] {
+    while (!stop.load()) {
+      int64_t started = epoch.load();
+      s.put_if("k", entry(std::to_string(started), "u"),
+               [&epoch, started] { return epoch.load() == started; });
+    }
+  });
+  int stale = 0;
+  for (int i = 0; i < 100000; ++i) {
+    int64_t now = ++epoch;
+    s.invalidate_tag("u");
+    std::this_thread::yield();  // give a racing fill time to land
+    auto e = s.get("k");
+    if (e && std::stoll(e->body) < now) ++stale;
+  }
+  stop = true;
+  filler.join();
+  EXPECT_EQ(stale, 0);
 }
