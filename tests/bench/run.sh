@@ -12,6 +12,19 @@
 #   core       Google Benchmark micro-benchmarks of the pure core (build-bench/core_bench)
 #   extension  tests/bench/extension_bench.py: user_context throughput with pgbench, RLS on a large
 #              table, cache rebuild and memory; needs the cluster
+#   geo        point-in-zone: build-bench/tests/bench/geo_bench (the C++ index against GEOS
+#              prepared geometries) and tests/bench/geo_sql_bench.py (zone_at against PostGIS
+#              ST_Covers + GiST in SQL), both on Natural Earth's 50m countries (npm world-atlas,
+#              converted by tests/bench/geo/to_geojson.mjs into $ART); needs the cluster
+#   proxy_db   tests/bench/proxy_bench.py: zonegate-proxy's database path (cache off) against
+#              pgbench running the same statement, same connections and user distribution
+#   fastapi    the same route against a FastAPI + asyncpg app (tests/bench/peers/fastapi_app.py)
+#   cache_hit  one hot key from the proxy's cache against nginx serving the same bytes
+#   mix        100,000 users, Zipf reads with per-user tokens, one grant change per second: hit
+#              rate, invalidation lag, RSS
+#   overhead   the cache-hit path with metrics and the access log on against both off
+# The proxy sections build build-bench/proxy/zonegate-proxy (Release) and need wrk, nginx (run as
+# root), pgbench and Debian's uvicorn/FastAPI/asyncpg (make deps-bench); they use the cluster.
 #
 # Sections that need PostgreSQL call need_cluster: ONE throwaway cluster (tests/lib/pgcluster.sh)
 # is started on first use, with zonegate, the Indonesian tree (sql/demo/load_idn.sh) and 100,000
@@ -26,7 +39,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-SECTIONS=(core extension)
+SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead)
 PYTHON=/usr/bin/python3
 # Results (git-ignored). Note: tests/run.sh (make test) empties tests/.artifacts when it starts.
 ART=${ZONEGATE_BENCH_RESULTS:-$ROOT/tests/.artifacts/bench}
@@ -164,6 +177,68 @@ section_extension() {
     "${args[@]}"
 }
 
+section_geo() {
+  need_cluster
+  local geojson="$ART/countries-50m.geojson"
+  log "geo: converting world-atlas countries-50m to $geojson"
+  node "$ROOT/tests/bench/geo/to_geojson.mjs" "$geojson" countries-50m.json
+  log "geo: building build-bench/tests/bench/geo_bench (Release)"
+  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DZONEGATE_BENCH=ON -DZONEGATE_TESTS=OFF \
+    >"$ART/geo-cmake.log"
+  cmake --build build-bench --target geo_bench -j "$(nproc)" >>"$ART/geo-cmake.log"
+  local args=(--benchmark_repetitions=5 --benchmark_report_aggregates_only=true)
+  local points=100000 repeat=5
+  if [ "$QUICK" -eq 1 ]; then args=(--benchmark_min_time=0.05); points=20000; repeat=2; fi
+  log "geo: running geo_bench ${args[*]}"
+  ZONEGATE_GEO_DATA="$geojson" bounded 900 build-bench/tests/bench/geo_bench "${args[@]}" \
+    --benchmark_out="$ART/geo_core.json" --benchmark_out_format=json >"$ART/geo.txt"
+  log "geo: tests/bench/geo_sql_bench.py --points $points --repeat $repeat"
+  bounded 1200 "$PYTHON" "$ROOT/tests/bench/geo_sql_bench.py" "$geojson" "$ART/geo_sql.json" \
+    --points "$points" --repeat "$repeat" >>"$ART/geo.txt"
+  cat "$ART/geo.txt"
+}
+
+# The proxy sections: one Release proxy binary in build-bench (built once per run), and
+# tests/bench/proxy_bench.py per section. proxy_bench.py starts and stops every proxy, nginx and
+# uvicorn it needs (also on TERM, which `bounded` sends on a time-out or Ctrl-C here) in a scratch
+# directory under $WORK, which the EXIT trap removes.
+PROXY_BIN=""
+
+need_proxy() {
+  [ -z "$PROXY_BIN" ] || return 0
+  local tool
+  for tool in wrk nginx pgbench; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      echo "bench: $tool is missing; run 'make deps-bench'" >&2
+      return 1
+    fi
+  done
+  log "building build-bench/proxy/zonegate-proxy (Release)"
+  cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DZONEGATE_BENCH=ON -DZONEGATE_TESTS=OFF \
+    >"$ART/proxy-cmake.log"
+  bounded 1800 cmake --build build-bench --target zonegate-proxy -j "$(nproc)" \
+    >>"$ART/proxy-cmake.log"
+  PROXY_BIN="$ROOT/build-bench/proxy/zonegate-proxy"
+}
+
+proxy_section() {
+  local name=$1 limit=$2
+  need_cluster
+  need_proxy
+  local args=(--section "$name" --proxy-bin "$PROXY_BIN" --workdir "$WORK/proxy-$name")
+  if [ "$QUICK" -eq 1 ]; then args+=(--quick); limit=$((limit / 3)); fi
+  log "$name: tests/bench/proxy_bench.py ${args[*]}"
+  bounded "$limit" "$PYTHON" "$ROOT/tests/bench/proxy_bench.py" "$ART/$name.json" "${args[@]}"
+}
+
+# Time limits (full runs; --quick gets a third). Typical full durations: proxy_db 12 min,
+# fastapi 4, cache_hit 5, mix 2, overhead 4.
+section_proxy_db() { proxy_section proxy_db 2700; }
+section_fastapi() { proxy_section fastapi 1200; }
+section_cache_hit() { proxy_section cache_hit 1200; }
+section_mix() { proxy_section mix 900; }
+section_overhead() { proxy_section overhead 1200; }
+
 # --- main ---------------------------------------------------------------------------------------
 
 mkdir -p "$ART"
@@ -188,6 +263,8 @@ for s in "${RUN[@]}"; do
     echo "  (no $s.txt in $ART: removed while running, e.g. by make test?)"
   elif [ "$s" = core ]; then
     grep -E '^BM_' "$ART/core.txt" | grep -Ev '_(stddev|cv) ' || true
+  elif [ "$s" = geo ]; then
+    grep -Ev '_(stddev|cv) |^-+$|^Benchmark ' "$ART/geo.txt" || true
   else
     cat "$ART/$s.txt"
   fi
