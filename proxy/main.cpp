@@ -89,28 +89,23 @@ int mint_token(const Options& opt) {
 void log_access(const http::Worker& w, const http::Exchange& ex, uint64_t bytes) {
   if (!log::enabled(log::Level::kInfo)) return;
   const http::Request& req = ex.req;
-  double latency_ms = static_cast<double>(uv_hrtime() - req.start_ns) / 1e6;
-  json::Writer jw;
-  jw.start_object();
-  jw.field("ts", json::iso8601_now_ms());
-  jw.field("level", "info");
-  jw.field("msg", "access");
-  jw.field("request_id", req.request_id);
-  jw.field("worker", static_cast<int64_t>(w.index()));
-  jw.field("client", req.client_addr);
-  jw.field("method", req.method);
-  jw.field("path", req.path);
-  jw.field("route", ex.route);
-  jw.field("status", static_cast<int64_t>(ex.response().status));
-  jw.field("bytes", static_cast<int64_t>(bytes));
-  jw.key("latency_ms");
-  jw.number(latency_ms);
-  jw.key("upstream_ms");
-  jw.number(static_cast<double>(ex.upstream_ns) / 1e6);
-  if (!ex.cache_status.empty()) jw.field("cache", ex.cache_status);
-  if (!ex.user.empty()) jw.field("user", ex.user);
-  jw.end_object();
-  log::write_line(jw.take());
+  log::LineWriter line;
+  line.field("ts", json::iso8601_now_ms_view());
+  line.field("level", "info");
+  line.field("msg", "access");
+  line.field("request_id", req.request_id);
+  line.field("worker", static_cast<int64_t>(w.index()));
+  line.field("client", req.client_addr);
+  line.field("method", req.method);
+  line.field("path", req.path);
+  line.field("route", ex.route);
+  line.field("status", static_cast<int64_t>(ex.response().status));
+  line.field("bytes", static_cast<int64_t>(bytes));
+  line.millis("latency_ms", uv_hrtime() - req.start_ns);
+  line.millis("upstream_ms", ex.upstream_ns);
+  if (!ex.cache_status.empty()) line.field("cache", ex.cache_status);
+  if (!ex.user.empty()) line.field("user", ex.user);
+  line.commit();
 }
 
 struct MainLoop {

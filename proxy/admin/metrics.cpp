@@ -53,16 +53,33 @@ double Histogram::quantile(double q) const {
   return kBuckets.back();
 }
 
+namespace {
+
+// The value of a (route, method, n) series, created on first use; no string copies on a hit.
+template <typename Map>
+typename Map::mapped_type& series(Map& m, std::string_view route, std::string_view method, int n) {
+  auto it = m.find(std::make_tuple(route, method, n));
+  if (it == m.end())
+    it = m.emplace(std::make_tuple(std::string(route), std::string(method), n),
+                   typename Map::mapped_type{})
+             .first;
+  return it->second;
+}
+
+}  // namespace
+
 void WorkerMetrics::record_request(const std::string& route, const std::string& method, int status,
                                    double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++s_.requests[std::make_tuple(route, method, status)];
-  s_.latency[std::make_tuple(route, method, status / 100)].observe(seconds);
+  ++series(s_.requests, route, method, status);
+  series(s_.latency, route, method, status / 100).observe(seconds);
 }
 
 void WorkerMetrics::record_query(const std::string& kind, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  s_.upstream[kind].observe(seconds);
+  auto it = s_.upstream.find(std::string_view(kind));
+  if (it == s_.upstream.end()) it = s_.upstream.emplace(kind, Histogram{}).first;
+  it->second.observe(seconds);
 }
 
 void WorkerMetrics::set_pool(const PoolSnapshot& p, int64_t open_connections) {

@@ -48,9 +48,12 @@ class WorkerMetrics {
   void set_pool(const PoolSnapshot& p, int64_t open_connections);
 
   struct Snapshot {
-    std::map<std::tuple<std::string, std::string, int>, uint64_t> requests;
-    std::map<std::tuple<std::string, std::string, int>, Histogram> latency;  // route, method, class
-    std::map<std::string, Histogram> upstream;                               // by statement kind
+    // std::less<>: the hot path looks up with string_views and copies the strings only when a
+    // series is new.
+    std::map<std::tuple<std::string, std::string, int>, uint64_t, std::less<>> requests;
+    std::map<std::tuple<std::string, std::string, int>, Histogram, std::less<>>
+        latency;                                             // route, method, class
+    std::map<std::string, Histogram, std::less<>> upstream;  // by statement kind
     PoolSnapshot pool;
     int64_t open_connections = 0;
   };

@@ -19,17 +19,29 @@ bool parse(std::string_view text, rapidjson::Document& doc, std::string& error) 
   return false;
 }
 
-std::string iso8601_now_ms() {
+std::string_view iso8601_now_ms_view() {
+  thread_local char buf[80];
+  thread_local int64_t formatted_sec = -1;
   auto now = std::chrono::system_clock::now();
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
+  int64_t sec = ms / 1000;
+  if (sec != formatted_sec) {
+    std::time_t secs = static_cast<std::time_t>(sec);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.000Z", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    formatted_sec = sec;
+  }
+  const int frac = static_cast<int>(ms % 1000);
+  buf[20] = static_cast<char>('0' + frac / 100);
+  buf[21] = static_cast<char>('0' + frac / 10 % 10);
+  buf[22] = static_cast<char>('0' + frac % 10);
+  return {buf, 24};
+}
+
+std::string iso8601_now_ms() {
+  return std::string(iso8601_now_ms_view());
 }
 
 }  // namespace zonegate::json

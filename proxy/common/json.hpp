@@ -56,6 +56,13 @@ class Writer {
     boolean(v);
   }
   std::string take() { return std::string(buffer_.GetString(), buffer_.GetSize()); }
+  // The text so far, valid until the next call that writes or reset().
+  std::string_view view() const { return {buffer_.GetString(), buffer_.GetSize()}; }
+  // Starts a new document, keeping the buffer's memory (a per-thread writer on a hot path).
+  void reset() {
+    buffer_.Clear();
+    writer_.Reset(buffer_);
+  }
 
  private:
   rapidjson::StringBuffer buffer_;
@@ -67,5 +74,8 @@ bool parse(std::string_view text, rapidjson::Document& doc, std::string& error);
 
 // Current UTC time as 2026-01-02T03:04:05.678Z.
 std::string iso8601_now_ms();
+// The same, in a per-thread buffer valid until the thread's next call; the date and time part is
+// formatted once per second.
+std::string_view iso8601_now_ms_view();
 
 }  // namespace zonegate::json

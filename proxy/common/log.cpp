@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -20,7 +21,66 @@ namespace {
 std::atomic<int> g_level{static_cast<int>(Level::kInfo)};
 std::atomic<int> g_fd{STDERR_FILENO};
 std::mutex g_reopen_mutex;  // guards g_path and fd swaps, never the write path
+std::mutex g_write_mutex;   // one writer at a time: a batch bigger than PIPE_BUF stays whole
 std::string g_path;
+constexpr size_t kBatchFlushBytes = 64 * 1024;
+
+struct ThreadBatch {
+  bool on = false;
+  std::string buf;
+  std::string scratch;  // LineWriter's line when not batching
+};
+thread_local ThreadBatch t_batch;
+
+// Appends s as the inside of a JSON string: runs of plain bytes in one append each.
+void append_escaped(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    out.append(s.data() + run, i - run);
+    run = i + 1;
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      default:
+        out.append("\\u00");
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+    }
+  }
+  out.append(s.data() + run, s.size() - run);
+}
+
+// Writes all of [p, p+len) to the current log fd; a failed write drops the rest (logging must
+// never stop the proxy).
+void write_all(const char* p, size_t left) {
+  std::lock_guard<std::mutex> lock(g_write_mutex);
+  int fd = g_fd.load(std::memory_order_acquire);
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
 
 const char* level_name(Level l) {
   switch (l) {
@@ -61,6 +121,7 @@ bool configure(Level level, const std::string& path, std::string* error) {
     fd = open_log(path, error);
     if (fd < 0) return false;
   }
+  std::lock_guard<std::mutex> wlock(g_write_mutex);
   int old = g_fd.exchange(fd);
   if (old != STDERR_FILENO && old != fd) ::close(old);
   g_path = (fd == STDERR_FILENO) ? std::string() : path;
@@ -77,9 +138,9 @@ void reopen() {
     write(Level::kError, "log reopen failed", {{"error", err}});
     return;
   }
+  // Swapped under the write mutex: no writer is between loading the old fd and writing to it.
+  std::lock_guard<std::mutex> wlock(g_write_mutex);
   int old = g_fd.exchange(fd);
-  // A writer may still hold the old fd for one write; closing it then makes that write fail
-  // with EBADF, which only loses a line already on its way to the rotated file's old inode.
   if (old != STDERR_FILENO) ::close(old);
 }
 
@@ -87,20 +148,82 @@ bool enabled(Level level) {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
 
-void write_line(std::string line) {
-  line.push_back('\n');
-  const char* p = line.data();
-  size_t left = line.size();
-  int fd = g_fd.load(std::memory_order_acquire);
-  while (left > 0) {
-    ssize_t n = ::write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+void write_line(std::string_view line) {
+  ThreadBatch& b = t_batch;
+  if (b.on) {
+    b.buf.append(line);
+    b.buf.push_back('\n');
+    if (b.buf.size() >= kBatchFlushBytes) flush_this_thread();
+    return;
   }
+  std::string out;
+  out.reserve(line.size() + 1);
+  out.append(line);
+  out.push_back('\n');
+  write_all(out.data(), out.size());
+}
+
+LineWriter::LineWriter() : out_(t_batch.on ? t_batch.buf : t_batch.scratch) {
+  out_.push_back('{');
+}
+
+void LineWriter::key(std::string_view k) {
+  if (!first_) out_.push_back(',');
+  first_ = false;
+  out_.push_back('"');
+  out_.append(k);
+  out_.append("\":");
+}
+
+void LineWriter::field(std::string_view k, std::string_view value) {
+  key(k);
+  out_.push_back('"');
+  append_escaped(out_, value);
+  out_.push_back('"');
+}
+
+void LineWriter::field(std::string_view k, int64_t value) {
+  key(k);
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, value);
+  out_.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
+void LineWriter::millis(std::string_view k, uint64_t ns) {
+  key(k);
+  const uint64_t us = (ns + 500) / 1000;
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, us / 1000);
+  out_.append(buf, static_cast<size_t>(r.ptr - buf));
+  const auto frac = static_cast<unsigned>(us % 1000);
+  out_.push_back('.');
+  out_.push_back(static_cast<char>('0' + frac / 100));
+  out_.push_back(static_cast<char>('0' + frac / 10 % 10));
+  out_.push_back(static_cast<char>('0' + frac % 10));
+}
+
+void LineWriter::commit() {
+  out_.append("}\n");
+  ThreadBatch& b = t_batch;
+  if (&out_ == &b.scratch) {
+    write_all(b.scratch.data(), b.scratch.size());
+    b.scratch.clear();
+  } else if (b.buf.size() >= kBatchFlushBytes) {
+    flush_this_thread();
+  }
+}
+
+void batch_this_thread(bool on) {
+  if (!on) flush_this_thread();
+  t_batch.on = on;
+  if (on && t_batch.buf.capacity() < kBatchFlushBytes) t_batch.buf.reserve(kBatchFlushBytes + 4096);
+}
+
+void flush_this_thread() {
+  ThreadBatch& b = t_batch;
+  if (b.buf.empty()) return;
+  write_all(b.buf.data(), b.buf.size());
+  b.buf.clear();
 }
 
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {

@@ -1,5 +1,12 @@
-// Structured JSON logging: one line per event, written with a single write(2) so lines from
-// worker threads never interleave. Reopened on SIGHUP for log rotation.
+// Structured JSON logging: one line per event. Lines reach the file in whole-line writes under
+// one mutex, so lines from worker threads never interleave. Reopened on SIGHUP for log rotation.
+//
+// Event-loop threads batch: after batch_this_thread(true), lines written on that thread collect
+// in a thread-local buffer and go out in one write(2) when the thread calls flush_this_thread()
+// (a worker does so from a uv_prepare handle, i.e. before its loop waits for I/O, so no line
+// waits longer than one loop iteration) or when the buffer passes 64 KiB. One write(2) per
+// request cost the cache-hit path about a fifth of its throughput; batching is what nginx's
+// access_log buffer= does.
 #pragma once
 
 #include <cstdint>
@@ -36,7 +43,34 @@ void reopen();
 bool enabled(Level level);
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
 // Writes an already formatted JSON object as one line (access log).
-void write_line(std::string line);
+void write_line(std::string_view line);
+// One JSON object built straight into the calling thread's batch buffer (or a per-thread scratch
+// line when not batching): the access log's hot path. Hand-written rather than RapidJSON's
+// Writer because that one escapes character by character and needs its own buffer and a copy;
+// here a string without characters to escape is one scan and one append, and nothing is
+// allocated per line. Keys must be plain (they are literals); values are escaped as JSON requires.
+class LineWriter {
+ public:
+  LineWriter();
+  LineWriter(const LineWriter&) = delete;
+  LineWriter& operator=(const LineWriter&) = delete;
+  void field(std::string_view key, std::string_view value);
+  void field(std::string_view key, int64_t value);
+  // Nanoseconds as milliseconds with three decimals ("latency_ms": 0.125).
+  void millis(std::string_view key, uint64_t ns);
+  // Closes the object and hands the line over like write_line().
+  void commit();
+
+ private:
+  void key(std::string_view k);
+  std::string& out_;
+  bool first_ = true;
+};
+
+// Turns batching on or off for the calling thread; turning it off flushes.
+void batch_this_thread(bool on);
+// Writes the calling thread's batched lines, if any.
+void flush_this_thread();
 
 inline void debug(std::string_view m, std::initializer_list<Field> f = {}) {
   write(Level::kDebug, m, f);

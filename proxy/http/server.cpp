@@ -101,6 +101,8 @@ void Worker::init() {
   uv_timer_init(&loop_, &janitor_);
   janitor_.data = this;
   uv_timer_start(&janitor_, on_janitor, kJanitorMs, kJanitorMs);
+  uv_prepare_init(&loop_, &log_flush_);
+  uv_prepare_start(&log_flush_, on_prepare);
   uv_tcp_init(&loop_, &listener_);
   listener_.data = this;
   listener_open_ = true;
@@ -113,10 +115,16 @@ void Worker::init() {
 }
 
 void Worker::run() {
+  log::batch_this_thread(true);
   if (server_.context_factory_) context_ = server_.context_factory_(*this);
   uv_run(&loop_, UV_RUN_DEFAULT);
   context_.reset();
   uv_loop_close(&loop_);
+  log::batch_this_thread(false);
+}
+
+void Worker::on_prepare(uv_prepare_t*) {
+  log::flush_this_thread();
 }
 
 void Worker::on_connection(uv_stream_t* listener, int status) {
@@ -193,6 +201,7 @@ void Worker::maybe_finish() {
   uv_timer_stop(&janitor_);
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&command_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&log_flush_), nullptr);
 }
 
 void Worker::send_command(int cmd) {

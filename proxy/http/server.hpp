@@ -106,6 +106,7 @@ class Worker {
   static void on_connection(uv_stream_t* listener, int status);
   static void on_command(uv_async_t* async);
   static void on_janitor(uv_timer_t* timer);
+  static void on_prepare(uv_prepare_t* prepare);
   void begin_drain();
   void force_close();
   void maybe_finish();
@@ -118,6 +119,7 @@ class Worker {
   uv_tcp_t listener_{};
   uv_async_t command_{};
   uv_timer_t janitor_{};
+  uv_prepare_t log_flush_{};  // writes this thread's batched log lines before the loop waits
   uv_thread_t thread_{};
   bool listener_open_ = false;
   bool draining_ = false;

@@ -1,0 +1,189 @@
+// The JSON line logger: batched lines wait for the flush, lines of concurrent batching threads
+// never interleave, reopen() after a rename starts a new file.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/json.hpp"
+#include "common/log.hpp"
+
+namespace log = zonegate::log;
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    out.push_back(line);
+  return out;
+}
+
+class LogFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/zonegate-log-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/proxy.log";
+    std::string err;
+    ASSERT_TRUE(log::configure(log::Level::kInfo, path_, &err)) << err;
+  }
+  void TearDown() override {
+    std::string err;
+    log::configure(log::Level::kInfo, "-", &err);
+    std::remove(path_.c_str());
+    std::remove((path_ + ".1").c_str());
+    rmdir(dir_.c_str());
+  }
+  std::string dir_, path_;
+};
+
+}  // namespace
+
+TEST_F(LogFile, UnbatchedLinesAreWrittenAtOnce) {
+  log::write_line(R"({"n":1})");
+  log::info("hello", {{"k", "v"}});
+  auto lines = lines_of(read_file(path_));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], R"({"n":1})");
+  EXPECT_NE(lines[1].find(R"("msg":"hello","k":"v")"), std::string::npos) << lines[1];
+}
+
+TEST_F(LogFile, BatchedLinesWaitForTheFlush) {
+  log::batch_this_thread(true);
+  log::write_line(R"({"n":1})");
+  log::write_line(R"({"n":2})");
+  EXPECT_EQ(read_file(path_), "");
+  log::flush_this_thread();
+  EXPECT_EQ(read_file(path_), "{\"n\":1}\n{\"n\":2}\n");
+  log::write_line(R"({"n":3})");
+  log::batch_this_thread(false);  // turning batching off flushes
+  EXPECT_EQ(lines_of(read_file(path_)).size(), 3u);
+  log::write_line(R"({"n":4})");  // and later lines go out at once
+  EXPECT_EQ(lines_of(read_file(path_)).size(), 4u);
+}
+
+TEST_F(LogFile, BigBatchesFlushThemselves) {
+  log::batch_this_thread(true);
+  const std::string line = "{\"pad\":\"" + std::string(1000, 'x') + "\"}";
+  for (int i = 0; i < 100; ++i)
+    log::write_line(line);
+  // 64 KiB is the flush threshold: 100 lines of ~1 KB passed it once.
+  size_t written = lines_of(read_file(path_)).size();
+  EXPECT_GE(written, 60u);
+  EXPECT_LT(written, 100u);
+  log::batch_this_thread(false);
+  EXPECT_EQ(lines_of(read_file(path_)).size(), 100u);
+}
+
+TEST_F(LogFile, ConcurrentBatchingThreadsNeverInterleave) {
+  constexpr int kThreads = 4, kLines = 20000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t] {
+      log::batch_this_thread(true);
+      for (int i = 0; i < kLines; ++i) {
+        log::write_line("{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) +
+                        ",\"pad\":\"" + std::string(static_cast<size_t>(i % 300), 'p') + "\"}");
+        if (i % 97 == 0) log::flush_this_thread();
+      }
+      log::batch_this_thread(false);
+    });
+  }
+  for (auto& th : threads)
+    th.join();
+  std::map<int, int> next;  // thread -> next expected i
+  auto lines = lines_of(read_file(path_));
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kThreads * kLines));
+  for (const std::string& l : lines) {
+    int t = -1, i = -1;
+    ASSERT_EQ(std::sscanf(l.c_str(), "{\"t\":%d,\"i\":%d,", &t, &i), 2) << l;
+    ASSERT_EQ(l.size(), l.find("\"pad\":\"") + 7 + static_cast<size_t>(i % 300) + 2) << l;
+    ASSERT_EQ(next[t], i) << "thread " << t << " out of order";
+    next[t] = i + 1;
+  }
+}
+
+TEST_F(LogFile, ReopenAfterRotationStartsANewFile) {
+  log::write_line(R"({"before":true})");
+  ASSERT_EQ(std::rename(path_.c_str(), (path_ + ".1").c_str()), 0);
+  log::write_line(R"({"still_old":true})");  // the old inode until reopen
+  log::reopen();
+  log::write_line(R"({"after":true})");
+  EXPECT_EQ(read_file(path_ + ".1"), "{\"before\":true}\n{\"still_old\":true}\n");
+  EXPECT_EQ(read_file(path_), "{\"after\":true}\n");
+}
+
+TEST(Iso8601, PerThreadFormatMatchesTheClock) {
+  for (int i = 0; i < 3; ++i) {
+    auto day_now = [] {
+      std::time_t t = std::time(nullptr);
+      std::tm tm{};
+      gmtime_r(&t, &tm);
+      char day[16];
+      std::strftime(day, sizeof day, "%Y-%m-%d", &tm);
+      return std::string(day);
+    };
+    std::string day_before = day_now();
+    std::string a = zonegate::json::iso8601_now_ms();
+    std::string_view v = zonegate::json::iso8601_now_ms_view();
+    std::string day_after = day_now();
+    ASSERT_EQ(v.size(), 24u);
+    // YYYY-MM-DDTHH:MM:SS.mmmZ
+    for (size_t k : {4u, 7u})
+      EXPECT_EQ(v[k], '-') << v;
+    EXPECT_EQ(v[10], 'T');
+    EXPECT_EQ(v[19], '.');
+    EXPECT_EQ(v[23], 'Z');
+    EXPECT_TRUE(v.substr(0, 10) == day_before || v.substr(0, 10) == day_after) << v;
+    EXPECT_LE(a.substr(0, 19), std::string(v.substr(0, 19)));  // the clock never goes back
+    usleep(400 * 1000);  // crosses a second boundary at least once
+  }
+}
+
+TEST_F(LogFile, LineWriterEscapesAndParsesBack) {
+  const std::string nasty = std::string("q\"uote back\\slash \n\r\t ctl\x01\x1f end ") + "\xc3\xa9";
+  {
+    log::LineWriter line;
+    line.field("s", nasty);
+    line.field("n", int64_t{-42});
+    line.millis("ms", 1'234'567);  // 1.234567 ms -> 1.235
+    line.millis("zero", 0);
+    line.commit();
+  }
+  log::batch_this_thread(true);
+  {
+    log::LineWriter line;
+    line.field("plain", "abc");
+    line.commit();
+  }
+  EXPECT_EQ(lines_of(read_file(path_)).size(), 1u);  // the batched one waits
+  log::batch_this_thread(false);
+  auto lines = lines_of(read_file(path_));
+  ASSERT_EQ(lines.size(), 2u);
+  rapidjson::Document d;
+  std::string err;
+  ASSERT_TRUE(zonegate::json::parse(lines[0], d, err)) << err << ": " << lines[0];
+  EXPECT_EQ(std::string(d["s"].GetString(), d["s"].GetStringLength()), nasty);
+  EXPECT_EQ(d["n"].GetInt64(), -42);
+  EXPECT_DOUBLE_EQ(d["ms"].GetDouble(), 1.235);
+  EXPECT_DOUBLE_EQ(d["zero"].GetDouble(), 0.0);
+  EXPECT_NE(lines[0].find("\"ms\":1.235,"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[1], R"({"plain":"abc"})");
+}
