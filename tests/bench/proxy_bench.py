@@ -65,7 +65,7 @@ ADMIN_TOKEN = "zonegate-bench-admin-" + uuid.uuid4().hex
 
 FULL = {
     "secs": 10, "rounds": 3, "warm": 2,
-    "db_conns": [8, 32], "db_pools": [2, 4], "db_dists": ["zipf", "uniform"],
+    "db_conns": [8, 32], "db_workers": [1, 2], "db_pools": [2, 4], "db_dists": ["zipf", "uniform"],
     "fastapi_conns": 32, "fastapi_variants": ["fastapi_1w", "fastapi_2w", "fastapi_2w_reset"],
     "fastapi_pool": 4, "fastapi_proxy_pool": 4,
     "hit_loads": [(1, 64), (2, 128)], "overhead_loads": [(1, 64), (2, 128)],
@@ -73,7 +73,7 @@ FULL = {
 }
 QUICK = {
     "secs": 3, "rounds": 1, "warm": 1,
-    "db_conns": [8], "db_pools": [2, 4], "db_dists": ["zipf"],
+    "db_conns": [8], "db_workers": [1, 2], "db_pools": [2, 4], "db_dists": ["zipf"],
     "fastapi_conns": 32, "fastapi_variants": ["fastapi_2w", "fastapi_2w_reset"], "fastapi_pool": 4,
     "fastapi_proxy_pool": 4, "hit_loads": [(1, 64)], "overhead_loads": [(1, 64)],
     "mix_warmup_s": 5, "mix_secs": 10, "mix_conns": 32, "mix_max_bytes": "128MiB",
@@ -730,15 +730,17 @@ def section_proxy_db(ctx):
             cell = f"c{conns}_{dist}"
             log(f"proxy_db: {conns} connections, {dist} users, {cfg['secs']} s runs, "
                 f"{cfg['rounds']} rounds")
-            configs = ["pgbench"] + [f"proxy_pool{n}" for n in cfg["db_pools"]]
+            configs = ["pgbench"] + [f"proxy_w{w}_pool{n}" for w in cfg["db_workers"]
+                                     for n in cfg["db_pools"]]
 
             def run(c, rnd, conns=conns, dist=dist):
                 seed = SEED + rnd
                 if c == "pgbench":
                     return run_pgbench(ctx, f"pgbench_context_{dist}.pgbench", conns, 2,
                                        cfg["secs"], seed, warm=cfg["warm"])
-                pool = int(c.rsplit("pool", 1)[1])
-                proxy = Proxy(ctx, f"db-{c}", workers=2, pool=pool, cache=False)
+                m = re.match(r"proxy_w(\d+)_pool(\d+)$", c)
+                workers, pool = int(m.group(1)), int(m.group(2))
+                proxy = Proxy(ctx, f"db-{c}", workers=workers, pool=pool, cache=False)
                 args = [f"ids={ctx.ids_file}", f"dist={dist}", f"s={ZIPF_S}"]
                 try:
                     run_wrk(proxy.port, 2, conns, cfg["warm"], "context.lua", args=args,
