@@ -156,11 +156,25 @@ void Connection::on_connected() {
       fail("session setup failed: " + r.message);
       return;
     }
-    uv_timer_stop(timer_);
-    state_ = State::kReady;
-    events_.on_ready(this);
+    if (events_.warmup.empty()) {
+      become_ready();
+      return;
+    }
+    Job warm;
+    warm.statements = events_.warmup;
+    warm.done = [this](Result w) {
+      if (!w.ok()) log::debug("connection warm-up failed", {{"error", w.message}});
+      become_ready();
+    };
+    send(std::move(warm));
   };
   send(std::move(job));  // still kConnecting: the pool sends nothing else until on_ready
+}
+
+void Connection::become_ready() {
+  uv_timer_stop(timer_);
+  state_ = State::kReady;
+  events_.on_ready(this);
 }
 
 void Connection::send(Job job) {
@@ -208,6 +222,12 @@ void Connection::flush() {
     return;
   }
   watch(r == 1 ? (UV_READABLE | UV_WRITABLE) : UV_READABLE);
+  // When the socket would not take more, PQflush (like PQsendQuery*) reads what the server sent
+  // meanwhile into libpq's buffer, so that neither side blocks. Those bytes no longer make the
+  // socket readable: if the last results of this connection's pipeline arrived that way, no poll
+  // event would ever hand them out, and their requests waited until the next query on this
+  // connection (seconds under load, measured; forever when idle). So hand them out now.
+  if (state_ == State::kReady && !processing_) process_results();
 }
 
 void Connection::read_results() {
@@ -215,6 +235,16 @@ void Connection::read_results() {
     fail("connection lost: " + trim_message(PQerrorMessage(conn_)));
     return;
   }
+  process_results();
+}
+
+void Connection::process_results() {
+  struct Guard {
+    bool& flag;
+    bool was;
+    explicit Guard(bool& f) : flag(f), was(f) { flag = true; }
+    ~Guard() { flag = was; }
+  } guard(processing_);
   while (PGnotify* n = PQnotifies(conn_)) {
     std::string channel = n->relname, payload = n->extra;
     PQfreemem(n);

@@ -27,6 +27,9 @@ class Connection {
     std::function<void(Connection*)> on_closed;  // handles closed: safe to delete
     // LISTEN notifications (channel, payload), if the owner listens on this connection.
     std::function<void(const std::string&, const std::string&)> on_notify;
+    // Run once after the session setup and before the connection counts as ready; a failure is
+    // only logged (e.g. the extension is not installed yet).
+    std::vector<Statement> warmup;
   };
 
   // `name` is the fallback application_name (the conninfo's own application_name wins).
@@ -62,7 +65,10 @@ class Connection {
   static void on_timer(uv_timer_t* t);
   void continue_connect();
   void on_connected();
+  void become_ready();
   void read_results();
+  // Hands out the results libpq already holds, without reading the socket.
+  void process_results();
   void flush();
   void fail(const std::string& why);
   void watch(int events);
@@ -78,6 +84,7 @@ class Connection {
   int poll_events_ = 0;
   uv_timer_t* timer_ = nullptr;  // connect timeout
   State state_ = State::kConnecting;
+  bool processing_ = false;  // inside process_results(): a nested flush leaves the rest to it
   std::deque<Pending> jobs_;
   std::unordered_set<std::string> prepared_;
   uint64_t created_ms_ = 0;
