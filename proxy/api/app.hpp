@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -72,6 +73,9 @@ class App {
   void set_catalog(std::shared_ptr<const Catalog> c) { std::atomic_store(&catalog_, std::move(c)); }
   bool listening() const { return listening_.load(); }
   void set_listening(bool v) { listening_.store(v); }
+  // LISTEN came up; every time after the first is a reconnect (and a full cache flush).
+  void count_listen_up() { listen_ups_.fetch_add(1); }
+  int64_t listen_reconnects() const { return std::max<int64_t>(0, listen_ups_.load() - 1); }
   // Subscribers to zonegate_changes payloads (the response cache, later); main thread.
   void on_change(std::function<void(const std::string&)> fn) {
     change_subscribers_.push_back(std::move(fn));
@@ -94,6 +98,7 @@ class App {
   std::shared_ptr<const auth::Verifier> verifier_;
   std::shared_ptr<const Catalog> catalog_;
   std::atomic<bool> listening_{false};
+  std::atomic<int64_t> listen_ups_{0};
   std::unique_ptr<Control> control_;
   std::unique_ptr<cache::ResponseCache> cache_;
   std::unique_ptr<metrics::Registry> registry_;

@@ -81,6 +81,7 @@ void Control::connect() {
       attempt_ = 0;
       last_error_.clear();
       app_.set_listening(true);
+      app_.count_listen_up();
       check();
       log::info("listening for changes", {{"channel", "zonegate_changes"}});
       // Anything may have changed while we were not listening: tell the subscribers.

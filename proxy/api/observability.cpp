@@ -91,6 +91,7 @@ std::string health_json(App& app) {
   w.field("channel", "zonegate_changes");
   w.field("notifications", c.notifications);
   w.field("flushes", c.flushes);
+  w.field("reconnects", app.listen_reconnects());
   w.end_object();
 
   w.key("cache");
@@ -163,13 +164,17 @@ std::string extra_metrics(App& app) {
        std::to_string(c.store.bytes));
   line(out, "zonegate_cache_max_bytes", "gauge", "cache.max_bytes.",
        std::to_string(c.store.max_bytes));
-  line(out, "zonegate_notifications_total", "counter", "zonegate_changes notifications processed (counted once their invalidation is in effect).",
+  line(out, "zonegate_notifications_total", "counter",
+       "zonegate_changes notifications processed (counted once their invalidation is in effect).",
        std::to_string(c.notifications));
   line(out, "zonegate_cache_flushes_total", "counter",
        "Times everything was dropped (\"*\" changes, listener reconnects).",
        std::to_string(c.flushes));
   line(out, "zonegate_listen_up", "gauge", "1 while the LISTEN connection is up.",
        app.listening() ? "1" : "0");
+  line(out, "zonegate_listen_reconnects_total", "counter",
+       "Times the LISTEN connection came back after a loss (each flushed the cache).",
+       std::to_string(app.listen_reconnects()));
   DbHealth db = app.db_health();
   line(out, "zonegate_database_up", "gauge", "1 when the last database check succeeded.",
        db.connected ? "1" : "0");

@@ -96,6 +96,11 @@ const char* level_name(Level l) {
   return "info";
 }
 
+// stdout and stderr belong to the process: never closed here.
+bool is_standard(int fd) {
+  return fd == STDOUT_FILENO || fd == STDERR_FILENO;
+}
+
 int open_log(const std::string& path, std::string* error) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
   if (fd < 0 && error) *error = "cannot open log file " + path + ": " + std::strerror(errno);
@@ -117,14 +122,16 @@ bool parse_level(std::string_view s, Level& out) {
 bool configure(Level level, const std::string& path, std::string* error) {
   std::lock_guard<std::mutex> lock(g_reopen_mutex);
   int fd = STDERR_FILENO;
-  if (!path.empty() && path != "-") {
+  if (path == "stdout") {
+    fd = STDOUT_FILENO;
+  } else if (!path.empty() && path != "-" && path != "stderr") {
     fd = open_log(path, error);
     if (fd < 0) return false;
   }
   std::lock_guard<std::mutex> wlock(g_write_mutex);
   int old = g_fd.exchange(fd);
-  if (old != STDERR_FILENO && old != fd) ::close(old);
-  g_path = (fd == STDERR_FILENO) ? std::string() : path;
+  if (!is_standard(old) && old != fd) ::close(old);
+  g_path = is_standard(fd) ? std::string() : path;
   g_level = static_cast<int>(level);
   return true;
 }
@@ -141,7 +148,7 @@ void reopen() {
   // Swapped under the write mutex: no writer is between loading the old fd and writing to it.
   std::lock_guard<std::mutex> wlock(g_write_mutex);
   int old = g_fd.exchange(fd);
-  if (old != STDERR_FILENO) ::close(old);
+  if (!is_standard(old)) ::close(old);
 }
 
 bool enabled(Level level) {

@@ -35,7 +35,8 @@ struct Field {
   Field(std::string_view k, bool v) : key(k), value(v) {}
 };
 
-// Sets the threshold and the destination ("" or "-" = stderr). Returns false with a message if
+// Sets the threshold and the destination ("", "-" or "stderr" = stderr, "stdout" = stdout,
+// anything else a file appended to). Returns false with a message if
 // the file cannot be opened; the previous destination stays in place.
 bool configure(Level level, const std::string& path, std::string* error);
 // Reopens the log file (after rotation); no-op for stderr.

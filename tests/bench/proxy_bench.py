@@ -65,7 +65,7 @@ ADMIN_TOKEN = "zonegate-bench-admin-" + uuid.uuid4().hex
 
 FULL = {
     "secs": 10, "rounds": 3, "warm": 2,
-    "db_conns": [8, 32], "db_workers": [1, 2], "db_pools": [2, 4], "db_dists": ["zipf", "uniform"],
+    "db_conns": [8, 32], "db_workers": [1, 2], "db_pools": [2, 4], "db_dists": ["zipf"],
     "fastapi_conns": 32, "fastapi_variants": ["fastapi_1w", "fastapi_2w", "fastapi_2w_reset"],
     "fastapi_pool": 4, "fastapi_proxy_pool": 4,
     "hit_loads": [(1, 64), (2, 128)], "overhead_loads": [(1, 64), (2, 128)],

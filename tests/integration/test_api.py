@@ -323,6 +323,52 @@ def test_auth_matrix_hs256(api):
     assert http(api.port, "GET", "/v1/me/context", {"Authorization": "bearer  " + token() + " "})[0] == 200
 
 
+# Every route that needs a JWT, with a request that succeeds given a good token.
+AUTHENTICATED_ROUTES = [
+    ("GET", "/v1/me/context", None),
+    ("GET", "/v1/users/alice/context", None),
+    ("GET", "/v1/me/zones", None),
+    ("POST", "/v1/me/zones/filter", {"zones": []}),
+    ("GET", "/v1/zones/at?lon=2.5&lat=2.5", None),
+    ("GET", "/rpc/add?a=1&b=2", None),
+    ("POST", "/rpc/add", {"a": 1, "b": 2}),
+]
+
+
+@pytest.mark.parametrize("method,path,body", AUTHENTICATED_ROUTES)
+def test_every_api_route_refuses_missing_and_bad_tokens(api, method, path, body):
+    for name, tok, code in (("no token", None, "missing_token"),
+                            ("wrong secret", token(role="service", secret="x" * 40), "invalid_token"),
+                            ("expired", token(role="service", ttl=-120), "invalid_token")):
+        status, h, got = call(api.port, method, path, tok, body=body)
+        assert status == 401, (name, status, got)
+        assert got["code"] == code, name
+        assert h["www-authenticate"].startswith("Bearer"), name
+    status, _, got = call(api.port, method, path, token(role="service"), body=body)
+    assert status == 200, (status, got)
+
+
+def test_subject_and_role_claims_are_configurable(cluster, api):
+    p = start_proxy(cluster, "claims", auth={"jwt": {"secret": SECRET, "subject_claim": "uid",
+                                                     "role_claim": "https://zonegate/role"}})
+    try:
+        now = int(time.time())
+        enc = lambda claims: pyjwt.encode({"iat": now, "exp": now + 60, **claims}, SECRET, algorithm="HS256")
+        # The subject comes from "uid"; "sub" is ignored.
+        status, _, body = call(p.port, "GET", "/v1/me/context", enc({"uid": "alice", "sub": "bob"}))
+        assert status == 200 and body["user_id"] == "alice", body
+        # Without "uid" the token has no subject, even with a "sub".
+        status, _, body = call(p.port, "GET", "/v1/me/context", enc({"sub": "alice"}))
+        assert status == 401 and body["code"] == "invalid_token", body
+        # The service role is read from the namespaced claim, not from "role".
+        assert call(p.port, "GET", "/v1/users/bob/context",
+                    enc({"uid": "alice", "https://zonegate/role": "service"}))[0] == 200
+        assert call(p.port, "GET", "/v1/users/bob/context",
+                    enc({"uid": "alice", "role": "service"}))[0] == 403
+    finally:
+        stop_proxy(p)
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     d = tmp_path_factory.mktemp("keys")

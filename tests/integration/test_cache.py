@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from test_api import ADMIN, call, config, start_proxy, stop_proxy, token
-from zg import Cluster, Proxy, wait_for
+from zg import Cluster, Proxy, get_json, http, wait_for
 
 
 def admin(p, method, path, body=None):
@@ -255,11 +255,16 @@ def test_listener_drop_flushes_the_cache(cp, cluster):
     grants(cp, "alice")
     assert cache_stats(cp)["entries"] > 0
     flushes = cache_stats(cp)["flushes"]
+    reconnects = get_json(cp.port, "/health")[2]["listen"]["reconnects"]
     cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                  "WHERE application_name = 'zonegate-proxy-listen'")
     wait_for(lambda: cache_stats(cp)["flushes"] > flushes, what="the reconnect flush")
     assert cache_stats(cp)["entries"] == 0
     wait_for(lambda: call(cp.port, "GET", "/readyz")[0] == 200, what="LISTEN again")
+    # Counted apart from "*" flushes, in /health and /metrics.
+    assert get_json(cp.port, "/health")[2]["listen"]["reconnects"] == reconnects + 1
+    metrics = http(cp.port, "GET", "/metrics")[2].decode()
+    assert "zonegate_listen_reconnects_total %d" % (reconnects + 1) in metrics
 
 
 def test_admin_needs_the_admin_token_and_purges(cp):

@@ -1,11 +1,14 @@
 """The HTTP server over real sockets: health, request ids, keep-alive, pipelining, limits,
 timeouts, malformed input and graceful shutdown."""
 import json
+import os
 import signal
 import subprocess
 import time
 
-from zg import PROXY_BIN, RawConn, get_json, http, request_bytes
+import yaml
+
+from zg import PROXY_BIN, RawConn, get_json, http, request_bytes, wait_for
 
 
 def test_healthz_answers_200_with_json_and_security_headers(proxy):
@@ -232,3 +235,65 @@ def test_unusable_listen_address_is_a_clear_startup_error(tmp_path):
                          timeout=10)
     assert out.returncode == 1
     assert 'server.host "999.1.1.1" is not an IPv4 or IPv6 address' in out.stderr
+
+
+def read_json_lines(path):
+    try:
+        with open(path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def test_log_file_is_reopened_on_sighup_for_rotation(proxy_factory, tmp_path):
+    log = tmp_path / "proxy.log"
+    p = proxy_factory({"log": {"level": "info", "file": str(log)}}, name="rotate", wait=False)
+    listening = lambda: [l for l in read_json_lines(log) if l.get("msg") == "listening"]
+    wait_for(listening, what="the listening line in the log file")
+    p.port = listening()[0]["port"]
+    assert http(p.port, "GET", "/healthz", {"X-Request-Id": "before-rotate"})[0] == 200
+    wait_for(lambda: any(l.get("request_id") == "before-rotate" for l in read_json_lines(log)),
+             what="the first access line")
+    os.rename(log, tmp_path / "proxy.log.1")
+    p.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: log.exists(), what="a new log file after SIGHUP")
+    assert http(p.port, "GET", "/healthz", {"X-Request-Id": "after-rotate"})[0] == 200
+    wait_for(lambda: any(l.get("request_id") == "after-rotate" for l in read_json_lines(log)),
+             what="the access line in the new file")
+    old = read_json_lines(tmp_path / "proxy.log.1")
+    assert any(l.get("request_id") == "before-rotate" for l in old)
+    assert not any(l.get("request_id") == "after-rotate" for l in old)
+    # The proxy is still healthy after the reopen; its own output carried no log lines.
+    assert http(p.port, "GET", "/healthz")[0] == 200
+    assert not p.lines
+
+
+def test_logs_can_go_to_stdout(tmp_path, cluster):
+    cfg = tmp_path / "stdout.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "profile": "dev", "server": {"host": "127.0.0.1", "port": 0, "workers": 1},
+        "database": {"conninfo": cluster.conninfo},
+        "log": {"level": "info", "file": "stdout"}}))
+    err = open(tmp_path / "stderr.txt", "wb")
+    proc = subprocess.Popen([str(PROXY_BIN), "--config", str(cfg)], stdout=subprocess.PIPE,
+                            stderr=err)
+    try:
+        port = None
+        deadline = time.time() + 20
+        while port is None and time.time() < deadline:
+            line = json.loads(proc.stdout.readline() or b"{}")
+            if line.get("msg") == "listening":
+                port = line["port"]
+        assert port, "no listening line on stdout"
+        assert http(port, "GET", "/healthz", {"X-Request-Id": "on-stdout"})[0] == 200
+        while True:
+            line = json.loads(proc.stdout.readline() or b"{}")
+            assert line, "stdout ended before the access line"
+            if line.get("request_id") == "on-stdout":
+                assert line["msg"] == "access" and line["status"] == 200
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        err.close()
+    assert b'"msg"' not in (tmp_path / "stderr.txt").read_bytes()

@@ -141,6 +141,8 @@ ENV
 zonegate demo is running
   PostgreSQL   $PGHOST (port $PGPORT), database $DB, extension zonegate $(psql -X -At -c "SELECT zonegate.version()")
   proxy        http://127.0.0.1:$PORT   (pid $(cat "$DEMO_DIR/proxy.pid"), log $DEMO_DIR/proxy.log)
+  dashboard    http://127.0.0.1:$PORT/admin/   (sign in with ZONEGATE_ADMIN_TOKEN from demo.env)
+  metrics      http://127.0.0.1:$PORT/metrics   and   http://127.0.0.1:$PORT/health
   settings     $DEMO_DIR/demo.env   (source it: set -a; . $DEMO_DIR/demo.env; set +a)
 
   data         $(psql -X -At -c "SELECT count(*) FROM zonegate.zones") zones, $(psql -X -At -c "SELECT count(*) FROM zonegate.users") users, $(psql -X -At -c "SELECT count(*) FROM zonegate.user_zones") grants

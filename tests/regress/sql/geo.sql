@@ -42,6 +42,9 @@ SELECT zonegate.zone_at(5, 'Infinity');
 SELECT zonegate.zone_at(ARRAY[6, 2, 8.5, 40.5, NULL]::float8[], ARRAY[6, 2, 8.5, 0.5, 1]::float8[]);
 SELECT zonegate.zone_at(ARRAY[1, 2]::float8[], ARRAY[1]::float8[]);
 SELECT zonegate.zone_at('{}'::float8[], '{}'::float8[]);
+SELECT zonegate.zone_at(ARRAY[[1, 2], [3, 4]]::float8[], ARRAY[1, 2, 3, 4]::float8[]);
+-- Not JSON at all never reaches zonegate: the jsonb column refuses it with Postgres's own error.
+UPDATE zonegate.zones SET boundary = '{"type": "Polygon", ' WHERE id = 1;
 
 -- A changed boundary is seen by the next statement; removing one too.
 UPDATE zonegate.zones SET boundary =

@@ -39,3 +39,15 @@ SELECT zonegate._selftest_guard('zonegate');
 SELECT 1;
 ROLLBACK;
 SELECT zonegate._selftest_guard('ok') AS after_rollback;
+
+-- The extension's own tables gone (a broken install): a clear error, not a crash; the backend
+-- finds them again once they are back.
+BEGIN;
+ALTER TABLE zonegate.user_zones RENAME TO user_zones_gone;
+SELECT zonegate.user_context('nobody');
+ROLLBACK;
+BEGIN;
+ALTER TABLE zonegate.zones RENAME COLUMN parent_id TO parent_gone;
+SELECT zonegate.zone_path(1);
+ROLLBACK;
+SELECT zonegate.user_context('nobody') IS NULL AS tables_back;
