@@ -56,13 +56,6 @@ class Writer {
     boolean(v);
   }
   std::string take() { return std::string(buffer_.GetString(), buffer_.GetSize()); }
-  // The text so far, valid until the next call that writes or reset().
-  std::string_view view() const { return {buffer_.GetString(), buffer_.GetSize()}; }
-  // Starts a new document, keeping the buffer's memory (a per-thread writer on a hot path).
-  void reset() {
-    buffer_.Clear();
-    writer_.Reset(buffer_);
-  }
 
  private:
   rapidjson::StringBuffer buffer_;

@@ -41,26 +41,17 @@ void append_escaped(std::string& out, std::string_view s) {
     if (c >= 0x20 && c != '"' && c != '\\') continue;
     out.append(s.data() + run, i - run);
     run = i + 1;
-    switch (c) {
-      case '"':
-        out.append("\\\"");
-        break;
-      case '\\':
-        out.append("\\\\");
-        break;
-      case '\n':
-        out.append("\\n");
-        break;
-      case '\r':
-        out.append("\\r");
-        break;
-      case '\t':
-        out.append("\\t");
-        break;
-      default:
-        out.append("\\u00");
-        out.push_back(kHex[c >> 4]);
-        out.push_back(kHex[c & 15]);
+    const char* named = c == '"'    ? "\\\""
+                        : c == '\\' ? "\\\\"
+                        : c == '\n' ? "\\n"
+                        : c == '\r' ? "\\r"
+                        : c == '\t' ? "\\t"
+                                    : nullptr;
+    if (named != nullptr) {
+      out.append(named);
+    } else {
+      const char u[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+      out.append(u, sizeof u);
     }
   }
   out.append(s.data() + run, s.size() - run);
@@ -155,22 +146,34 @@ bool enabled(Level level) {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }
 
-void write_line(std::string_view line) {
-  ThreadBatch& b = t_batch;
-  if (b.on) {
-    b.buf.append(line);
-    b.buf.push_back('\n');
-    if (b.buf.size() >= kBatchFlushBytes) flush_this_thread();
-    return;
-  }
-  std::string out;
-  out.reserve(line.size() + 1);
-  out.append(line);
-  out.push_back('\n');
-  write_all(out.data(), out.size());
+namespace {
+
+// Where the calling thread builds its next line: the batch, or a scratch line written at once.
+std::string& line_target() {
+  return t_batch.on ? t_batch.buf : t_batch.scratch;
 }
 
-LineWriter::LineWriter() : out_(t_batch.on ? t_batch.buf : t_batch.scratch) {
+// Hands over a line just completed (newline included) in line_target().
+void line_done() {
+  ThreadBatch& b = t_batch;
+  if (!b.on) {
+    write_all(b.scratch.data(), b.scratch.size());
+    b.scratch.clear();
+  } else if (b.buf.size() >= kBatchFlushBytes) {
+    flush_this_thread();
+  }
+}
+
+}  // namespace
+
+void write_line(std::string_view line) {
+  std::string& out = line_target();
+  out.append(line);
+  out.push_back('\n');
+  line_done();
+}
+
+LineWriter::LineWriter() : out_(line_target()) {
   out_.push_back('{');
 }
 
@@ -211,13 +214,7 @@ void LineWriter::millis(std::string_view k, uint64_t ns) {
 
 void LineWriter::commit() {
   out_.append("}\n");
-  ThreadBatch& b = t_batch;
-  if (&out_ == &b.scratch) {
-    write_all(b.scratch.data(), b.scratch.size());
-    b.scratch.clear();
-  } else if (b.buf.size() >= kBatchFlushBytes) {
-    flush_this_thread();
-  }
+  line_done();
 }
 
 void batch_this_thread(bool on) {

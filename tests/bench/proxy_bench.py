@@ -50,6 +50,8 @@ import jwt as pyjwt
 import psycopg2
 import yaml
 
+from extension_bench import cpu_model  # one probe of the machine for both bench scripts
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WRK_DIR = os.path.join(HERE, "wrk")
@@ -674,17 +676,6 @@ def meta(ctx):
         "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
         "proxy_bin": ctx.proxy_bin,
     }
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def add_cpu(res, cpu_before, cpu_after, server_before=None, server_after=None):
