@@ -861,6 +861,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "quick": args.quick, "config": cfg, "cpus": os.cpu_count(),
         "cpu_model": cpu_model(), "kernel": platform.release(),
+        "sched_autogroup": sched_autogroup(),
         "postgres": q1(cur, "SELECT version()").split(" on ")[0],
         "zonegate": q1(cur, "SELECT zonegate.version()"),
         "zones": q1(cur, "SELECT count(*) FROM zonegate.zones"),
@@ -911,6 +912,15 @@ def cpu_model():
     except OSError:
         pass
     return platform.processor()
+
+
+def sched_autogroup():
+    """kernel.sched_autogroup_enabled while measuring (run.sh turns it off: TROUBLESHOOTING.md)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ cleanup() {
     "$ROOT/tests/lib/pgcluster.sh" destroy "$CLUSTER_DIR" || true
   fi
   if [ -n "$WORK" ]; then rm -rf "$WORK"; fi
+  restore_autogroup
   exit "$rc"
 }
 trap cleanup EXIT
@@ -114,6 +115,42 @@ bounded() {
   CHILD=""
   if [ "$rc" -eq 124 ]; then echo "bench: timed out after ${limit}s: $*" >&2; fi
   return "$rc"
+}
+
+# --- the host's scheduler ---------------------------------------------------------------------
+
+# Linux autogroup (kernel.sched_autogroup_enabled=1, Debian's default) gives every session its own
+# scheduling group, and every PostgreSQL backend calls setsid(): each backend becomes a group of
+# its own. On this 2-vCPU VM (kernel 6.18, EEVDF) that starved runnable backends for 0.1-4.5 s
+# at a time (state R, CPU time unchanged, while other processes ran): the "two-worker stall" of
+# docs/TROUBLESHOOTING.md. 10 of 10 runs were clean with it off against 8 of 10 stalled with it
+# on, so the benches turn it off while they run (as root) and put it back afterwards; every
+# result records the setting. ZONEGATE_BENCH_AUTOGROUP=keep leaves the host as it is.
+AUTOGROUP_FILE=/proc/sys/kernel/sched_autogroup_enabled
+AUTOGROUP_SAVED=""
+
+tune_autogroup() {
+  [ -r "$AUTOGROUP_FILE" ] || return 0
+  local now
+  now=$(cat "$AUTOGROUP_FILE")
+  if [ "${ZONEGATE_BENCH_AUTOGROUP:-off}" = keep ] || [ "$now" = 0 ]; then
+    log "kernel.sched_autogroup_enabled=$now (left as it is)"
+    return 0
+  fi
+  if echo 0 2>/dev/null >"$AUTOGROUP_FILE"; then
+    AUTOGROUP_SAVED=$now
+    log "kernel.sched_autogroup_enabled: $now -> 0 while the benches run (see docs/TROUBLESHOOTING.md)"
+  else
+    log "warning: kernel.sched_autogroup_enabled=$now and not writable here: Postgres backends" \
+      "may stall for seconds (docs/TROUBLESHOOTING.md)"
+  fi
+}
+
+restore_autogroup() {
+  if [ -n "$AUTOGROUP_SAVED" ]; then
+    echo "$AUTOGROUP_SAVED" >"$AUTOGROUP_FILE" 2>/dev/null || true
+    AUTOGROUP_SAVED=""
+  fi
 }
 
 # --- the cluster --------------------------------------------------------------------------------
@@ -245,6 +282,7 @@ mkdir -p "$ART"
 MODE=""
 if [ "$QUICK" -eq 1 ]; then MODE=", quick"; fi
 log "sections: ${RUN[*]}$MODE; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
+tune_autogroup
 DONE=()
 for s in "${RUN[@]}"; do
   mkdir -p "$ART"
