@@ -180,6 +180,7 @@ int run(const Options& opt) {
   log::Level level = log::Level::kInfo;
   log::parse_level(cfg.log.level, level);
   std::string log_error;
+  log::set_flush_interval_ms(cfg.log.access_log_flush_ms);
   if (!log::configure(level, cfg.log.file, &log_error)) {
     std::fprintf(stderr, "zonegate-proxy: %s\n", log_error.c_str());
     return 1;

@@ -70,10 +70,16 @@ RouteStats& ResponseCache::route(const std::string& name) {
   return it != routes_.end() ? *it->second : other_;
 }
 
-void ResponseCache::respond_entry(const http::ExchangePtr& ex, const Entry& e, const char* outcome,
+void ResponseCache::respond_entry(const http::ExchangePtr& ex,
+                                  const std::shared_ptr<const Entry>& entry, const char* outcome,
                                   bool shared) {
-  http::Response r(e.status, e.body);
+  const Entry& e = *entry;
+  http::Response r;
+  r.status = e.status;
+  // The body stays the entry's (an aliasing pointer keeps the entry alive until it is sent).
+  r.shared_body = std::shared_ptr<const std::string>(entry, &e.body);
   r.content_type = e.content_type;
+  r.headers.reserve(4);
   r.add_header("ETag", e.etag);
   int64_t age = (store_.now_ms() - e.stored_ms) / 1000;
   r.add_header("Age", std::to_string(age < 0 ? 0 : age));
@@ -82,7 +88,7 @@ void ResponseCache::respond_entry(const http::ExchangePtr& ex, const Entry& e, c
   ex->cache_status = lower(outcome);
   if (etag_matches(ex->req.header("if-none-match"), e.etag)) {
     r.status = 304;
-    r.body.clear();
+    r.shared_body.reset();
     route(ex->route).not_modified.fetch_add(1, std::memory_order_relaxed);
   }
   ex->respond(std::move(r));
@@ -94,8 +100,8 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const http::Response& r,
   auto e = std::make_shared<Entry>();
   e->status = r.status;
   e->content_type = r.content_type;
-  e->body = r.body;
-  e->etag = make_etag(r.body);
+  e->body = r.body_bytes();
+  e->etag = make_etag(e->body);
   e->route = key.route;
   e->tag = p.shared ? std::string() : key.tag;
   e->stored_ms = store_.now_ms();
@@ -118,12 +124,12 @@ void ResponseCache::serve(const http::ExchangePtr& ex, const config::CachePolicy
   std::shared_ptr<const Entry> e = store_.get(key.key);
   if (e && now < e->fresh_until_ms) {
     rs.hits.fetch_add(1, std::memory_order_relaxed);
-    respond_entry(ex, *e, "HIT", policy.shared);
+    respond_entry(ex, e, "HIT", policy.shared);
     return;
   }
   if (e && now < e->swr_until_ms) {
     rs.stale.fetch_add(1, std::memory_order_relaxed);
-    respond_entry(ex, *e, "STALE", policy.shared);
+    respond_entry(ex, e, "STALE", policy.shared);
     lead(ex, policy, key, e, std::move(upstream), true);
     return;
   }
@@ -194,7 +200,7 @@ void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy&
         const char* waiter_outcome = entry == stale ? "STALE" : "COALESCED";
         w->worker->post([this, w, entry, r, shared, waiter_outcome] {
           if (entry) {
-            respond_entry(w->ex, *entry, waiter_outcome, shared);
+            respond_entry(w->ex, entry, waiter_outcome, shared);
           } else {
             w->ex->respond(r);
           }
@@ -203,7 +209,7 @@ void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy&
     }
     if (!background) {
       if (entry) {
-        respond_entry(ex, *entry, outcome, policy.shared);
+        respond_entry(ex, entry, outcome, policy.shared);
       } else {
         ex->cache_status = "miss";
         ex->respond(std::move(r));

@@ -68,7 +68,8 @@ class ResponseCache {
   struct Flight;
   void lead(const http::ExchangePtr& ex, const config::CachePolicy& policy, const CacheKey& key,
             std::shared_ptr<const Entry> stale, Upstream upstream, bool background);
-  void respond_entry(const http::ExchangePtr& ex, const Entry& e, const char* outcome, bool shared);
+  void respond_entry(const http::ExchangePtr& ex, const std::shared_ptr<const Entry>& e,
+                     const char* outcome, bool shared);
   std::shared_ptr<const Entry> make_entry(const http::Response& r, const config::CachePolicy& p,
                                           const CacheKey& key);
   RouteStats& route(const std::string& name);

@@ -24,6 +24,7 @@ std::mutex g_reopen_mutex;  // guards g_path and fd swaps, never the write path
 std::mutex g_write_mutex;   // one writer at a time: a batch bigger than PIPE_BUF stays whole
 std::string g_path;
 constexpr size_t kBatchFlushBytes = 64 * 1024;
+std::atomic<int64_t> g_flush_interval_ms{100};
 
 struct ThreadBatch {
   bool on = false;
@@ -215,6 +216,14 @@ void LineWriter::millis(std::string_view k, uint64_t ns) {
 void LineWriter::commit() {
   out_.append("}\n");
   line_done();
+}
+
+void set_flush_interval_ms(int64_t ms) {
+  g_flush_interval_ms.store(ms < 0 ? 0 : ms, std::memory_order_relaxed);
+}
+
+int64_t flush_interval_ms() {
+  return g_flush_interval_ms.load(std::memory_order_relaxed);
 }
 
 void batch_this_thread(bool on) {

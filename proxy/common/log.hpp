@@ -3,10 +3,11 @@
 //
 // Event-loop threads batch: after batch_this_thread(true), lines written on that thread collect
 // in a thread-local buffer and go out in one write(2) when the thread calls flush_this_thread()
-// (a worker does so from a uv_prepare handle, i.e. before its loop waits for I/O, so no line
-// waits longer than one loop iteration) or when the buffer passes 64 KiB. One write(2) per
-// request cost the cache-hit path about a fifth of its throughput; batching is what nginx's
-// access_log buffer= does.
+// or when the buffer passes 64 KiB. A worker flushes every flush_interval_ms() from a timer
+// (log.access_log_flush, 100 ms by default), or, with an interval of 0, from a uv_prepare handle
+// before its loop waits for I/O. One write(2) per request cost the cache-hit path about a fifth
+// of its throughput; batching with a flush interval is what nginx's `access_log ... buffer=
+// flush=` does.
 #pragma once
 
 #include <cstdint>
@@ -68,6 +69,10 @@ class LineWriter {
   bool first_ = true;
 };
 
+// How long an event-loop thread may hold its batched lines (log.access_log_flush); 0: write them
+// once per loop iteration. Set before the workers start.
+void set_flush_interval_ms(int64_t ms);
+int64_t flush_interval_ms();
 // Turns batching on or off for the calling thread; turning it off flushes.
 void batch_this_thread(bool on);
 // Writes the calling thread's batched lines, if any.

@@ -88,7 +88,8 @@ struct LogConfig {
   std::string level = "info";
   std::string file;  // empty: stderr
   bool access_log = true;
-  int64_t slow_query_ms = 500;  // a warn line for requests whose database time exceeds this
+  int64_t access_log_flush_ms = 100;  // batched log lines wait at most this long (0: per loop turn)
+  int64_t slow_query_ms = 500;        // a warn line for requests whose database time exceeds this
 };
 
 struct MetricsConfig {

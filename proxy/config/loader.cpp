@@ -172,6 +172,7 @@ void read_log(Section s, LogConfig& c) {
   s.choice("level", c.level, {"debug", "info", "warn", "error"});
   s.string("file", c.file);
   s.boolean("access_log", c.access_log);
+  s.duration_ms("access_log_flush", c.access_log_flush_ms, 0, 10'000);
   s.duration_ms("slow_query", c.slow_query_ms, 0, kHour);
   s.finish();
 }

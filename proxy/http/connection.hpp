@@ -61,7 +61,7 @@ class Connection {
   bool commit_header();
   void flush();
   void serialize(Exchange& ex, std::string& out);
-  void write(std::string data);
+  void write(const std::string& data);
   void update_reading();
   void close_after_flush();
   void start_linger();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -36,6 +37,8 @@ struct Response {
   std::string content_type = "application/json; charset=utf-8";
   std::vector<Header> headers;  // extra headers; standard ones are added on serialization
   std::string body;
+  // Set instead of body when the bytes are shared (a cached entry's): sent without a copy.
+  std::shared_ptr<const std::string> shared_body;
   bool close = false;      // close the connection after this response
   bool head_only = false;  // HEAD: send the headers of the body without the body
 
@@ -44,6 +47,7 @@ struct Response {
   void add_header(std::string name, std::string value) {
     headers.push_back({std::move(name), std::move(value)});
   }
+  const std::string& body_bytes() const { return shared_body ? *shared_body : body; }
 };
 
 // The standard reason phrase for a status code ("OK", "Not Found", ...).

@@ -102,7 +102,13 @@ void Worker::init() {
   janitor_.data = this;
   uv_timer_start(&janitor_, on_janitor, kJanitorMs, kJanitorMs);
   uv_prepare_init(&loop_, &log_flush_);
-  uv_prepare_start(&log_flush_, on_prepare);
+  uv_timer_init(&loop_, &log_timer_);
+  if (const int64_t every = log::flush_interval_ms(); every > 0) {
+    const auto ms = static_cast<uint64_t>(every);
+    uv_timer_start(&log_timer_, on_log_timer, ms, ms);
+  } else {
+    uv_prepare_start(&log_flush_, on_prepare);
+  }
   uv_tcp_init(&loop_, &listener_);
   listener_.data = this;
   listener_open_ = true;
@@ -124,6 +130,10 @@ void Worker::run() {
 }
 
 void Worker::on_prepare(uv_prepare_t*) {
+  log::flush_this_thread();
+}
+
+void Worker::on_log_timer(uv_timer_t*) {
   log::flush_this_thread();
 }
 
@@ -202,6 +212,8 @@ void Worker::maybe_finish() {
   uv_close(reinterpret_cast<uv_handle_t*>(&janitor_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&command_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&log_flush_), nullptr);
+  uv_timer_stop(&log_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&log_timer_), nullptr);
 }
 
 void Worker::send_command(int cmd) {
@@ -218,6 +230,26 @@ Server::~Server() {
   join();
 }
 
+// SO_REUSEPORT lets every socket that sets it bind the same port, including another process's:
+// a second proxy (or a stale one) started on a busy port would silently share its connections
+// instead of failing. So the port is first bound once without SO_REUSEPORT, which fails with
+// EADDRINUSE while anything listens there; the probe is closed before the workers' sockets bind.
+// (A process binding the port between the two is not caught; that window is microseconds.)
+bool Server::port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std::string& error) {
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+            ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), addr_len) == 0;
+  if (!ok) {
+    const int err = errno;
+    error = "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " +
+            std::strerror(err);
+    if (err == EADDRINUSE) error += " (another process listens there)";
+  }
+  if (fd >= 0) ::close(fd);
+  return ok;
+}
+
 bool Server::bind(std::string& error) {
   sockaddr_storage addr{};
   std::string host = cfg_.host == "localhost" ? "127.0.0.1" : cfg_.host;
@@ -229,6 +261,7 @@ bool Server::bind(std::string& error) {
   int n = cfg_.workers > 0 ? cfg_.workers : static_cast<int>(std::thread::hardware_concurrency());
   if (n < 1) n = 1;
   socklen_t addr_len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (cfg_.port != 0 && !port_is_free(addr, addr_len, error)) return false;
   for (int i = 0; i < n; ++i) {
     int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;

@@ -80,6 +80,9 @@ class Worker {
   const std::string& date_header();
   std::string next_request_id();
   char* read_buffer() { return read_buffer_.data(); }
+  // Where a connection serializes its responses before writing them (one at a time: the loop
+  // thread runs one flush to its write before any other).
+  std::string& output_scratch() { return output_scratch_; }
   size_t read_buffer_size() const { return read_buffer_.size(); }
   bool draining() const { return draining_; }
   WorkerContext* context() { return context_.get(); }
@@ -107,6 +110,7 @@ class Worker {
   static void on_command(uv_async_t* async);
   static void on_janitor(uv_timer_t* timer);
   static void on_prepare(uv_prepare_t* prepare);
+  static void on_log_timer(uv_timer_t* timer);
   void begin_drain();
   void force_close();
   void maybe_finish();
@@ -119,7 +123,8 @@ class Worker {
   uv_tcp_t listener_{};
   uv_async_t command_{};
   uv_timer_t janitor_{};
-  uv_prepare_t log_flush_{};  // writes this thread's batched log lines before the loop waits
+  uv_prepare_t log_flush_{};  // log.access_log_flush 0: batched log lines before the loop waits
+  uv_timer_t log_timer_{};    // otherwise: batched log lines every log::flush_interval_ms()
   uv_thread_t thread_{};
   bool listener_open_ = false;
   bool draining_ = false;
@@ -133,6 +138,7 @@ class Worker {
   std::vector<char> read_buffer_;
   std::unique_ptr<WorkerContext> context_;
   std::string date_;
+  std::string output_scratch_;
   int64_t date_second_ = -1;
   uint64_t request_seq_ = 0;
   std::string id_prefix_;
@@ -143,7 +149,8 @@ class Server {
   Server(config::ServerConfig cfg, Handler handler);
   ~Server();
 
-  // Binds one SO_REUSEPORT socket per worker. False with a message on failure.
+  // Binds one SO_REUSEPORT socket per worker, after checking that no other process listens on
+  // the port. False with a message on failure.
   bool bind(std::string& error);
   // The port actually bound (useful with port 0).
   int port() const { return port_; }
@@ -165,6 +172,7 @@ class Server {
 
  private:
   friend class Worker;
+  bool port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std::string& error);
   config::ServerConfig cfg_;
   Handler handler_;
   ContextFactory context_factory_;

@@ -237,6 +237,21 @@ def test_unusable_listen_address_is_a_clear_startup_error(tmp_path):
     assert 'server.host "999.1.1.1" is not an IPv4 or IPv6 address' in out.stderr
 
 
+def test_a_port_another_process_listens_on_is_refused(proxy, tmp_path, cluster):
+    """SO_REUSEPORT would let a second proxy share the first one's port (and its traffic)
+    silently; the second one must fail to start instead."""
+    cfg = tmp_path / "second.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "profile": "dev", "server": {"host": "127.0.0.1", "port": proxy.port, "workers": 2},
+        "database": {"conninfo": cluster.conninfo}}))
+    out = subprocess.run([str(PROXY_BIN), "--config", str(cfg)], capture_output=True, text=True,
+                         timeout=30)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert (f"cannot listen on 127.0.0.1:{proxy.port}: Address already in use (another process "
+            "listens there)") in out.stderr
+    assert http(proxy.port, "GET", "/healthz")[0] == 200
+
+
 def read_json_lines(path):
     try:
         with open(path) as f:
@@ -297,3 +312,23 @@ def test_logs_can_go_to_stdout(tmp_path, cluster):
         assert proc.wait(timeout=30) == 0
         err.close()
     assert b'"msg"' not in (tmp_path / "stderr.txt").read_bytes()
+
+
+def test_access_lines_wait_for_the_flush_interval_and_sigterm_writes_them(proxy_factory,
+                                                                         tmp_path):
+    """log.access_log_flush: a worker holds its lines until the interval (10 s here, far beyond
+    this test's requests) or 64 KiB; stopping the proxy writes what it holds."""
+    log = tmp_path / "held.log"
+    p = proxy_factory({"log": {"level": "info", "file": str(log), "access_log_flush": "10s"},
+                       "server": {"workers": 1}}, name="held", wait=False)
+    listening = lambda: [l for l in read_json_lines(log) if l.get("msg") == "listening"]
+    wait_for(listening, what="the listening line in the log file")
+    p.port = listening()[0]["port"]
+    for i in range(3):
+        assert http(p.port, "GET", "/healthz", {"X-Request-Id": f"held-{i}"})[0] == 200
+    time.sleep(0.5)
+    ids = lambda: {l.get("request_id") for l in read_json_lines(log)}
+    assert not ids() & {"held-0", "held-1", "held-2"}, "lines were written before the interval"
+    p.proc.send_signal(signal.SIGTERM)
+    assert p.proc.wait(timeout=30) == 0
+    assert {"held-0", "held-1", "held-2"} <= ids()

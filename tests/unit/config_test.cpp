@@ -97,6 +97,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "test.yaml:2:9: server.host: expected a single value, got a list"},
         BadCase{"log:\n  access_log: maybe\n",
                 "test.yaml:2:15: log.access_log: expected true or false, got \"maybe\""},
+        BadCase{"log:\n  access_log_flush: 1m\n",
+                "test.yaml:2:21: log.access_log_flush: 1m is out of range [0ms, 10000ms]"},
         BadCase{
             "database:\n  conninfo: ${ZONEGATE_TEST_SURELY_UNSET}\n",
             "test.yaml:2:13: database.conninfo: environment variable ZONEGATE_TEST_SURELY_UNSET "
