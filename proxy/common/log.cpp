@@ -4,12 +4,14 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <memory>
 #include <mutex>
 
 #include "common/json.hpp"
@@ -26,36 +28,100 @@ std::string g_path;
 constexpr size_t kBatchFlushBytes = 64 * 1024;
 std::atomic<int64_t> g_flush_interval_ms{100};
 
+}  // namespace
+
+// A growable byte buffer written through raw pointers: a writer ensures the room it needs once,
+// then stores bytes without per-append bookkeeping.
+struct LineBuf {
+  std::unique_ptr<char[]> data;
+  size_t size = 0;
+  size_t cap = 0;
+
+  char* tail() { return data.get() + size; }
+  void set_tail(char* p) { size = static_cast<size_t>(p - data.get()); }
+  void ensure(size_t extra) {
+    if (size + extra > cap) grow(size + extra);
+  }
+  void grow(size_t need) {
+    size_t n = std::max({need, cap * 2, size_t{1024}});
+    std::unique_ptr<char[]> d(new char[n]);
+    if (size > 0) std::memcpy(d.get(), data.get(), size);
+    data = std::move(d);
+    cap = n;
+  }
+  void append(std::string_view s) {
+    ensure(s.size());
+    std::memcpy(tail(), s.data(), s.size());
+    size += s.size();
+  }
+};
+
+namespace {
+
 struct ThreadBatch {
   bool on = false;
-  std::string buf;
-  std::string scratch;  // LineWriter's line when not batching
+  LineBuf buf;
+  LineBuf scratch;  // a line written at once when not batching
 };
 thread_local ThreadBatch t_batch;
 
-// Appends s as the inside of a JSON string: runs of plain bytes in one append each.
-void append_escaped(std::string& out, std::string_view s) {
+// Whether any of the 8 bytes in w is below 0x20, '"' or '\\' (the characters JSON escapes).
+// Exact as an existence test (hasless/haszero of "Bit Twiddling Hacks"; the borrows they can
+// cause only misplace which byte, never invent or hide one).
+inline bool needs_escape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
+  const uint64_t ctl = (w - kOnes * 0x20) & ~w & kHigh;
+  const uint64_t q = w ^ (kOnes * '"'), b = w ^ (kOnes * '\\');
+  return (ctl | ((q - kOnes) & ~q & kHigh) | ((b - kOnes) & ~b & kHigh)) != 0;
+}
+
+// Writes s escaped as the inside of a JSON string at p (room for 6 bytes per input byte must be
+// there); returns the new end. Plain 8-byte blocks are copied whole.
+char* escape_into(char* p, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
-  size_t run = 0;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
-    const char* named = c == '"'    ? "\\\""
-                        : c == '\\' ? "\\\\"
-                        : c == '\n' ? "\\n"
-                        : c == '\r' ? "\\r"
-                        : c == '\t' ? "\\t"
-                                    : nullptr;
-    if (named != nullptr) {
-      out.append(named);
-    } else {
-      const char u[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-      out.append(u, sizeof u);
+  const char* in = s.data();
+  const size_t n = s.size();
+  size_t i = 0;
+  while (i < n) {
+    while (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, in + i, 8);
+      if (needs_escape(w)) break;
+      std::memcpy(p, in + i, 8);
+      p += 8;
+      i += 8;
+    }
+    if (i >= n) break;
+    const auto c = static_cast<unsigned char>(in[i++]);
+    if (c >= 0x20 && c != '"' && c != '\\') {
+      *p++ = static_cast<char>(c);
+      continue;
+    }
+    *p++ = '\\';
+    switch (c) {
+      case '"':
+      case '\\':
+        *p++ = static_cast<char>(c);
+        break;
+      case '\n':
+        *p++ = 'n';
+        break;
+      case '\r':
+        *p++ = 'r';
+        break;
+      case '\t':
+        *p++ = 't';
+        break;
+      default:
+        *p++ = 'u';
+        *p++ = '0';
+        *p++ = '0';
+        *p++ = kHex[c >> 4];
+        *p++ = kHex[c & 15];
+        break;
     }
   }
-  out.append(s.data() + run, s.size() - run);
+  return p;
 }
 
 // Writes all of [p, p+len) to the current log fd; a failed write drops the rest (logging must
@@ -150,7 +216,7 @@ bool enabled(Level level) {
 namespace {
 
 // Where the calling thread builds its next line: the batch, or a scratch line written at once.
-std::string& line_target() {
+LineBuf& line_target() {
   return t_batch.on ? t_batch.buf : t_batch.scratch;
 }
 
@@ -158,9 +224,9 @@ std::string& line_target() {
 void line_done() {
   ThreadBatch& b = t_batch;
   if (!b.on) {
-    write_all(b.scratch.data(), b.scratch.size());
-    b.scratch.clear();
-  } else if (b.buf.size() >= kBatchFlushBytes) {
+    write_all(b.scratch.data.get(), b.scratch.size);
+    b.scratch.size = 0;
+  } else if (b.buf.size >= kBatchFlushBytes) {
     flush_this_thread();
   }
 }
@@ -168,49 +234,55 @@ void line_done() {
 }  // namespace
 
 void write_line(std::string_view line) {
-  std::string& out = line_target();
+  LineBuf& out = line_target();
+  out.ensure(line.size() + 1);
   out.append(line);
-  out.push_back('\n');
+  out.append("\n");
   line_done();
 }
 
 LineWriter::LineWriter() : out_(line_target()) {
-  out_.push_back('{');
+  out_.append("{");
 }
 
-void LineWriter::key(std::string_view k) {
-  if (!first_) out_.push_back(',');
+char* LineWriter::key(char* p, std::string_view k) {
+  if (!first_) *p++ = ',';
   first_ = false;
-  out_.push_back('"');
-  out_.append(k);
-  out_.append("\":");
+  *p++ = '"';
+  std::memcpy(p, k.data(), k.size());
+  p += k.size();
+  *p++ = '"';
+  *p++ = ':';
+  return p;
 }
 
 void LineWriter::field(std::string_view k, std::string_view value) {
-  key(k);
-  out_.push_back('"');
-  append_escaped(out_, value);
-  out_.push_back('"');
+  out_.ensure(k.size() + 6 * value.size() + 8);
+  char* p = key(out_.tail(), k);
+  *p++ = '"';
+  p = escape_into(p, value);
+  *p++ = '"';
+  out_.set_tail(p);
 }
 
 void LineWriter::field(std::string_view k, int64_t value) {
-  key(k);
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, value);
-  out_.append(buf, static_cast<size_t>(r.ptr - buf));
+  out_.ensure(k.size() + 32);
+  char* p = key(out_.tail(), k);
+  p = std::to_chars(p, p + 24, value).ptr;
+  out_.set_tail(p);
 }
 
 void LineWriter::millis(std::string_view k, uint64_t ns) {
-  key(k);
+  out_.ensure(k.size() + 40);
+  char* p = key(out_.tail(), k);
   const uint64_t us = (ns + 500) / 1000;
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, us / 1000);
-  out_.append(buf, static_cast<size_t>(r.ptr - buf));
+  p = std::to_chars(p, p + 24, us / 1000).ptr;
   const auto frac = static_cast<unsigned>(us % 1000);
-  out_.push_back('.');
-  out_.push_back(static_cast<char>('0' + frac / 100));
-  out_.push_back(static_cast<char>('0' + frac / 10 % 10));
-  out_.push_back(static_cast<char>('0' + frac % 10));
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + frac / 100);
+  *p++ = static_cast<char>('0' + frac / 10 % 10);
+  *p++ = static_cast<char>('0' + frac % 10);
+  out_.set_tail(p);
 }
 
 void LineWriter::commit() {
@@ -229,14 +301,14 @@ int64_t flush_interval_ms() {
 void batch_this_thread(bool on) {
   if (!on) flush_this_thread();
   t_batch.on = on;
-  if (on && t_batch.buf.capacity() < kBatchFlushBytes) t_batch.buf.reserve(kBatchFlushBytes + 4096);
+  if (on) t_batch.buf.ensure(kBatchFlushBytes + 4096);
 }
 
 void flush_this_thread() {
-  ThreadBatch& b = t_batch;
-  if (b.buf.empty()) return;
-  write_all(b.buf.data(), b.buf.size());
-  b.buf.clear();
+  LineBuf& b = t_batch.buf;
+  if (b.size == 0) return;
+  write_all(b.data.get(), b.size);
+  b.size = 0;
 }
 
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
