@@ -235,7 +235,6 @@ void line_done() {
 
 void write_line(std::string_view line) {
   LineBuf& out = line_target();
-  out.ensure(line.size() + 1);
   out.append(line);
   out.append("\n");
   line_done();

@@ -334,7 +334,8 @@ void Connection::serialize(Exchange& ex, std::string& out) {
 
 void Connection::flush() {
   if (state_ == State::kClosing || state_ == State::kLingering) return;
-  // The worker's buffer (it keeps its capacity): written before anything below can flush again.
+  // The worker's buffer (it keeps its capacity): written before anything below can flush again,
+  // and emptied here, at the start of every flush.
   std::string& out = worker_.output_scratch();
   out.clear();
   bool last_sent = false;
@@ -356,7 +357,6 @@ void Connection::flush() {
     }
   }
   if (!out.empty()) write(out);
-  out.clear();
   if (state_ == State::kClosing) return;
   if (last_sent) {
     for (ExchangePtr& e : pending_)

@@ -230,6 +230,11 @@ Server::~Server() {
   join();
 }
 
+std::string Server::listen_error(int err) const {
+  return "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " +
+         std::strerror(err);
+}
+
 // SO_REUSEPORT lets every socket that sets it bind the same port, including another process's:
 // a second proxy (or a stale one) started on a busy port would silently share its connections
 // instead of failing. So the port is first bound once without SO_REUSEPORT, which fails with
@@ -242,8 +247,7 @@ bool Server::port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std:
             ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), addr_len) == 0;
   if (!ok) {
     const int err = errno;
-    error = "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " +
-            std::strerror(err);
+    error = listen_error(err);
     if (err == EADDRINUSE) error += " (another process listens there)";
   }
   if (fd >= 0) ::close(fd);
@@ -269,8 +273,7 @@ bool Server::bind(std::string& error) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
         ::bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 ||
         ::listen(fd, kBacklog) != 0) {
-      error = "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " +
-              std::strerror(errno);
+      error = listen_error(errno);
       if (fd >= 0) ::close(fd);
       workers_.clear();
       return false;

@@ -173,6 +173,7 @@ class Server {
  private:
   friend class Worker;
   bool port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std::string& error);
+  std::string listen_error(int err) const;  // "cannot listen on HOST:PORT: strerror"
   config::ServerConfig cfg_;
   Handler handler_;
   ContextFactory context_factory_;
