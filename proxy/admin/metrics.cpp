@@ -125,6 +125,8 @@ Registry::Totals Registry::totals() const {
     t.pool.rejected += s.pool.rejected;
     t.pool.reconnects += s.pool.reconnects;
     t.pool.jobs += s.pool.jobs;
+    t.pool.syncs += s.pool.syncs;
+    t.pool.resent += s.pool.resent;
     if (!s.pool.last_error.empty()) t.pool.last_error = s.pool.last_error;
     t.open_connections += s.open_connections;
   }
@@ -236,6 +238,19 @@ std::string Registry::render(const std::string& extra) const {
       "failed.\n";
   out += "# TYPE zonegate_pool_reconnects_total counter\nzonegate_pool_reconnects_total " +
          std::to_string(t.pool.reconnects) + "\n";
+  out += "# HELP zonegate_pool_jobs_total Jobs submitted to the database pools.\n";
+  out += "# TYPE zonegate_pool_jobs_total counter\nzonegate_pool_jobs_total " +
+         std::to_string(t.pool.jobs) + "\n";
+  out +=
+      "# HELP zonegate_pool_syncs_total Syncs sent to Postgres: one per batch of reads sent in "
+      "one loop turn, one per job sent on its own.\n";
+  out += "# TYPE zonegate_pool_syncs_total counter\nzonegate_pool_syncs_total " +
+         std::to_string(t.pool.syncs) + "\n";
+  out +=
+      "# HELP zonegate_pool_batch_resends_total Batched jobs sent again because another job of "
+      "their batch failed.\n";
+  out += "# TYPE zonegate_pool_batch_resends_total counter\nzonegate_pool_batch_resends_total " +
+         std::to_string(t.pool.resent) + "\n";
   out +=
       "# HELP zonegate_invalidation_lag_seconds Time from a change's statement end to its cache "
       "entries being dropped.\n";

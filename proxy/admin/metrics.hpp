@@ -36,7 +36,7 @@ struct Histogram {
 struct PoolSnapshot {
   int ready = 0, busy = 0, connecting = 0, in_flight = 0, waiting = 0;
   double max_wait_ms = 0;
-  int64_t timeouts = 0, rejected = 0, reconnects = 0, jobs = 0;
+  int64_t timeouts = 0, rejected = 0, reconnects = 0, jobs = 0, syncs = 0, resent = 0;
   std::string last_error;
 };
 

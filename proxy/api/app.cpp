@@ -38,6 +38,8 @@ void WorkerState::on_tick(uv_timer_t* t) {
     snap.rejected = p.rejected;
     snap.reconnects = p.reconnects;
     snap.jobs = p.jobs;
+    snap.syncs = p.syncs;
+    snap.resent = p.resent;
     snap.last_error = p.last_error;
     ws->registry_->worker(ws->worker_.index())
         .set_pool(snap, static_cast<int64_t>(ws->worker_.connection_count()));

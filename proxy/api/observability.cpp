@@ -78,6 +78,9 @@ std::string health_json(App& app) {
   w.field("acquire_timeouts", t.pool.timeouts);
   w.field("rejected", t.pool.rejected);
   w.field("reconnects", t.pool.reconnects);
+  w.field("jobs", t.pool.jobs);
+  w.field("syncs", t.pool.syncs);
+  w.field("batch_resends", t.pool.resent);
   w.key("last_error");
   if (t.pool.last_error.empty())
     w.null();

@@ -30,6 +30,16 @@ std::string field(const PGresult* r, int code) {
   return v != nullptr ? v : "";
 }
 
+// A job's result when its connection closes before the job ends.
+Result lost_result(Failure failure) {
+  Result r;
+  r.failure = failure;
+  r.sqlstate = failure == Failure::kShutdown ? "57P01" : "08006";
+  r.message = failure == Failure::kShutdown ? "the proxy is shutting down"
+                                            : "connection to the database lost";
+  return r;
+}
+
 }  // namespace
 
 Statement make_statement(const std::string& sql, std::vector<std::optional<std::string>> params) {
@@ -181,15 +191,40 @@ void Connection::send(Job job) {
   Pending p;
   p.sent_ns = uv_hrtime();
   p.result.queued_ns = job.enqueued_ns != 0 ? p.sent_ns - job.enqueued_ns : 0;
-  for (const Statement& st : job.statements) {
+  p.batched = job.batchable && state_ == State::kReady;
+  p.job = std::move(job);
+  // A job on its own must not join the open batch's transaction: that batch ends first.
+  if (!p.batched && !close_batch()) {
+    if (p.job.done) p.job.done(lost_result(Failure::kConnection));
+    return;
+  }
+  jobs_.push_back(std::move(p));
+  ++in_flight_;
+  Pending& q = jobs_.back();
+  if (!queue(q)) return;  // the connection failed, and this job with it
+  if (q.batched) {
+    if (!batch_open_) {
+      batch_open_ = true;
+      if (events_.on_batch_open) events_.on_batch_open(this);
+    }
+    return;
+  }
+  ++syncs_;
+  if (PQpipelineSync(conn_) != 1) {
+    fail("send failed: " + trim_message(PQerrorMessage(conn_)));
+    return;
+  }
+  flush();
+}
+
+bool Connection::queue(Pending& p) {
+  for (const Statement& st : p.job.statements) {
     if (prepared_.insert(*st.name).second) {
       if (PQsendPrepare(conn_, st.name->c_str(), st.sql->c_str(),
                         static_cast<int>(st.params.size()), nullptr) != 1) {
         prepared_.erase(*st.name);
-        p.job = std::move(job);
-        jobs_.push_back(std::move(p));
         fail("send failed: " + trim_message(PQerrorMessage(conn_)));
-        return;
+        return false;
       }
       p.items.push_back(st.name);
     }
@@ -199,20 +234,31 @@ void Connection::send(Job job) {
       values.push_back(v ? v->c_str() : nullptr);
     if (PQsendQueryPrepared(conn_, st.name->c_str(), static_cast<int>(values.size()), values.data(),
                             nullptr, nullptr, 0) != 1) {
-      p.job = std::move(job);
-      jobs_.push_back(std::move(p));
       fail("send failed: " + trim_message(PQerrorMessage(conn_)));
-      return;
+      return false;
     }
     p.items.push_back(nullptr);
   }
-  p.job = std::move(job);
-  jobs_.push_back(std::move(p));
+  return true;
+}
+
+bool Connection::close_batch() {
+  if (!batch_open_) return true;
+  batch_open_ = false;
+  Pending marker;
+  marker.sync_marker = true;
+  jobs_.push_back(std::move(marker));
+  ++syncs_;
   if (PQpipelineSync(conn_) != 1) {
     fail("send failed: " + trim_message(PQerrorMessage(conn_)));
-    return;
+    return false;
   }
-  flush();
+  return true;
+}
+
+void Connection::sync() {
+  if (state_ != State::kReady || !batch_open_) return;
+  if (close_batch()) flush();
 }
 
 void Connection::flush() {
@@ -261,28 +307,37 @@ void Connection::process_results() {
       continue;
     }
     nulls = 0;
-    ExecStatusType st = PQresultStatus(r);
-    if (jobs_.empty()) {
-      PQclear(r);
-      continue;
-    }
-    Pending& p = jobs_.front();
-    if (st == PGRES_PIPELINE_SYNC) {
-      PQclear(r);
+    take_result(r);
+  }
+}
+
+void Connection::take_result(PGresult* r) {
+  ExecStatusType st = PQresultStatus(r);
+  if (jobs_.empty() || (jobs_.front().sync_marker && st != PGRES_PIPELINE_SYNC)) {
+    PQclear(r);  // nothing waits for it (a batch's results all come before its Sync)
+    return;
+  }
+  Pending& p = jobs_.front();
+  if (st == PGRES_PIPELINE_SYNC) {
+    PQclear(r);
+    if (p.sync_marker) {
+      jobs_.pop_front();
+    } else {
       finish_job();
-      continue;
     }
-    Result& res = p.result;
-    if (p.next < p.items.size()) {
-      const auto& prepared_name = p.items[p.next++];
-      if (prepared_name != nullptr) {
-        if (st != PGRES_COMMAND_OK) prepared_.erase(*prepared_name);
-        if (st == PGRES_COMMAND_OK || st == PGRES_PIPELINE_ABORTED) {
-          PQclear(r);
-          continue;  // a Prepare's own result carries no rows
-        }
-      }
+    return;
+  }
+  Result& res = p.result;
+  bool is_prepare = false;
+  if (p.next < p.items.size()) {
+    const auto& prepared_name = p.items[p.next++];
+    if (prepared_name != nullptr) {
+      if (st != PGRES_COMMAND_OK) prepared_.erase(*prepared_name);
+      // A Prepare's own result carries no rows.
+      is_prepare = st == PGRES_COMMAND_OK || st == PGRES_PIPELINE_ABORTED;
     }
+  }
+  if (!is_prepare) {
     switch (st) {
       case PGRES_TUPLES_OK: {
         int nrows = PQntuples(r), ncols = PQnfields(r);
@@ -314,6 +369,8 @@ void Connection::process_results() {
         }
         break;
       case PGRES_PIPELINE_ABORTED:
+        // Skipped after an earlier error: of this job (it has failed), or of its batch.
+        if (res.failure == Failure::kNone) p.skipped = true;
         break;
       default:
         if (res.failure == Failure::kNone) {
@@ -323,13 +380,23 @@ void Connection::process_results() {
         }
         break;
     }
-    PQclear(r);
   }
+  PQclear(r);
+  if (p.batched && p.next >= p.items.size()) finish_job();
 }
 
 void Connection::finish_job() {
   Pending p = std::move(jobs_.front());
   jobs_.pop_front();
+  --in_flight_;
+  if (p.skipped && p.result.failure == Failure::kNone) {
+    // Another job of its batch failed, so the server skipped this one: it runs again in a
+    // transaction of its own. Each round ends at least the failed job, so this terminates.
+    p.job.batchable = false;
+    ++resent_;
+    send(std::move(p.job));
+    return;
+  }
   p.result.upstream_ns = uv_hrtime() - p.sent_ns;
   if (p.job.done) p.job.done(std::move(p.result));
   if (state_ == State::kReady && events_.on_job_done) events_.on_job_done(this);
@@ -347,15 +414,19 @@ void Connection::close(Failure failure) {
   state_ = State::kClosing;
   std::deque<Pending> jobs = std::move(jobs_);
   jobs_.clear();
+  in_flight_ = 0;
+  batch_open_ = false;
   for (Pending& p : jobs) {
-    p.result.failure = failure;
-    if (p.result.sqlstate.empty())
-      p.result.sqlstate = failure == Failure::kShutdown ? "57P01" : "08006";
-    if (p.result.message.empty()) {
-      p.result.message = failure == Failure::kShutdown ? "the proxy is shutting down"
-                                                       : "connection to the database lost";
+    if (!p.job.done) continue;  // a batch's Sync
+    Result lost = lost_result(failure);
+    lost.queued_ns = p.result.queued_ns;
+    if (p.result.failure == Failure::kSql) {  // keep the server's own error
+      lost.sqlstate = p.result.sqlstate;
+      lost.message = p.result.message;
+      lost.detail = p.result.detail;
+      lost.hint = p.result.hint;
     }
-    if (p.job.done) p.job.done(std::move(p.result));
+    p.job.done(std::move(lost));
   }
   auto on_close = [](uv_handle_t* h) {
     auto* c = static_cast<Connection*>(h->data);

@@ -1,5 +1,7 @@
 // One libpq connection in non-blocking pipeline mode, driven by a uv_poll on its socket. Jobs
 // are sent as soon as they arrive (many may be in flight); results are matched to jobs in order.
+// Batchable jobs are queued without a Sync until the owner calls sync() (once per loop turn), so
+// the jobs of one turn cost one write to the server, one implicit transaction and one write back.
 #pragma once
 
 #include <libpq-fe.h>
@@ -27,6 +29,8 @@ class Connection {
     std::function<void(Connection*)> on_closed;  // handles closed: safe to delete
     // LISTEN notifications (channel, payload), if the owner listens on this connection.
     std::function<void(const std::string&, const std::string&)> on_notify;
+    // A batch was opened: the owner must call sync() before its loop next waits for events.
+    std::function<void(Connection*)> on_batch_open;
     // Run once after the session setup and before the connection counts as ready; a failure is
     // only logged (e.g. the extension is not installed yet).
     std::vector<Statement> warmup;
@@ -41,17 +45,23 @@ class Connection {
 
   // Starts connecting; on_ready or on_broken follows.
   void start();
-  // Sends a job now (state must be kReady).
+  // Sends a job now (state must be kReady); a batchable one waits in the open batch for sync().
   void send(Job job);
+  // Closes the open batch, if any, with one Sync and writes it out.
+  void sync();
   // Fails in-flight jobs with `failure`, closes the socket; on_closed follows.
   void close(Failure failure);
 
   State state() const { return state_; }
-  size_t in_flight() const { return jobs_.size(); }
+  size_t in_flight() const { return in_flight_; }
   uint64_t age_ms(uint64_t now_ms) const { return now_ms - created_ms_; }
   const std::string& last_error() const { return last_error_; }
+  uint64_t syncs() const { return syncs_; }    // Syncs sent: one per batch or lone job
+  uint64_t resent() const { return resent_; }  // batched jobs sent again after a batch failed
 
  private:
+  // An entry of the pipeline, in the order the server answers: a job, or the Sync that closed a
+  // batch (its jobs end with their own results; a job sent alone ends with its Sync).
   struct Pending {
     Job job;
     Result result;
@@ -60,10 +70,17 @@ class Connection {
     // Execute. A Prepare that fails or is skipped (aborted pipeline) is forgotten.
     std::vector<std::shared_ptr<const std::string>> items;
     size_t next = 0;
+    bool batched = false;      // ends when its items are answered, not at a Sync
+    bool sync_marker = false;  // no job: the Sync closing a batch
+    bool skipped = false;      // the server skipped it after an earlier job of its batch failed
   };
   static void on_poll(uv_poll_t* p, int status, int events);
   static void on_timer(uv_timer_t* t);
   void continue_connect();
+  // Queues the job's Prepare/Execute messages; false (and the connection failed) on error.
+  bool queue(Pending& p);
+  // Handles one result for the front entry; ends it when complete.
+  void take_result(PGresult* r);
   void on_connected();
   void become_ready();
   void read_results();
@@ -73,6 +90,8 @@ class Connection {
   void fail(const std::string& why);
   void watch(int events);
   void finish_job();
+  // Appends a Sync for the open batch to libpq's buffer (sync() also writes it out).
+  bool close_batch();
 
   uv_loop_t* loop_;
   const config::DatabaseConfig& cfg_;
@@ -86,6 +105,10 @@ class Connection {
   State state_ = State::kConnecting;
   bool processing_ = false;  // inside process_results(): a nested flush leaves the rest to it
   std::deque<Pending> jobs_;
+  size_t in_flight_ = 0;     // jobs in jobs_ (sync markers excluded)
+  bool batch_open_ = false;  // batched jobs were queued after the last Sync
+  uint64_t syncs_ = 0;
+  uint64_t resent_ = 0;
   std::unordered_set<std::string> prepared_;
   uint64_t created_ms_ = 0;
   std::string last_error_;

@@ -32,6 +32,8 @@ Pool::Pool(uv_loop_t* loop, const config::DatabaseConfig& cfg)
   reconnect_timer_.data = this;
   uv_idle_init(loop_, &defer_);
   defer_.data = this;
+  uv_idle_init(loop_, &sync_);
+  sync_.data = this;
 }
 
 Pool::~Pool() = default;
@@ -62,6 +64,7 @@ void Pool::open_connection() {
     }
     dispatch();
   };
+  ev.on_batch_open = [this](Connection*) { uv_idle_start(&sync_, on_sync); };
   ev.on_broken = [this](Connection* c, const std::string& why) {
     counters_.last_error = why;
     log::warn("database connection failed", {{"error", why}});
@@ -69,6 +72,8 @@ void Pool::open_connection() {
     schedule_reconnect();
   };
   ev.on_closed = [this](Connection* c) {
+    counters_.syncs += static_cast<int64_t>(c->syncs());
+    counters_.resent += static_cast<int64_t>(c->resent());
     conns_.erase(std::remove_if(conns_.begin(), conns_.end(),
                                 [c](const std::unique_ptr<Connection>& p) { return p.get() == c; }),
                  conns_.end());
@@ -179,6 +184,17 @@ void Pool::on_defer(uv_idle_t* h) {
   }
 }
 
+void Pool::on_sync(uv_idle_t* h) {
+  auto* pool = static_cast<Pool*>(h->data);
+  uv_idle_stop(h);
+  // sync() may fail a connection, whose callbacks may submit jobs and open connections.
+  std::vector<Connection*> all;
+  for (auto& c : pool->conns_)
+    all.push_back(c.get());
+  for (Connection* c : all)
+    c->sync();
+}
+
 void Pool::expire_waiting(uint64_t now_ns) {
   uint64_t limit = static_cast<uint64_t>(cfg_.pool.acquire_timeout_ms) * 1'000'000ULL;
   while (!waiting_.empty() && now_ns - waiting_.front().enqueued_ns > limit) {
@@ -216,6 +232,8 @@ PoolStats Pool::stats() const {
       ++s.connecting;
     }
     s.in_flight += static_cast<int>(c->in_flight());
+    s.syncs += static_cast<int64_t>(c->syncs());
+    s.resent += static_cast<int64_t>(c->resent());
   }
   s.waiting = static_cast<int>(waiting_.size());
   if (!waiting_.empty())
@@ -243,6 +261,7 @@ void Pool::shutdown() {
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&reconnect_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&defer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sync_), nullptr);
 }
 
 }  // namespace zonegate::pg

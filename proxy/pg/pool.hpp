@@ -1,7 +1,8 @@
 // A worker's Postgres pool: up to pool.max pipelined connections, jobs sent to the least busy
 // ready one (up to pool.pipeline_depth in flight each), a bounded wait queue with an acquisition
 // timeout, reconnects with capped exponential backoff and full jitter, and connections replaced
-// after pool.max_lifetime. Everything runs on the worker's loop thread.
+// after pool.max_lifetime. Batchable jobs submitted in one loop turn share a Sync per connection,
+// sent before the loop waits for events again. Everything runs on the worker's loop thread.
 #pragma once
 
 #include <uv.h>
@@ -30,6 +31,8 @@ struct PoolStats {
   int64_t rejected = 0;    // jobs refused because the queue was full
   int64_t reconnects = 0;
   int64_t jobs = 0;
+  int64_t syncs = 0;   // Syncs sent to the server: jobs / syncs is the mean batch size
+  int64_t resent = 0;  // batched jobs sent again because another job of their batch failed
   std::string last_error;
 };
 
@@ -53,6 +56,7 @@ class Pool {
   static void on_tick(uv_timer_t* t);
   static void on_reconnect(uv_timer_t* t);
   static void on_defer(uv_idle_t* h);
+  static void on_sync(uv_idle_t* h);
   void open_connection();
   void dispatch();
   void expire_waiting(uint64_t now_ns);
@@ -68,11 +72,13 @@ class Pool {
   uv_timer_t tick_{};
   uv_timer_t reconnect_timer_{};
   uv_idle_t defer_{};
+  uv_idle_t sync_{};  // closes the batches opened during a loop turn (an idle handle: the loop
+                      // does not wait for events while it is active)
   bool shutting_down_ = false;
   bool reconnect_pending_ = false;
   int backoff_attempt_ = 0;
   std::mt19937_64 rng_;
-  PoolStats counters_;
+  PoolStats counters_;  // pool-level counters, and those of closed connections
 };
 
 }  // namespace zonegate::pg

@@ -621,3 +621,47 @@ def test_connections_are_replaced_after_max_lifetime(cluster, api):
         assert call(p.port, "GET", "/rpc/add?a=1&b=2", t)[2] == 3
     finally:
         stop_proxy(p)
+
+
+def pool_counter(port, name):
+    status, _, text = http(port, "GET", "/metrics", {})
+    assert status == 200
+    for line in text.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(float(line.split()[1]))
+    raise AssertionError("no %s in /metrics" % name)
+
+
+def test_db_reads_of_one_loop_turn_share_a_sync(cluster, api):
+    """Pipelined /v1 reads arrive in one loop turn and go out as one batch (one Sync); each
+    answer is still its own user's, and a missing user's 404 does not disturb the others."""
+    p = start_proxy(cluster, "batch", server={"workers": 1},
+                    database={"conninfo": cluster.conninfo, "pool": {"min": 1, "max": 1}},
+                    cache={"enabled": False})
+    try:
+        t = token("svc", role="service")
+        users = ["alice", "bob", "root", "gone", "nobody"] * 6
+        # The connection's own session setup and warm-up are its first two Syncs; the pool
+        # gauges are refreshed every 100 ms.
+        wait_for(lambda: pool_counter(p.port, "zonegate_pool_syncs_total") >= 2, timeout=10)
+        jobs0 = pool_counter(p.port, "zonegate_pool_jobs_total")
+        syncs0 = pool_counter(p.port, "zonegate_pool_syncs_total")
+        c = RawConn(p.port)
+        c.send(b"".join(request_bytes("GET", "/v1/users/%s/context" % u,
+                                      {"Authorization": "Bearer " + t}) for u in users))
+        for u in users:
+            status, _, body = c.read_response()
+            if u in ("gone", "nobody"):
+                assert status == 404, (u, status, body)
+            else:
+                assert status == 200, (u, status, body)
+                assert json.loads(body)["user_id"] == u
+        wait_for(lambda: pool_counter(p.port, "zonegate_pool_jobs_total") - jobs0 >= len(users),
+                 timeout=5)
+        jobs = pool_counter(p.port, "zonegate_pool_jobs_total") - jobs0
+        syncs = pool_counter(p.port, "zonegate_pool_syncs_total") - syncs0
+        assert jobs == len(users)
+        assert 1 <= syncs < jobs / 2, "%d syncs for %d jobs: the reads were not batched" % (syncs, jobs)
+        assert pool_counter(p.port, "zonegate_pool_batch_resends_total") == 0
+    finally:
+        stop_proxy(p)
