@@ -67,17 +67,17 @@ ADMIN_TOKEN = "zonegate-bench-admin-" + uuid.uuid4().hex
 
 FULL = {
     "secs": 10, "rounds": 3, "warm": 2,
-    "db_conns": [8, 32], "db_workers": [1, 2], "db_pools": [2, 4], "db_dists": ["zipf"],
+    "db_conns": [8, 32], "db_workers": [1, 2], "db_pools": [1, 2], "db_dists": ["zipf"],
     "fastapi_conns": 32, "fastapi_variants": ["fastapi_1w", "fastapi_2w", "fastapi_2w_reset"],
-    "fastapi_pool": 4, "fastapi_proxy_pool": 4,
+    "fastapi_pool": 4, "fastapi_proxy_pool": 2,
     "hit_loads": [(1, 64), (2, 128)], "overhead_loads": [(1, 64), (2, 128)],
     "overhead_rounds": 5, "mix_warmup_s": 30, "mix_secs": 60, "mix_conns": 32, "mix_max_bytes": "128MiB",
 }
 QUICK = {
     "secs": 3, "rounds": 1, "warm": 1,
-    "db_conns": [8], "db_workers": [1, 2], "db_pools": [2, 4], "db_dists": ["zipf"],
+    "db_conns": [8], "db_workers": [1, 2], "db_pools": [1, 2], "db_dists": ["zipf"],
     "fastapi_conns": 32, "fastapi_variants": ["fastapi_2w", "fastapi_2w_reset"], "fastapi_pool": 4,
-    "fastapi_proxy_pool": 4, "hit_loads": [(1, 64)], "overhead_loads": [(1, 64)],
+    "fastapi_proxy_pool": 2, "hit_loads": [(1, 64)], "overhead_loads": [(1, 64)],
     "overhead_rounds": 1, "mix_warmup_s": 5, "mix_secs": 10, "mix_conns": 32, "mix_max_bytes": "128MiB",
 }
 
@@ -411,6 +411,11 @@ def parse_prometheus(text):
     return out
 
 
+def counter(metrics, name):
+    """The sum of every series of one counter."""
+    return sum(v for (n, _), v in metrics.items() if n == name)
+
+
 def status_counts(metrics, route):
     out = {}
     for (name, labels), v in metrics.items():
@@ -584,7 +589,8 @@ def summarize(runs):
     """Median of the rounds for each number a run reports."""
     keys = ("rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "raw_p99_us",
             "server_p50_us", "server_p99_us", "server_p999_us", "cpu_us_per_req",
-            "server_cpu_us_per_req", "client_cpu_us_per_req", "steal_pct", "busy_pct")
+            "server_cpu_us_per_req", "client_cpu_us_per_req", "steal_pct", "busy_pct",
+            "jobs_per_sync")
     out = {"runs": runs}
     for k in keys:
         vals = [r.get(k) for r in runs if r.get(k) is not None]
@@ -764,6 +770,12 @@ def section_proxy_db(ctx):
                     add_cpu(res, c0, proxy.cpu(), s0, pg_cpu())
                     m1 = proxy.metrics()
                     res["status_codes"] = status_counts(m1, "user_context")
+                    # Mean batch size: jobs per Sync sent to Postgres (pool gauges lag <= 100 ms).
+                    syncs = (counter(m1, "zonegate_pool_syncs_total")
+                             - counter(m0, "zonegate_pool_syncs_total"))
+                    if syncs > 0:
+                        res["jobs_per_sync"] = (counter(m1, "zonegate_pool_jobs_total")
+                                                - counter(m0, "zonegate_pool_jobs_total")) / syncs
                     add_server_latency(res, m0, m1, "user_context")
                     res["slow_queries_over_500ms"] = proxy.count_log("slow query") - slow0
                 finally:
@@ -1440,7 +1452,8 @@ def summary_lines(section, result):
                 + "".join(f"  {label} {s[k]:.1f}" for label, k in (
                     ("cpu us/req", "cpu_us_per_req_median"),
                     ("client", "client_cpu_us_per_req_median"),
-                    ("postgres", "server_cpu_us_per_req_median")) if s.get(k) is not None))
+                    ("postgres", "server_cpu_us_per_req_median"),
+                    ("jobs/sync", "jobs_per_sync_median")) if s.get(k) is not None))
 
     if section == "proxy_db":
         L.append(f"  id derivation in pgbench's statement (md5::uuid::text): "
