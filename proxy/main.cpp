@@ -185,6 +185,12 @@ int run(const Options& opt) {
     std::fprintf(stderr, "zonegate-proxy: %s\n", log_error.c_str());
     return 1;
   }
+  // Worker batches are written off the event loops from here on; the rest is written when main
+  // returns (after the workers flushed theirs).
+  struct WriterThread {
+    WriterThread() { log::start_writer(); }
+    ~WriterThread() { log::stop_writer(); }
+  } writer_thread;
 
   api::App app(cfg);
   std::string init_error;

@@ -71,8 +71,15 @@ typename Map::mapped_type& series(Map& m, std::string_view route, std::string_vi
 void WorkerMetrics::record_request(const std::string& route, const std::string& method, int status,
                                    double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
-  ++series(s_.requests, route, method, status);
-  series(s_.latency, route, method, status / 100).observe(seconds);
+  if (status != last_.status || route != last_.route || method != last_.method) {
+    last_.count = &series(s_.requests, route, method, status);
+    last_.latency = &series(s_.latency, route, method, status / 100);
+    last_.route = route;
+    last_.method = method;
+    last_.status = status;
+  }
+  ++*last_.count;
+  last_.latency->observe(seconds);
 }
 
 void WorkerMetrics::record_query(const std::string& kind, double seconds) {

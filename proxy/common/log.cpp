@@ -9,10 +9,13 @@
 #include <charconv>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
 #include <memory>
 #include <mutex>
+#include <thread>
+#include <vector>
 
 #include "common/json.hpp"
 
@@ -215,6 +218,95 @@ bool enabled(Level level) {
 
 namespace {
 
+// The event-loop threads' batches are written by a thread of its own once start_writer() ran, as
+// Envoy's access-log flush thread does: a write(2) of 64 KiB into the page cache took 20-80 µs
+// here, with stalls of several ms while the kernel wrote the file out (measured appending 29 MB/s,
+// the access log's rate at 88,000 hits/s), all of it on a worker's loop. A worker hands its full
+// buffer over under a mutex and goes on with a spare one. Batches are written in the order they
+// were handed over, so each thread's lines stay in order.
+class BackgroundWriter {
+ public:
+  ~BackgroundWriter() { stop(); }
+
+  void start(size_t max_pending_bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (running_) return;
+    max_pending_ = max_pending_bytes;
+    stopping_ = false;
+    running_ = true;
+    thread_ = std::thread([this] { run(); });
+  }
+
+  // Writes what is queued, then ends the thread.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!running_) return;
+      stopping_ = true;
+    }
+    work_cv_.notify_one();
+    thread_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    running_ = false;
+  }
+
+  // Queues b's bytes and leaves b empty (with a spare buffer's room). False when not running:
+  // the caller writes b itself. When max_pending bytes wait already, waits for room (nothing is
+  // dropped and the order stays; the loop pays, as it would writing itself).
+  bool hand_over(LineBuf& b) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!running_ || stopping_) return false;
+    room_cv_.wait(lock, [&] { return pending_ == 0 || pending_ + b.size <= max_pending_; });
+    pending_ += b.size;
+    queue_.push_back(std::move(b));
+    b = LineBuf{};
+    if (!spare_.empty()) {
+      b = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    lock.unlock();
+    work_cv_.notify_one();
+    b.size = 0;
+    b.ensure(kBatchFlushBytes + 4096);
+    return true;
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      work_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;  // stopping, and everything is written
+      std::vector<LineBuf> work;
+      work.swap(queue_);
+      lock.unlock();
+      size_t bytes = 0;
+      for (LineBuf& b : work) {
+        write_all(b.data.get(), b.size);
+        bytes += b.size;
+        b.size = 0;
+      }
+      lock.lock();
+      pending_ -= bytes;
+      for (LineBuf& b : work) {
+        if (spare_.size() < kSpares) spare_.push_back(std::move(b));
+      }
+      room_cv_.notify_all();
+    }
+  }
+
+  static constexpr size_t kSpares = 8;
+  std::mutex mu_;
+  std::condition_variable work_cv_, room_cv_;
+  std::vector<LineBuf> queue_, spare_;
+  size_t pending_ = 0;  // bytes handed over and not yet written
+  size_t max_pending_ = 0;
+  bool running_ = false, stopping_ = false;
+  std::thread thread_;
+};
+
+BackgroundWriter g_writer;
+
 // Where the calling thread builds its next line: the batch, or a scratch line written at once.
 LineBuf& line_target() {
   return t_batch.on ? t_batch.buf : t_batch.scratch;
@@ -306,8 +398,17 @@ void batch_this_thread(bool on) {
 void flush_this_thread() {
   LineBuf& b = t_batch.buf;
   if (b.size == 0) return;
+  if (g_writer.hand_over(b)) return;
   write_all(b.data.get(), b.size);
   b.size = 0;
+}
+
+void start_writer(size_t max_pending_bytes) {
+  g_writer.start(max_pending_bytes);
+}
+
+void stop_writer() {
+  g_writer.stop();
 }
 
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {

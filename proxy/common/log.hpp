@@ -80,8 +80,14 @@ void set_flush_interval_ms(int64_t ms);
 int64_t flush_interval_ms();
 // Turns batching on or off for the calling thread; turning it off flushes.
 void batch_this_thread(bool on);
-// Writes the calling thread's batched lines, if any.
+// Writes the calling thread's batched lines, if any (hands them to the writer thread when it runs).
 void flush_this_thread();
+// Starts a thread that writes the batches flush_this_thread() hands over, so event-loop threads
+// never wait on write(2); at most max_pending_bytes wait (then a flushing thread waits for room).
+void start_writer(size_t max_pending_bytes = 16u << 20);
+// Writes every batch handed over, then ends the writer thread (lines flushed later are written
+// by their own thread again).
+void stop_writer();
 
 inline void debug(std::string_view m, std::initializer_list<Field> f = {}) {
   write(Level::kDebug, m, f);

@@ -237,3 +237,45 @@ TEST_F(LogFile, LineWriterEscapesEveryPositionAndLength) {
     ASSERT_EQ(std::string(d["v"].GetString(), d["v"].GetStringLength()), values[i]) << lines[i];
   }
 }
+
+// With the writer thread, flushing hands batches over; every line arrives, each thread's in
+// order, also when the queue is full and flushing threads must wait for room.
+class WriterThread : public LogFile, public ::testing::WithParamInterface<size_t> {};
+
+TEST_P(WriterThread, WritesEveryBatchInOrder) {
+  log::start_writer(GetParam());
+  constexpr int kThreads = 3, kLines = 20000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([t] {
+      log::batch_this_thread(true);
+      for (int i = 0; i < kLines; ++i) {
+        log::write_line("{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) +
+                        ",\"pad\":\"" + std::string(static_cast<size_t>(i % 200), 'p') + "\"}");
+        if (i % 89 == 0) log::flush_this_thread();
+      }
+      log::batch_this_thread(false);
+    });
+  }
+  for (auto& th : threads)
+    th.join();
+  log::stop_writer();  // writes what is still queued
+  std::map<int, int> next;
+  auto lines = lines_of(read_file(path_));
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kThreads * kLines));
+  for (const std::string& l : lines) {
+    int t = -1, i = -1;
+    ASSERT_EQ(std::sscanf(l.c_str(), "{\"t\":%d,\"i\":%d,", &t, &i), 2) << l;
+    ASSERT_EQ(next[t], i) << "thread " << t << " out of order";
+    next[t] = i + 1;
+  }
+  // Stopped: a flush writes at once again.
+  log::batch_this_thread(true);
+  log::write_line(R"({"after":1})");
+  log::flush_this_thread();
+  log::batch_this_thread(false);
+  EXPECT_EQ(lines_of(read_file(path_)).back(), R"({"after":1})");
+}
+
+// 16 MiB (the proxy's default) and 1 byte (every hand-over waits for an empty queue).
+INSTANTIATE_TEST_SUITE_P(QueueLimits, WriterThread, ::testing::Values(size_t{16} << 20, size_t{1}));
