@@ -158,6 +158,16 @@ std::string label(const std::string& v) {
   return out;
 }
 
+}  // namespace
+
+void append_sample(std::string& out, const char* name, const char* type, const char* help,
+                   const std::string& value, const std::string& labels) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  out += std::string(name) + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
+}
+
+namespace {
+
 // Shortest text that reads back as the same double ("0.00025", not "0.00025000000000000001").
 std::string num(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
@@ -220,44 +230,31 @@ std::string Registry::render(const std::string& extra) const {
   out += "zonegate_pool_connections{state=\"busy\"} " + std::to_string(t.pool.busy) + "\n";
   out +=
       "zonegate_pool_connections{state=\"connecting\"} " + std::to_string(t.pool.connecting) + "\n";
-  out += "# HELP zonegate_pool_in_flight Requests sent to the database and not answered yet.\n";
-  out += "# TYPE zonegate_pool_in_flight gauge\nzonegate_pool_in_flight " +
-         std::to_string(t.pool.in_flight) + "\n";
-  out += "# HELP zonegate_pool_waiting Requests queued for a database connection.\n";
-  out += "# TYPE zonegate_pool_waiting gauge\nzonegate_pool_waiting " +
-         std::to_string(t.pool.waiting) + "\n";
-  out += "# HELP zonegate_pool_max_wait_seconds Longest current wait for a database connection.\n";
-  out += "# TYPE zonegate_pool_max_wait_seconds gauge\nzonegate_pool_max_wait_seconds " +
-         num(t.pool.max_wait_ms / 1000) + "\n";
-  out +=
-      "# HELP zonegate_pool_acquire_timeouts_total Requests failed by "
-      "database.pool.acquire_timeout.\n";
-  out +=
-      "# TYPE zonegate_pool_acquire_timeouts_total counter\nzonegate_pool_acquire_timeouts_total " +
-      std::to_string(t.pool.timeouts) + "\n";
-  out +=
-      "# HELP zonegate_pool_rejected_total Requests shed because database.pool.max_waiting were "
-      "queued.\n";
-  out += "# TYPE zonegate_pool_rejected_total counter\nzonegate_pool_rejected_total " +
-         std::to_string(t.pool.rejected) + "\n";
-  out +=
-      "# HELP zonegate_pool_reconnects_total Reconnection attempts after a database connection "
-      "failed.\n";
-  out += "# TYPE zonegate_pool_reconnects_total counter\nzonegate_pool_reconnects_total " +
-         std::to_string(t.pool.reconnects) + "\n";
-  out += "# HELP zonegate_pool_jobs_total Jobs submitted to the database pools.\n";
-  out += "# TYPE zonegate_pool_jobs_total counter\nzonegate_pool_jobs_total " +
-         std::to_string(t.pool.jobs) + "\n";
-  out +=
-      "# HELP zonegate_pool_syncs_total Syncs sent to Postgres: one per batch of reads sent in "
-      "one loop turn, one per job sent on its own.\n";
-  out += "# TYPE zonegate_pool_syncs_total counter\nzonegate_pool_syncs_total " +
-         std::to_string(t.pool.syncs) + "\n";
-  out +=
-      "# HELP zonegate_pool_batch_resends_total Batched jobs sent again because another job of "
-      "their batch failed.\n";
-  out += "# TYPE zonegate_pool_batch_resends_total counter\nzonegate_pool_batch_resends_total " +
-         std::to_string(t.pool.resent) + "\n";
+  append_sample(out, "zonegate_pool_in_flight", "gauge",
+                "Requests sent to the database and not answered yet.",
+                std::to_string(t.pool.in_flight));
+  append_sample(out, "zonegate_pool_waiting", "gauge", "Requests queued for a database connection.",
+                std::to_string(t.pool.waiting));
+  append_sample(out, "zonegate_pool_max_wait_seconds", "gauge",
+                "Longest current wait for a database connection.", num(t.pool.max_wait_ms / 1000));
+  append_sample(out, "zonegate_pool_acquire_timeouts_total", "counter",
+                "Requests failed by database.pool.acquire_timeout.",
+                std::to_string(t.pool.timeouts));
+  append_sample(out, "zonegate_pool_rejected_total", "counter",
+                "Requests shed because database.pool.max_waiting were queued.",
+                std::to_string(t.pool.rejected));
+  append_sample(out, "zonegate_pool_reconnects_total", "counter",
+                "Reconnection attempts after a database connection failed.",
+                std::to_string(t.pool.reconnects));
+  append_sample(out, "zonegate_pool_jobs_total", "counter", "Jobs submitted to the database pools.",
+                std::to_string(t.pool.jobs));
+  append_sample(out, "zonegate_pool_syncs_total", "counter",
+                "Syncs sent to Postgres: one per batch of reads sent in one loop turn, one per job "
+                "sent on its own.",
+                std::to_string(t.pool.syncs));
+  append_sample(out, "zonegate_pool_batch_resends_total", "counter",
+                "Batched jobs sent again because another job of their batch failed.",
+                std::to_string(t.pool.resent));
   out +=
       "# HELP zonegate_invalidation_lag_seconds Time from a change's statement end to its cache "
       "entries being dropped.\n";

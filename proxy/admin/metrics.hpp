@@ -32,6 +32,10 @@ struct Histogram {
   Histogram minus(const Histogram& earlier) const;
 };
 
+// Appends one sample with its HELP and TYPE lines (Prometheus text format 0.0.4).
+void append_sample(std::string& out, const char* name, const char* type, const char* help,
+                   const std::string& value, const std::string& labels = "");
+
 // Pool figures a worker publishes for /health, /metrics and the dashboard.
 struct PoolSnapshot {
   int ready = 0, busy = 0, connecting = 0, in_flight = 0, waiting = 0;

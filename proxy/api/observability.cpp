@@ -127,12 +127,6 @@ std::string health_json(App& app) {
 
 namespace {
 
-void line(std::string& out, const char* name, const char* type, const char* help,
-          const std::string& value, const std::string& labels = "") {
-  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-  out += std::string(name) + (labels.empty() ? "" : "{" + labels + "}") + " " + value + "\n";
-}
-
 std::string extra_metrics(App& app) {
   std::string out;
   cache::CacheStats c = app.cache().stats();
@@ -150,46 +144,55 @@ std::string extra_metrics(App& app) {
   per_route("zonegate_cache_coalesced_total",
             "Requests that waited for an identical one in flight.", "coalesced");
   per_route("zonegate_cache_not_modified_total", "304 answers to If-None-Match.", "not_modified");
-  line(out, "zonegate_cache_stale_if_error_total", "counter",
-       "Stale entries served because the database failed.", std::to_string(c.stale_if_error));
-  line(out, "zonegate_cache_evictions_total", "counter",
-       "Entries evicted to stay within cache.max_bytes.", std::to_string(c.store.evictions));
-  line(out, "zonegate_cache_invalidated_total", "counter",
-       "Entries dropped by invalidation or purge.", std::to_string(c.store.invalidated));
-  line(out, "zonegate_cache_revalidations_total", "counter",
-       "Background refreshes (stale-while-revalidate).", std::to_string(c.revalidations));
-  line(out, "zonegate_cache_lock_timeouts_total", "counter",
-       "Coalesced requests that gave up waiting (cache.lock_timeout).",
-       std::to_string(c.lock_timeouts));
-  line(out, "zonegate_cache_entries", "gauge", "Entries in the cache.",
-       std::to_string(c.store.entries));
-  line(out, "zonegate_cache_bytes", "gauge", "Bytes the cache holds.",
-       std::to_string(c.store.bytes));
-  line(out, "zonegate_cache_max_bytes", "gauge", "cache.max_bytes.",
-       std::to_string(c.store.max_bytes));
-  line(out, "zonegate_notifications_total", "counter",
-       "zonegate_changes notifications processed (counted once their invalidation is in effect).",
-       std::to_string(c.notifications));
-  line(out, "zonegate_cache_flushes_total", "counter",
-       "Times everything was dropped (\"*\" changes, listener reconnects).",
-       std::to_string(c.flushes));
-  line(out, "zonegate_listen_up", "gauge", "1 while the LISTEN connection is up.",
-       app.listening() ? "1" : "0");
-  line(out, "zonegate_listen_reconnects_total", "counter",
-       "Times the LISTEN connection came back after a loss (each flushed the cache).",
-       std::to_string(app.listen_reconnects()));
+  metrics::append_sample(out, "zonegate_cache_stale_if_error_total", "counter",
+                         "Stale entries served because the database failed.",
+                         std::to_string(c.stale_if_error));
+  metrics::append_sample(out, "zonegate_cache_evictions_total", "counter",
+                         "Entries evicted to stay within cache.max_bytes.",
+                         std::to_string(c.store.evictions));
+  metrics::append_sample(out, "zonegate_cache_invalidated_total", "counter",
+                         "Entries dropped by invalidation or purge.",
+                         std::to_string(c.store.invalidated));
+  metrics::append_sample(out, "zonegate_cache_revalidations_total", "counter",
+                         "Background refreshes (stale-while-revalidate).",
+                         std::to_string(c.revalidations));
+  metrics::append_sample(out, "zonegate_cache_lock_timeouts_total", "counter",
+                         "Coalesced requests that gave up waiting (cache.lock_timeout).",
+                         std::to_string(c.lock_timeouts));
+  metrics::append_sample(out, "zonegate_cache_entries", "gauge", "Entries in the cache.",
+                         std::to_string(c.store.entries));
+  metrics::append_sample(out, "zonegate_cache_bytes", "gauge", "Bytes the cache holds.",
+                         std::to_string(c.store.bytes));
+  metrics::append_sample(out, "zonegate_cache_max_bytes", "gauge", "cache.max_bytes.",
+                         std::to_string(c.store.max_bytes));
+  metrics::append_sample(
+      out, "zonegate_notifications_total", "counter",
+      "zonegate_changes notifications processed (counted once their invalidation is in effect).",
+      std::to_string(c.notifications));
+  metrics::append_sample(out, "zonegate_cache_flushes_total", "counter",
+                         "Times everything was dropped (\"*\" changes, listener reconnects).",
+                         std::to_string(c.flushes));
+  metrics::append_sample(out, "zonegate_listen_up", "gauge", "1 while the LISTEN connection is up.",
+                         app.listening() ? "1" : "0");
+  metrics::append_sample(
+      out, "zonegate_listen_reconnects_total", "counter",
+      "Times the LISTEN connection came back after a loss (each flushed the cache).",
+      std::to_string(app.listen_reconnects()));
   DbHealth db = app.db_health();
-  line(out, "zonegate_database_up", "gauge", "1 when the last database check succeeded.",
-       db.connected ? "1" : "0");
-  line(out, "zonegate_database_check_latency_seconds", "gauge",
-       "Round trip of the last database check.",
-       std::to_string(db.latency_ms < 0 ? 0 : db.latency_ms / 1000.0));
-  line(out, "process_resident_memory_bytes", "gauge", "Resident memory of the proxy.",
-       std::to_string(metrics::resident_bytes()));
-  line(out, "process_start_time_seconds", "gauge", "Start time of the proxy, unix seconds.",
-       std::to_string(static_cast<double>(app.started_ms()) / 1000.0));
-  line(out, "zonegate_build_info", "gauge", "Version and build of the running proxy.", "1",
-       std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"");
+  metrics::append_sample(out, "zonegate_database_up", "gauge",
+                         "1 when the last database check succeeded.", db.connected ? "1" : "0");
+  metrics::append_sample(out, "zonegate_database_check_latency_seconds", "gauge",
+                         "Round trip of the last database check.",
+                         std::to_string(db.latency_ms < 0 ? 0 : db.latency_ms / 1000.0));
+  metrics::append_sample(out, "process_resident_memory_bytes", "gauge",
+                         "Resident memory of the proxy.",
+                         std::to_string(metrics::resident_bytes()));
+  metrics::append_sample(out, "process_start_time_seconds", "gauge",
+                         "Start time of the proxy, unix seconds.",
+                         std::to_string(static_cast<double>(app.started_ms()) / 1000.0));
+  metrics::append_sample(
+      out, "zonegate_build_info", "gauge", "Version and build of the running proxy.", "1",
+      std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"");
   return out;
 }
 

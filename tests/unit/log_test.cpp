@@ -54,6 +54,39 @@ class LogFile : public ::testing::Test {
   std::string dir_, path_;
 };
 
+// Lines {"t":T,"i":I,"pad":"pp.."} (I % pad_mod pad bytes) from `threads` batching threads, each
+// flushing every `flush_every` lines.
+void write_from_threads(int threads, int lines, int flush_every, int pad_mod) {
+  std::vector<std::thread> all;
+  for (int t = 0; t < threads; ++t) {
+    all.emplace_back([=] {
+      log::batch_this_thread(true);
+      for (int i = 0; i < lines; ++i) {
+        log::write_line("{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) +
+                        ",\"pad\":\"" + std::string(static_cast<size_t>(i % pad_mod), 'p') + "\"}");
+        if (i % flush_every == 0) log::flush_this_thread();
+      }
+      log::batch_this_thread(false);
+    });
+  }
+  for (auto& th : all)
+    th.join();
+}
+
+// All threads * lines lines are there, each whole, each thread's in order.
+void expect_whole_and_in_order(const std::string& text, int threads, int lines, int pad_mod) {
+  std::map<int, int> next;  // thread -> next expected i
+  auto got = lines_of(text);
+  ASSERT_EQ(got.size(), static_cast<size_t>(threads * lines));
+  for (const std::string& l : got) {
+    int t = -1, i = -1;
+    ASSERT_EQ(std::sscanf(l.c_str(), "{\"t\":%d,\"i\":%d,", &t, &i), 2) << l;
+    ASSERT_EQ(l.size(), l.find("\"pad\":\"") + 7 + static_cast<size_t>(i % pad_mod) + 2) << l;
+    ASSERT_EQ(next[t], i) << "thread " << t << " out of order";
+    next[t] = i + 1;
+  }
+}
+
 }  // namespace
 
 TEST_F(LogFile, UnbatchedLinesAreWrittenAtOnce) {
@@ -93,31 +126,8 @@ TEST_F(LogFile, BigBatchesFlushThemselves) {
 }
 
 TEST_F(LogFile, ConcurrentBatchingThreadsNeverInterleave) {
-  constexpr int kThreads = 4, kLines = 20000;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([t] {
-      log::batch_this_thread(true);
-      for (int i = 0; i < kLines; ++i) {
-        log::write_line("{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) +
-                        ",\"pad\":\"" + std::string(static_cast<size_t>(i % 300), 'p') + "\"}");
-        if (i % 97 == 0) log::flush_this_thread();
-      }
-      log::batch_this_thread(false);
-    });
-  }
-  for (auto& th : threads)
-    th.join();
-  std::map<int, int> next;  // thread -> next expected i
-  auto lines = lines_of(read_file(path_));
-  ASSERT_EQ(lines.size(), static_cast<size_t>(kThreads * kLines));
-  for (const std::string& l : lines) {
-    int t = -1, i = -1;
-    ASSERT_EQ(std::sscanf(l.c_str(), "{\"t\":%d,\"i\":%d,", &t, &i), 2) << l;
-    ASSERT_EQ(l.size(), l.find("\"pad\":\"") + 7 + static_cast<size_t>(i % 300) + 2) << l;
-    ASSERT_EQ(next[t], i) << "thread " << t << " out of order";
-    next[t] = i + 1;
-  }
+  write_from_threads(4, 20000, 97, 300);
+  expect_whole_and_in_order(read_file(path_), 4, 20000, 300);
 }
 
 TEST_F(LogFile, ReopenAfterRotationStartsANewFile) {
@@ -244,31 +254,9 @@ class WriterThread : public LogFile, public ::testing::WithParamInterface<size_t
 
 TEST_P(WriterThread, WritesEveryBatchInOrder) {
   log::start_writer(GetParam());
-  constexpr int kThreads = 3, kLines = 20000;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([t] {
-      log::batch_this_thread(true);
-      for (int i = 0; i < kLines; ++i) {
-        log::write_line("{\"t\":" + std::to_string(t) + ",\"i\":" + std::to_string(i) +
-                        ",\"pad\":\"" + std::string(static_cast<size_t>(i % 200), 'p') + "\"}");
-        if (i % 89 == 0) log::flush_this_thread();
-      }
-      log::batch_this_thread(false);
-    });
-  }
-  for (auto& th : threads)
-    th.join();
+  write_from_threads(3, 20000, 89, 200);
   log::stop_writer();  // writes what is still queued
-  std::map<int, int> next;
-  auto lines = lines_of(read_file(path_));
-  ASSERT_EQ(lines.size(), static_cast<size_t>(kThreads * kLines));
-  for (const std::string& l : lines) {
-    int t = -1, i = -1;
-    ASSERT_EQ(std::sscanf(l.c_str(), "{\"t\":%d,\"i\":%d,", &t, &i), 2) << l;
-    ASSERT_EQ(next[t], i) << "thread " << t << " out of order";
-    next[t] = i + 1;
-  }
+  expect_whole_and_in_order(read_file(path_), 3, 20000, 200);
   // Stopped: a flush writes at once again.
   log::batch_this_thread(true);
   log::write_line(R"({"after":1})");
