@@ -356,6 +356,25 @@ void LineWriter::field(std::string_view k, std::string_view value) {
   out_.set_tail(p);
 }
 
+void LineWriter::plain_field(std::string_view k, std::string_view value) {
+  out_.ensure(k.size() + value.size() + 8);
+  char* p = key(out_.tail(), k);
+  *p++ = '"';
+  std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '"';
+  out_.set_tail(p);
+}
+
+void LineWriter::constant_fields(std::string_view json) {
+  out_.ensure(json.size() + 1);
+  char* p = out_.tail();
+  if (!first_) *p++ = ',';
+  first_ = false;
+  std::memcpy(p, json.data(), json.size());
+  out_.set_tail(p + json.size());
+}
+
 void LineWriter::field(std::string_view k, int64_t value) {
   out_.ensure(k.size() + 32);
   char* p = key(out_.tail(), k);

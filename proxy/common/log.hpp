@@ -62,6 +62,11 @@ class LineWriter {
   LineWriter(const LineWriter&) = delete;
   LineWriter& operator=(const LineWriter&) = delete;
   void field(std::string_view key, std::string_view value);
+  // A value the proxy made itself and knows needs no escaping (route names, methods llhttp
+  // accepted, formatted addresses, validated request ids): copied without the escape scan.
+  void plain_field(std::string_view key, std::string_view value);
+  // Constant fields given as JSON text without braces, e.g. "level":"info","msg":"access".
+  void constant_fields(std::string_view json);
   void field(std::string_view key, int64_t value);
   // Nanoseconds as milliseconds with three decimals ("latency_ms": 0.125).
   void millis(std::string_view key, uint64_t ns);

@@ -167,6 +167,21 @@ TEST(Iso8601, PerThreadFormatMatchesTheClock) {
   }
 }
 
+TEST_F(LogFile, LineWriterConstantAndPlainFields) {
+  for (bool constants_first : {true, false}) {
+    log::LineWriter line;
+    if (constants_first) line.constant_fields(R"("level":"info","msg":"access")");
+    line.plain_field("route", "user_context");
+    line.field("n", int64_t{7});
+    if (!constants_first) line.constant_fields(R"("level":"info","msg":"access")");
+    line.commit();
+  }
+  auto lines = lines_of(read_file(path_));
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], R"({"level":"info","msg":"access","route":"user_context","n":7})");
+  EXPECT_EQ(lines[1], R"({"route":"user_context","n":7,"level":"info","msg":"access"})");
+}
+
 TEST_F(LogFile, LineWriterEscapesAndParsesBack) {
   const std::string nasty = std::string("q\"uote back\\slash \n\r\t ctl\x01\x1f end ") + "\xc3\xa9";
   {
