@@ -29,6 +29,7 @@ std::mutex g_reopen_mutex;  // guards g_path and fd swaps, never the write path
 std::mutex g_write_mutex;   // one writer at a time: a batch bigger than PIPE_BUF stays whole
 std::string g_path;
 constexpr size_t kBatchFlushBytes = 64 * 1024;
+constexpr size_t kBatchCapacity = kBatchFlushBytes + 4096;  // a batch's buffer: no regrowth
 std::atomic<int64_t> g_flush_interval_ms{100};
 
 }  // namespace
@@ -267,7 +268,7 @@ class BackgroundWriter {
     lock.unlock();
     work_cv_.notify_one();
     b.size = 0;
-    b.ensure(kBatchFlushBytes + 4096);
+    b.ensure(kBatchCapacity);
     return true;
   }
 
@@ -411,7 +412,7 @@ int64_t flush_interval_ms() {
 void batch_this_thread(bool on) {
   if (!on) flush_this_thread();
   t_batch.on = on;
-  if (on) t_batch.buf.ensure(kBatchFlushBytes + 4096);
+  if (on) t_batch.buf.ensure(kBatchCapacity);
 }
 
 void flush_this_thread() {

@@ -3,11 +3,11 @@
 //
 // Event-loop threads batch: after batch_this_thread(true), lines written on that thread collect
 // in a thread-local buffer and go out in one write(2) when the thread calls flush_this_thread()
-// or when the buffer passes 64 KiB. A worker flushes every flush_interval_ms() from a timer
-// (log.access_log_flush, 100 ms by default), or, with an interval of 0, from a uv_prepare handle
-// before its loop waits for I/O. One write(2) per request cost the cache-hit path about a fifth
-// of its throughput; batching with a flush interval is what nginx's `access_log ... buffer=
-// flush=` does.
+// or when the buffer passes 64 KiB (written by the writer thread once start_writer() ran). A worker
+// flushes every flush_interval_ms() from a timer (log.access_log_flush, 100 ms by default), or,
+// with an interval of 0, from a uv_prepare handle before its loop waits for I/O. One write(2) per
+// request cost the cache-hit path about a fifth of its throughput; batching with a flush interval
+// is what nginx's `access_log ... buffer= flush=` does.
 #pragma once
 
 #include <cstddef>

@@ -30,10 +30,8 @@ Pool::Pool(uv_loop_t* loop, const config::DatabaseConfig& cfg)
   tick_.data = this;
   uv_timer_init(loop_, &reconnect_timer_);
   reconnect_timer_.data = this;
-  uv_idle_init(loop_, &defer_);
-  defer_.data = this;
-  uv_idle_init(loop_, &sync_);
-  sync_.data = this;
+  uv_idle_init(loop_, &next_turn_);
+  next_turn_.data = this;
 }
 
 Pool::~Pool() = default;
@@ -64,7 +62,7 @@ void Pool::open_connection() {
     }
     dispatch();
   };
-  ev.on_batch_open = [this](Connection*) { uv_idle_start(&sync_, on_sync); };
+  ev.on_batch_open = [this](Connection*) { uv_idle_start(&next_turn_, on_next_turn); };
   ev.on_broken = [this](Connection* c, const std::string& why) {
     counters_.last_error = why;
     log::warn("database connection failed", {{"error", why}});
@@ -171,10 +169,10 @@ void Pool::dispatch() {
 void Pool::complete_later(Job job, Result r) {
   // Callbacks never run inside submit(): the caller may hold state it is still building.
   deferred_.emplace_back(std::move(job), std::move(r));
-  uv_idle_start(&defer_, on_defer);
+  uv_idle_start(&next_turn_, on_next_turn);
 }
 
-void Pool::on_defer(uv_idle_t* h) {
+void Pool::on_next_turn(uv_idle_t* h) {
   auto* pool = static_cast<Pool*>(h->data);
   uv_idle_stop(h);
   auto items = std::move(pool->deferred_);
@@ -182,11 +180,7 @@ void Pool::on_defer(uv_idle_t* h) {
   for (auto& [job, r] : items) {
     if (job.done) job.done(std::move(r));
   }
-}
-
-void Pool::on_sync(uv_idle_t* h) {
-  auto* pool = static_cast<Pool*>(h->data);
-  uv_idle_stop(h);
+  // Then the batches of this turn (including any those callbacks opened) get their Sync.
   // sync() may fail a connection, whose callbacks may submit jobs and open connections.
   std::vector<Connection*> all;
   for (auto& c : pool->conns_)
@@ -260,8 +254,7 @@ void Pool::shutdown() {
     c->close(Failure::kShutdown);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&reconnect_timer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&defer_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sync_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&next_turn_), nullptr);
 }
 
 }  // namespace zonegate::pg

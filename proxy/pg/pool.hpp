@@ -55,8 +55,8 @@ class Pool {
  private:
   static void on_tick(uv_timer_t* t);
   static void on_reconnect(uv_timer_t* t);
-  static void on_defer(uv_idle_t* h);
-  static void on_sync(uv_idle_t* h);
+  // Runs deferred callbacks, then closes the batches opened during the turn.
+  static void on_next_turn(uv_idle_t* h);
   void open_connection();
   void dispatch();
   void expire_waiting(uint64_t now_ns);
@@ -71,9 +71,7 @@ class Pool {
   std::vector<std::pair<Job, Result>> deferred_;  // callbacks to run on the next loop turn
   uv_timer_t tick_{};
   uv_timer_t reconnect_timer_{};
-  uv_idle_t defer_{};
-  uv_idle_t sync_{};  // closes the batches opened during a loop turn (an idle handle: the loop
-                      // does not wait for events while it is active)
+  uv_idle_t next_turn_{};  // an idle handle: the loop does not wait for events while it is active
   bool shutting_down_ = false;
   bool reconnect_pending_ = false;
   int backoff_attempt_ = 0;
