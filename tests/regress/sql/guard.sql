@@ -50,4 +50,14 @@ BEGIN;
 ALTER TABLE zonegate.zones RENAME COLUMN parent_id TO parent_gone;
 SELECT zonegate.zone_path(1);
 ROLLBACK;
+BEGIN;
+ALTER TABLE zonegate.users RENAME COLUMN email TO email_gone;
+SELECT zonegate.user_context('nobody');
+ROLLBACK;
+-- Users are read through the primary keys' indexes.
+BEGIN;
+SET LOCAL client_min_messages = warning;
+ALTER TABLE zonegate.users DROP CONSTRAINT users_pkey CASCADE;
+SELECT zonegate.user_context('nobody');
+ROLLBACK;
 SELECT zonegate.user_context('nobody') IS NULL AS tables_back;
