@@ -231,7 +231,6 @@ const UserEntry& load_entry(State& s, const std::string& user_id) {
       entry.scope = core::scope_for(*s.tree, *rec);
       int64_t version = load_version();
       entry.context_json = core::build_context_json(*s.tree, *rec, entry.scope, version);
-      entry.context_jsonb = jsonb_bytes(entry.context_json);
     }
     break;
   }
@@ -310,6 +309,21 @@ int64_t cache_version() {
 
 const UserEntry& cache_user(const std::string& user_id) {
   return find_or_load(state(), user_id);
+}
+
+const std::string& cache_user_jsonb(const std::string& user_id) {
+  State& s = state();
+  const UserEntry& found = find_or_load(s, user_id);
+  if (!found.visible || !found.context_jsonb.empty()) return found.context_jsonb;
+  UserEntry& e = const_cast<UserEntry&>(found);  // the cache owns every entry it hands out
+  e.context_jsonb = jsonb_bytes(e.context_json);
+  if (&e != &s.scratch) {  // a cached entry (at the front of the LRU): account for the growth
+    size_t bytes = entry_bytes(user_id, e);
+    s.user_bytes += bytes - e.bytes;
+    e.bytes = bytes;
+    evict(s, static_cast<size_t>(g_user_cache_kb) * 1024);  // never evicts the front entry
+  }
+  return e.context_jsonb;
 }
 
 std::optional<std::string> current_user_id() {

@@ -36,9 +36,9 @@ Datum null_result(FunctionCallInfo fcinfo) {
 // zonegate.user_context(user_id text) → jsonb, NULL for unknown or inactive users.
 Datum user_context_body(FunctionCallInfo fcinfo) {
   cache_begin_call();
-  const UserEntry& e = cache_user(text_arg(fcinfo, 0));
-  if (!e.visible) return null_result(fcinfo);
-  return varlena_copy(e.context_jsonb);
+  const std::string& jsonb = cache_user_jsonb(text_arg(fcinfo, 0));
+  if (jsonb.empty()) return null_result(fcinfo);
+  return varlena_copy(jsonb);
 }
 
 // zonegate.user_context_json(user_id text) → json: the same document as text, in a fixed key

@@ -16,3 +16,18 @@ FROM zonegate.function_stats WHERE function = 'zone_path';
 SELECT cache, entries FROM zonegate.cache_stats() ORDER BY cache;
 \d+ zonegate.function_stats
 RESET track_functions;
+
+-- A user entry gets its jsonb form only when user_context() asks for it (the proxy and RLS read
+-- the JSON text), and the cache's byte count grows with it.
+INSERT INTO zonegate.roles (name) VALUES ('staff');
+INSERT INTO zonegate.users (user_id, role) VALUES ('u1', 'staff');
+INSERT INTO zonegate.user_zones VALUES ('u1', 11);
+SELECT zonegate.cache_reset();
+SELECT zonegate.user_context_json('u1') IS NOT NULL AS text_form;
+CREATE TEMP TABLE text_only AS SELECT entries, bytes FROM zonegate.cache_stats() WHERE cache = 'users';
+SELECT zonegate.user_context('u1') = zonegate.user_context_json('u1')::jsonb AS same_document;
+CREATE TEMP TABLE with_jsonb AS SELECT entries, bytes FROM zonegate.cache_stats() WHERE cache = 'users';
+SELECT w.entries, w.bytes > t.bytes AS grew_by_the_jsonb FROM with_jsonb w, text_only t;
+SELECT zonegate.user_context('u1') IS NOT NULL AS again;
+SELECT s.bytes = w.bytes AS made_once
+FROM zonegate.cache_stats() s, with_jsonb w WHERE s.cache = 'users';
