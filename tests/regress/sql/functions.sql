@@ -43,6 +43,20 @@ SELECT (zonegate.user_context('sup') ->> 'cache_version')::bigint > 0 AS has_ver
 SELECT zonegate.user_context_json(u)::jsonb = zonegate.user_context(u) AS same_document,
        left(zonegate.user_context_json(u)::text, 11) AS starts_with
 FROM unnest(ARRAY['adm', 'mgr', 'sup']) u;
+-- The text document and the jsonb one agree for every kind of JSON an attribute or a name can
+-- hold (escapes, astral characters, numbers past int64, nesting, keys jsonb reorders).
+INSERT INTO zonegate.users (user_id, email, display_name, role, attributes) VALUES
+  ('odd', 'odd@example.org', E'Tab\t"quoted" \\ é ☃ 😀', 'staff',
+   '{"n": 1.50, "e": 1e3, "small": 1e-20, "big": 123456789012345678901234567890, "neg": -7,
+     "max": 9223372036854775807, "over": 9223372036854775808, "min": -9223372036854775808,
+     "zero": -0, "s": "line\nbreak \u2603 \ud83d\ude00 \/ \u001f", "empty": {}, "none": [],
+     "nested": {"a": [1, {"b": null}, true, false, [[]]]}, "dup": 1, "Dup": 2, "": ""}');
+SELECT zonegate.user_context('odd') = zonegate.user_context_json('odd')::jsonb AS same_as_jsonb_in,
+       zonegate.user_context('odd')::text = zonegate.user_context_json('odd')::jsonb::text
+         AS same_text;
+SELECT zonegate.user_context('odd') -> 'attributes' AS attributes,
+       zonegate.user_context('odd') -> 'display_name' AS display_name;
+DELETE FROM zonegate.users WHERE user_id = 'odd';
 SELECT zonegate.user_context_json('gone') IS NULL AS inactive_null,
        zonegate.user_context_json('nobody') IS NULL AS unknown_null;
 SELECT zonegate.user_context('gone') IS NULL AS inactive_null,
