@@ -5,11 +5,8 @@
 
 extern "C" {
 #include "postgres.h"
-#include "access/htup_details.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "utils/lsyscache.h"
-#include "utils/syscache.h"
 }
 
 #include "pg/guard.hpp"
@@ -19,14 +16,6 @@ namespace zonegate::pg {
 namespace {
 
 Relations g_rel;
-
-Oid relation_owner(Oid relid) {
-  HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-  if (!HeapTupleIsValid(tup)) return InvalidOid;
-  Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
-  ReleaseSysCache(tup);
-  return owner;
-}
 bool g_valid = false;
 
 }  // namespace
@@ -42,7 +31,6 @@ const Relations& relations() {
     out.users = get_relname_relid("users", out.schema);
     out.user_zones = get_relname_relid("user_zones", out.schema);
     out.change_seq = get_relname_relid("change_seq", out.schema);
-    if (out.zones != InvalidOid) out.owner = relation_owner(out.zones);
     return out;
   });
   if (r.schema == InvalidOid || r.zones == InvalidOid || r.roles == InvalidOid ||

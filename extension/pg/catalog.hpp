@@ -13,7 +13,6 @@ struct Relations {
   Oid users = 0;
   Oid user_zones = 0;
   Oid change_seq = 0;
-  Oid owner = 0;  // owner of zonegate.zones: internal reads run as this role
 };
 
 // The tables of the installed extension. Throws zonegate::Error if it is not installed.
