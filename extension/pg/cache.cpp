@@ -222,7 +222,9 @@ const UserEntry& load_entry(State& s, const std::string& user_id) {
   for (int attempt = 0;; ++attempt) {
     ensure_tree(s);
     uint64_t gen = epoch(s);
-    std::optional<core::UserRecord> rec = load_user(user_id);
+    bool statement_snapshot = false;
+    std::optional<core::UserRecord> rec = load_user(user_id, &statement_snapshot);
+    s.txn_local = s.txn_local || statement_snapshot;  // dropped when the transaction ends
     suspect = epoch(s) != gen;
     if (suspect && attempt < 2) continue;  // changed while we read: read again
     entry = UserEntry();

@@ -257,6 +257,7 @@ struct RawUser {
   bool sees_all = false;
   int n_grants = 0;
   int64* grants = nullptr;
+  bool statement_snapshot = false;
 };
 
 // An equality lookup on the first column of a table's primary key.
@@ -388,8 +389,7 @@ void read_user(const Relations& r, const char* user_id, RawUser* out) {
   LockRelationOid(r.users, AccessShareLock);
   LockRelationOid(r.roles, AccessShareLock);
   LockRelationOid(r.user_zones, AccessShareLock);
-  bool statement_snapshot = false;
-  Snapshot snap = cache_snapshot(&statement_snapshot);
+  Snapshot snap = cache_snapshot(&out->statement_snapshot);
   Datum uid = CStringGetTextDatum(user_id);
   out->found = read_user_row(r, uid, snap, out) && read_role(r, snap, out);
   if (out->found) read_grants(r, uid, snap, out);
@@ -398,11 +398,12 @@ void read_user(const Relations& r, const char* user_id, RawUser* out) {
 
 }  // namespace
 
-std::optional<core::UserRecord> load_user(const std::string& user_id) {
+std::optional<core::UserRecord> load_user(const std::string& user_id, bool* statement_snapshot) {
   const Relations r = relations();  // a copy: invalidations during the read may refresh it
   const char* uid = user_id.c_str();
   RawUser raw;
   pg_call([&r, uid, &raw] { read_user(r, uid, &raw); });
+  *statement_snapshot = raw.statement_snapshot;
   if (!raw.found) return std::nullopt;
   core::UserRecord u;
   u.user_id = user_id;

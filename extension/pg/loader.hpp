@@ -32,8 +32,10 @@ struct LoadedBoundaries {
 // Scans zonegate.zones for boundaries and parses them; depths come from the compiled tree.
 LoadedBoundaries load_boundaries(const core::ZoneTree& tree);
 
-// Reads one user with role and grants; nullopt when there is no such user.
-std::optional<core::UserRecord> load_user(const std::string& user_id);
+// Reads one user with role and grants; nullopt when there is no such user. *statement_snapshot
+// is set when the read had to use the statement's snapshot (parallel mode): such a result is
+// good for this transaction only.
+std::optional<core::UserRecord> load_user(const std::string& user_id, bool* statement_snapshot);
 
 // zonegate.change_seq's last value (0 before any change).
 int64_t load_version();

@@ -31,3 +31,22 @@ SELECT w.entries, w.bytes > t.bytes AS grew_by_the_jsonb FROM with_jsonb w, text
 SELECT zonegate.user_context('u1') IS NOT NULL AS again;
 SELECT s.bytes = w.bytes AS made_once
 FROM zonegate.cache_stats() s, with_jsonb w WHERE s.cache = 'users';
+
+-- A parallel query's leader reads with the statement's snapshot (it may not take a newer one):
+-- a user entry read that way is good for its transaction only, like the tree. (Vacuous when the
+-- workers took every row and the leader read nothing.)
+SELECT zonegate.cache_reset();
+SELECT zonegate.zone_path(11) IS NOT NULL AS tree_built_outside_parallel_mode;
+CREATE TEMP TABLE before_parallel AS SELECT misses FROM zonegate.cache_stats() WHERE cache = 'users';
+BEGIN;
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SET LOCAL parallel_leader_participation = on;
+SELECT count(*) AS visible FROM zonegate.zones WHERE zonegate.can_access('u1', id);
+CREATE TEMP TABLE parallel_read AS SELECT misses FROM zonegate.cache_stats() WHERE cache = 'users';
+COMMIT;
+SELECT zonegate.can_access('u1', 11) AS next_transaction;
+SELECT p.misses = b.misses OR s.misses = p.misses + 1 AS read_again
+FROM zonegate.cache_stats() s, parallel_read p, before_parallel b WHERE s.cache = 'users';
