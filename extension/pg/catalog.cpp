@@ -17,6 +17,7 @@ namespace {
 
 Relations g_rel;
 bool g_valid = false;
+uint64_t g_generation = 1;
 
 }  // namespace
 
@@ -47,6 +48,11 @@ const Relations& relations() {
 
 void forget_relations() {
   g_valid = false;
+  ++g_generation;
+}
+
+uint64_t relations_generation() {
+  return g_generation;
 }
 
 char which_relation(Oid relid) {

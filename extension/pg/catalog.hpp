@@ -2,6 +2,8 @@
 // invalidation names one of them (DROP/CREATE EXTENSION leaves no stale OID behind).
 #pragma once
 
+#include <cstdint>
+
 namespace zonegate::pg {
 
 using Oid = unsigned int;
@@ -19,6 +21,9 @@ struct Relations {
 const Relations& relations();
 // Forgets the OIDs; the next relations() looks them up again.
 void forget_relations();
+// Bumped by forget_relations(): what was derived from the tables' definitions (column numbers)
+// is stale once it changes. Never errors; safe in any frame.
+uint64_t relations_generation();
 // Which of our tables relid is ('z', 'r', 'u', 'g'), or 0: compared with the last OIDs looked
 // up, even after forget_relations().
 char which_relation(Oid relid);
