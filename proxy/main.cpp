@@ -85,28 +85,27 @@ int mint_token(const Options& opt) {
   return 0;
 }
 
-// Writes one access-log line per response.
+// Logs one access line per response (formatted later, off this loop: log::write_access).
 void log_access(const http::Worker& w, const http::Exchange& ex, uint64_t bytes, uint64_t now_ns) {
   if (!log::enabled(log::Level::kInfo)) return;
   const http::Request& req = ex.req;
-  log::LineWriter line;
+  log::AccessRecord r;
+  r.unix_ms = log::unix_ms_at(now_ns);
+  r.worker = static_cast<int64_t>(w.index());
+  r.status = ex.response().status;
+  r.bytes = bytes;
+  r.latency_ns = now_ns - req.start_ns;
+  r.upstream_ns = ex.upstream_ns;
   // Only the path and the user come from the client unchecked; the other strings are the
   // proxy's own (request ids are checked against [A-Za-z0-9._:-] before they are echoed).
-  line.plain_field("ts", json::iso8601_now_ms_view());
-  line.constant_fields(R"("level":"info","msg":"access")");
-  line.plain_field("request_id", req.request_id);
-  line.field("worker", static_cast<int64_t>(w.index()));
-  line.plain_field("client", req.client_addr);
-  line.plain_field("method", req.method);
-  line.field("path", req.path);
-  line.plain_field("route", ex.route);
-  line.field("status", static_cast<int64_t>(ex.response().status));
-  line.field("bytes", static_cast<int64_t>(bytes));
-  line.millis("latency_ms", now_ns - req.start_ns);
-  line.millis("upstream_ms", ex.upstream_ns);
-  if (!ex.cache_status.empty()) line.plain_field("cache", ex.cache_status);
-  if (!ex.user.empty()) line.field("user", ex.user);
-  line.commit();
+  r.request_id = req.request_id;
+  r.client = req.client_addr;
+  r.method = req.method;
+  r.path = req.path;
+  r.route = ex.route;
+  r.cache = ex.cache_status;
+  r.user = ex.user;
+  log::write_access(r);
 }
 
 struct MainLoop {

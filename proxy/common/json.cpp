@@ -4,6 +4,7 @@
 #include <rapidjson/error/en.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -19,12 +20,15 @@ bool parse(std::string_view text, rapidjson::Document& doc, std::string& error) 
   return false;
 }
 
-std::string_view iso8601_now_ms_view() {
+std::string_view iso8601_ms_view(int64_t ms) {
   thread_local char buf[80];
-  thread_local int64_t formatted_sec = -1;
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  int64_t sec = ms / 1000;
+  thread_local int64_t formatted_sec = INT64_MIN;
+  // Floor division: times before 1970 keep their second and a millisecond in 0..999.
+  int64_t sec = ms / 1000, frac = ms % 1000;
+  if (frac < 0) {
+    frac += 1000;
+    sec -= 1;
+  }
   if (sec != formatted_sec) {
     std::time_t secs = static_cast<std::time_t>(sec);
     std::tm tm{};
@@ -33,11 +37,20 @@ std::string_view iso8601_now_ms_view() {
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     formatted_sec = sec;
   }
-  const int frac = static_cast<int>(ms % 1000);
   buf[20] = static_cast<char>('0' + frac / 100);
   buf[21] = static_cast<char>('0' + frac / 10 % 10);
   buf[22] = static_cast<char>('0' + frac % 10);
   return {buf, 24};
+}
+
+int64_t now_unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string_view iso8601_now_ms_view() {
+  return iso8601_ms_view(now_unix_ms());
 }
 
 std::string iso8601_now_ms() {

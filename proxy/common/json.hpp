@@ -70,5 +70,9 @@ std::string iso8601_now_ms();
 // The same, in a per-thread buffer valid until the thread's next call; the date and time part is
 // formatted once per second.
 std::string_view iso8601_now_ms_view();
+// The time `ms` milliseconds after the Unix epoch in that form, in the same per-thread buffer.
+std::string_view iso8601_ms_view(int64_t ms);
+// Milliseconds since the Unix epoch, now.
+int64_t now_unix_ms();
 
 }  // namespace zonegate::json

@@ -1,13 +1,18 @@
 // Structured JSON logging: one line per event. Lines reach the file in whole-line writes under
 // one mutex, so lines from worker threads never interleave. Reopened on SIGHUP for log rotation.
 //
-// Event-loop threads batch: after batch_this_thread(true), lines written on that thread collect
-// in a thread-local buffer and go out in one write(2) when the thread calls flush_this_thread()
-// or when the buffer passes 64 KiB (written by the writer thread once start_writer() ran). A worker
+// Event-loop threads batch: after batch_this_thread(true), what they log collects in a
+// thread-local buffer and goes out in one write(2) when the thread calls flush_this_thread() or
+// when the buffer passes 64 KiB (written by the writer thread once start_writer() ran). A worker
 // flushes every flush_interval_ms() from a timer (log.access_log_flush, 100 ms by default), or,
 // with an interval of 0, from a uv_prepare handle before its loop waits for I/O. One write(2) per
 // request cost the cache-hit path about a fifth of its throughput; batching with a flush interval
 // is what nginx's `access_log ... buffer= flush=` does.
+//
+// Access-log lines are formatted off the event loop: a batching thread stores each request's
+// fields as a compact record (write_access), and the writer thread turns the records into JSON
+// lines as it writes them, as Quill and NanoLog do. Formatting a line on the loop was the larger
+// part of the access log's cost on a cache hit (docs/BENCHMARKS.md, section 9).
 #pragma once
 
 #include <cstddef>
@@ -45,39 +50,33 @@ bool configure(Level level, const std::string& path, std::string* error);
 void reopen();
 bool enabled(Level level);
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
-// Writes an already formatted JSON object as one line (access log).
+// Writes an already formatted JSON object as one line.
 void write_line(std::string_view line);
 struct LineBuf;  // a thread's batch or scratch line (log.cpp)
 
-// One JSON object built straight into the calling thread's batch buffer (or a per-thread scratch
-// line when not batching): the access log's hot path. Hand-written rather than RapidJSON's
-// Writer because that one escapes character by character and needs its own buffer and a copy.
-// Here each field reserves the room it can need once and is copied with raw stores; strings are
-// scanned for characters to escape 8 bytes at a time; nothing is allocated per line. (Built on
-// std::string appends, a line cost about 1 µs, 7% of a cache hit; see docs/BENCHMARKS.md.)
-// Keys must be plain (they are literals); values are escaped as JSON requires.
-class LineWriter {
- public:
-  LineWriter();
-  LineWriter(const LineWriter&) = delete;
-  LineWriter& operator=(const LineWriter&) = delete;
-  void field(std::string_view key, std::string_view value);
-  // A value the proxy made itself and knows needs no escaping (route names, methods llhttp
-  // accepted, formatted addresses, validated request ids): copied without the escape scan.
-  void plain_field(std::string_view key, std::string_view value);
-  // Constant fields given as JSON text without braces, e.g. "level":"info","msg":"access".
-  void constant_fields(std::string_view json);
-  void field(std::string_view key, int64_t value);
-  // Nanoseconds as milliseconds with three decimals ("latency_ms": 0.125).
-  void millis(std::string_view key, uint64_t ns);
-  // Closes the object and hands the line over like write_line().
-  void commit();
-
- private:
-  char* key(char* p, std::string_view k);
-  LineBuf& out_;
-  bool first_ = true;
+// One request of the access log. The strings are copied by write_access(); request_id, client,
+// method, route and cache must need no JSON escaping (the proxy makes or checks them), path and
+// user are escaped. Empty cache and user are left out of the line.
+struct AccessRecord {
+  int64_t unix_ms = 0;  // when the response was done ("ts")
+  int64_t worker = 0;
+  int64_t status = 0;
+  uint64_t bytes = 0;
+  uint64_t latency_ns = 0;
+  uint64_t upstream_ns = 0;
+  std::string_view request_id, client, method, path, route, cache, user;
 };
+// Logs one access line at level info (the caller checks enabled(kInfo)): on a batching thread
+// the record is stored as is and formatted when the batch is written, else formatted and
+// written at once. Either way the line is the same:
+// {"ts":..,"level":"info","msg":"access","request_id":..,"worker":..,"client":..,"method":..,
+//  "path":..,"route":..,"status":..,"bytes":..,"latency_ms":..,"upstream_ms":..[,"cache":..]
+//  [,"user":..]}
+void write_access(const AccessRecord& r);
+// Unix time in ms of a monotonic reading (uv_hrtime()), for "ts" without a second clock read
+// per request: the calling thread reads the wall clock once a second and keeps the difference
+// (the two clocks drift apart by well under a millisecond in a second).
+int64_t unix_ms_at(uint64_t monotonic_ns);
 
 // How long an event-loop thread may hold its batched lines (log.access_log_flush); 0: write them
 // once per loop iteration. Set before the workers start.

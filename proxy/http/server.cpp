@@ -2,6 +2,7 @@
 #include "http/server.hpp"
 
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -121,6 +122,8 @@ void Worker::init() {
 }
 
 void Worker::run() {
+  // Named so that top -H and the benchmarks can tell the loops from the log writer.
+  pthread_setname_np(pthread_self(), ("zg-worker-" + std::to_string(index_)).substr(0, 15).c_str());
   log::batch_this_thread(true);
   if (server_.context_factory_) context_ = server_.context_factory_(*this);
   uv_run(&loop_, UV_RUN_DEFAULT);

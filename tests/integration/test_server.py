@@ -1,5 +1,6 @@
 """The HTTP server over real sockets: health, request ids, keep-alive, pipelining, limits,
 timeouts, malformed input and graceful shutdown."""
+import datetime
 import json
 import os
 import signal
@@ -32,9 +33,26 @@ def test_request_id_is_echoed_when_valid_and_replaced_when_not(proxy):
 
 
 def test_access_log_line_carries_the_request_id(proxy):
+    before = time.time()
     _, h, _ = http(proxy.port, "GET", "/healthz", {"X-Request-Id": "trace-77"})
+    after = time.time()
     line = proxy.wait_for_log(lambda l: l.get("msg") == "access" and l.get("request_id") == "trace-77")
     assert line["status"] == 200 and line["route"] == "healthz" and line["path"] == "/healthz"
+    assert line["level"] == "info" and line["method"] == "GET" and line["client"] == "127.0.0.1"
+    # The worker stores the fields and the log writer thread formats the line later: the time
+    # is still the response's (from the request's monotonic clock reading), not the writer's.
+    ts = datetime.datetime.strptime(line["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp()
+    assert before - 0.002 <= ts <= after + 0.002, (before, line["ts"], after)
+    assert 0 <= line["latency_ms"] < (after - before) * 1000 + 1
+
+
+def test_threads_are_named_for_top(proxy):
+    names = set()
+    for tid in os.listdir(f"/proc/{proxy.proc.pid}/task"):
+        with open(f"/proc/{proxy.proc.pid}/task/{tid}/comm") as f:
+            names.add(f.read().strip())
+    assert "zg-log-writer" in names and "zg-worker-0" in names, names
 
 
 def test_unknown_route_404_and_wrong_method_405_are_json_errors(proxy):

@@ -1,6 +1,11 @@
 // The JSON line logger: batched lines wait for the flush, lines of concurrent batching threads
 // never interleave, reopen() after a rename starts a new file.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -167,37 +172,20 @@ TEST(Iso8601, PerThreadFormatMatchesTheClock) {
   }
 }
 
-TEST_F(LogFile, LineWriterConstantAndPlainFields) {
-  for (bool constants_first : {true, false}) {
-    log::LineWriter line;
-    if (constants_first) line.constant_fields(R"("level":"info","msg":"access")");
-    line.plain_field("route", "user_context");
-    line.field("n", int64_t{7});
-    if (!constants_first) line.constant_fields(R"("level":"info","msg":"access")");
-    line.commit();
-  }
-  auto lines = lines_of(read_file(path_));
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0], R"({"level":"info","msg":"access","route":"user_context","n":7})");
-  EXPECT_EQ(lines[1], R"({"route":"user_context","n":7,"level":"info","msg":"access"})");
-}
-
-TEST_F(LogFile, LineWriterEscapesAndParsesBack) {
+// Escaped strings and the numbers' formats parse back to what was logged; a batched line waits
+// for the flush.
+TEST_F(LogFile, AccessLineEscapesAndParsesBack) {
   const std::string nasty = std::string("q\"uote back\\slash \n\r\t ctl\x01\x1f end ") + "\xc3\xa9";
-  {
-    log::LineWriter line;
-    line.field("s", nasty);
-    line.field("n", int64_t{-42});
-    line.millis("ms", 1'234'567);  // 1.234567 ms -> 1.235
-    line.millis("zero", 0);
-    line.commit();
-  }
+  log::AccessRecord r;
+  r.path = nasty;
+  r.user = nasty;
+  r.status = -42;
+  r.latency_ns = 1'234'567;  // 1.234567 ms -> 1.235
+  r.upstream_ns = 0;
+  log::write_access(r);
   log::batch_this_thread(true);
-  {
-    log::LineWriter line;
-    line.field("plain", "abc");
-    line.commit();
-  }
+  r.path = "abc";
+  log::write_access(r);
   EXPECT_EQ(lines_of(read_file(path_)).size(), 1u);  // the batched one waits
   log::batch_this_thread(false);
   auto lines = lines_of(read_file(path_));
@@ -205,18 +193,20 @@ TEST_F(LogFile, LineWriterEscapesAndParsesBack) {
   rapidjson::Document d;
   std::string err;
   ASSERT_TRUE(zonegate::json::parse(lines[0], d, err)) << err << ": " << lines[0];
-  EXPECT_EQ(std::string(d["s"].GetString(), d["s"].GetStringLength()), nasty);
-  EXPECT_EQ(d["n"].GetInt64(), -42);
-  EXPECT_DOUBLE_EQ(d["ms"].GetDouble(), 1.235);
-  EXPECT_DOUBLE_EQ(d["zero"].GetDouble(), 0.0);
-  EXPECT_NE(lines[0].find("\"ms\":1.235,"), std::string::npos) << lines[0];
-  EXPECT_EQ(lines[1], R"({"plain":"abc"})");
+  EXPECT_EQ(std::string(d["path"].GetString(), d["path"].GetStringLength()), nasty);
+  EXPECT_EQ(std::string(d["user"].GetString(), d["user"].GetStringLength()), nasty);
+  EXPECT_EQ(d["status"].GetInt64(), -42);
+  EXPECT_DOUBLE_EQ(d["latency_ms"].GetDouble(), 1.235);
+  EXPECT_DOUBLE_EQ(d["upstream_ms"].GetDouble(), 0.0);
+  EXPECT_NE(lines[0].find("\"latency_ms\":1.235,"), std::string::npos) << lines[0];
+  ASSERT_TRUE(zonegate::json::parse(lines[1], d, err)) << err << ": " << lines[1];
+  EXPECT_EQ(std::string(d["path"].GetString()), "abc");
 }
 
 // The 8-byte scan must find every character JSON escapes wherever it sits in a block (first,
 // last, several, none) and at every length around the block size: random strings of ASCII
 // (all 128 values, control characters included) parse back to themselves.
-TEST_F(LogFile, LineWriterEscapesEveryPositionAndLength) {
+TEST_F(LogFile, AccessLineEscapesEveryPositionAndLength) {
   uint32_t state = 7;  // xorshift32: <random> would drag in ::log, which this file's alias shadows
   auto rng = [&state] {
     state ^= state << 13;
@@ -249,9 +239,9 @@ TEST_F(LogFile, LineWriterEscapesEveryPositionAndLength) {
     }
   }
   for (const std::string& v : values) {
-    log::LineWriter line;
-    line.field("v", v);
-    line.commit();
+    log::AccessRecord r;
+    r.path = v;
+    log::write_access(r);
   }
   auto lines = lines_of(read_file(path_));
   ASSERT_EQ(lines.size(), values.size());
@@ -259,7 +249,8 @@ TEST_F(LogFile, LineWriterEscapesEveryPositionAndLength) {
     rapidjson::Document d;
     std::string err;
     ASSERT_TRUE(zonegate::json::parse(lines[i], d, err)) << err << ": " << lines[i];
-    ASSERT_EQ(std::string(d["v"].GetString(), d["v"].GetStringLength()), values[i]) << lines[i];
+    ASSERT_EQ(std::string(d["path"].GetString(), d["path"].GetStringLength()), values[i])
+        << lines[i];
   }
 }
 
@@ -282,3 +273,218 @@ TEST_P(WriterThread, WritesEveryBatchInOrder) {
 
 // 16 MiB (the proxy's default) and 1 byte (every hand-over waits for an empty queue).
 INSTANTIATE_TEST_SUITE_P(QueueLimits, WriterThread, ::testing::Values(size_t{16} << 20, size_t{1}));
+
+namespace {
+
+// Records with every kind of value: escaped path and user, empty cache and user, big numbers,
+// latencies below a microsecond and above a second, a time before the epoch.
+std::vector<log::AccessRecord> sample_records(std::vector<std::string>& keep) {
+  keep = {"/v1/users/a\"b\\c\n\x01/context?x=\xc3\xa9", "sub \"quoted\"\t", ""};
+  std::vector<log::AccessRecord> out;
+  for (int i = 0; i < 50; ++i) {
+    log::AccessRecord r;
+    r.unix_ms = i == 7 ? -1 : 1'767'323'045'678 + i * 999;  // 2026-01-02T03:04:05.678Z + i
+    r.worker = i % 3;
+    r.status = i % 5 == 0 ? 404 : 200;
+    r.bytes = i == 3 ? UINT64_C(1) << 40 : 2796u + static_cast<uint64_t>(i);
+    r.latency_ns = i == 4 ? 2'500'000'499u : 999u * static_cast<uint64_t>(i);
+    r.upstream_ns = i % 2 == 0 ? 0u : 1'234'567u;
+    r.request_id = i % 2 == 0 ? "zg-1a2b-17" : "client.id:9_x-";
+    r.client = "127.0.0.1:54321";
+    r.method = i % 4 == 0 ? "POST" : "GET";
+    r.path = keep[static_cast<size_t>(i) % 2];
+    r.route = "user_context";
+    r.cache = i % 3 == 0 ? "" : "hit";
+    r.user = i % 4 == 1 ? std::string_view(keep[1]) : i % 4 == 2 ? "42" : "";
+    out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace
+
+// The one line format, field by field.
+TEST_F(LogFile, AccessLineFormat) {
+  log::AccessRecord r;
+  r.unix_ms = 1'767'323'045'678;
+  r.worker = 1;
+  r.status = 200;
+  r.bytes = 2796;
+  r.latency_ns = 51'499;
+  r.upstream_ns = 0;
+  r.request_id = "zg-1-2";
+  r.client = "127.0.0.1:4000";
+  r.method = "GET";
+  r.path = "/v1/me/context";
+  r.route = "me_context";
+  r.cache = "hit";
+  r.user = "u\"1";
+  log::write_access(r);
+  r.cache = "";
+  r.user = "";
+  log::write_access(r);
+  auto lines = lines_of(read_file(path_));
+  ASSERT_EQ(lines.size(), 2u);
+  const std::string common =
+      R"({"ts":"2026-01-02T03:04:05.678Z","level":"info","msg":"access","request_id":"zg-1-2",)"
+      R"("worker":1,"client":"127.0.0.1:4000","method":"GET","path":"/v1/me/context",)"
+      R"("route":"me_context","status":200,"bytes":2796,"latency_ms":0.051,"upstream_ms":0.000)";
+  EXPECT_EQ(lines[0], common + R"(,"cache":"hit","user":"u\"1"})");
+  EXPECT_EQ(lines[1], common + "}");
+}
+
+// A record stored in a batch (written by this thread or by the writer thread) becomes the same
+// line as one written at once, and text lines logged between records keep their place.
+TEST_F(LogFile, StoredAccessRecordsBecomeTheSameLines) {
+  std::vector<std::string> keep;
+  const std::vector<log::AccessRecord> records = sample_records(keep);
+  auto write_all_records = [&] {
+    for (size_t i = 0; i < records.size(); ++i) {
+      log::write_access(records[i]);
+      if (i % 10 == 9) log::write_line("{\"text\":" + std::to_string(i) + "}");
+    }
+  };
+  write_all_records();  // not batching: formatted at once
+  const std::string direct = read_file(path_);
+  ASSERT_EQ(lines_of(direct).size(), records.size() + records.size() / 10);
+
+  for (bool writer : {false, true}) {
+    std::string err;
+    ASSERT_TRUE(log::configure(log::Level::kInfo, path_, &err)) << err;
+    ASSERT_EQ(truncate(path_.c_str(), 0), 0);
+    if (writer) log::start_writer();
+    log::batch_this_thread(true);
+    write_all_records();
+    EXPECT_EQ(read_file(path_), "") << "batched records wait for the flush";
+    log::batch_this_thread(false);
+    if (writer) log::stop_writer();
+    EXPECT_EQ(read_file(path_), direct) << (writer ? "writer thread" : "own thread");
+  }
+
+  auto lines = lines_of(direct);
+  rapidjson::Document d;
+  std::string err;
+  ASSERT_TRUE(zonegate::json::parse(lines[0], d, err)) << err << ": " << lines[0];
+  EXPECT_EQ(std::string(d["path"].GetString(), d["path"].GetStringLength()), keep[0]);
+  EXPECT_FALSE(d.HasMember("cache"));
+  EXPECT_FALSE(d.HasMember("user"));
+  ASSERT_TRUE(zonegate::json::parse(lines[1], d, err)) << err << ": " << lines[1];
+  EXPECT_EQ(std::string(d["user"].GetString()), keep[1]);
+  EXPECT_EQ(std::string(d["cache"].GetString()), "hit");
+  ASSERT_TRUE(zonegate::json::parse(lines[3], d, err)) << err << ": " << lines[3];
+  EXPECT_EQ(d["bytes"].GetUint64(), UINT64_C(1) << 40);
+  ASSERT_TRUE(zonegate::json::parse(lines[4], d, err)) << err << ": " << lines[4];
+  EXPECT_DOUBLE_EQ(d["latency_ms"].GetDouble(), 2500.0);
+  ASSERT_TRUE(zonegate::json::parse(lines[7], d, err)) << err << ": " << lines[7];
+  EXPECT_EQ(std::string(d["ts"].GetString()), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(lines[10], R"({"text":9})");
+}
+
+// Many threads logging records through the writer thread, flushing at odd moments and filling
+// batches past the 64 KiB threshold: every line arrives whole and each thread's in order.
+TEST_F(LogFile, AccessRecordsFromManyThreadsThroughTheWriter) {
+  log::start_writer(size_t{1} << 20);
+  std::vector<std::thread> all;
+  const int kThreads = 3, kLines = 20000;
+  for (int t = 0; t < kThreads; ++t) {
+    all.emplace_back([t] {
+      log::batch_this_thread(true);
+      std::string id, path;
+      for (int i = 0; i < kLines; ++i) {
+        id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        path = "/p/" + std::string(static_cast<size_t>(i % 300), 'x');
+        log::AccessRecord r;
+        r.worker = t;
+        r.status = i;
+        r.request_id = id;
+        r.path = path;
+        log::write_access(r);
+        if (i % 113 == 0) log::flush_this_thread();
+      }
+      log::batch_this_thread(false);
+    });
+  }
+  for (auto& th : all)
+    th.join();
+  log::stop_writer();
+  auto lines = lines_of(read_file(path_));
+  ASSERT_EQ(lines.size(), static_cast<size_t>(kThreads * kLines));
+  std::map<int64_t, int64_t> next;
+  for (const std::string& l : lines) {
+    rapidjson::Document d;
+    std::string err;
+    ASSERT_TRUE(zonegate::json::parse(l, d, err)) << err << ": " << l;
+    const int64_t t = d["worker"].GetInt64(), i = d["status"].GetInt64();
+    ASSERT_EQ(next[t], i) << "thread " << t << " out of order";
+    ASSERT_EQ(std::string(d["request_id"].GetString()),
+              "t" + std::to_string(t) + "-" + std::to_string(i));
+    ASSERT_EQ(d["path"].GetStringLength(), 3u + static_cast<size_t>(i % 300));
+    next[t] = i + 1;
+  }
+}
+
+TEST(Iso8601, FormatsGivenTimes) {
+  EXPECT_EQ(zonegate::json::iso8601_ms_view(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(zonegate::json::iso8601_ms_view(1'767'323'045'678), "2026-01-02T03:04:05.678Z");
+  EXPECT_EQ(zonegate::json::iso8601_ms_view(1'767'323'045'999), "2026-01-02T03:04:05.999Z");
+  EXPECT_EQ(zonegate::json::iso8601_ms_view(1'767'323'046'000), "2026-01-02T03:04:06.000Z");
+  EXPECT_EQ(zonegate::json::iso8601_ms_view(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(zonegate::json::iso8601_ms_view(-1000), "1969-12-31T23:59:59.000Z");
+}
+
+// "ts" from a monotonic reading agrees with the wall clock, also across the once-a-second
+// resynchronisation.
+TEST(UnixMsAt, AgreesWithTheWallClock) {
+  for (int i = 0; i < 6; ++i) {
+    timespec mono{};
+    const int64_t before = zonegate::json::now_unix_ms();
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    const int64_t got = log::unix_ms_at(static_cast<uint64_t>(mono.tv_sec) * 1'000'000'000u +
+                                        static_cast<uint64_t>(mono.tv_nsec));
+    const int64_t after = zonegate::json::now_unix_ms();
+    EXPECT_GE(got, before - 1);
+    EXPECT_LE(got, after + 1);
+    usleep(300 * 1000);
+  }
+}
+
+// A log file's written data leaves the page cache once it is on disk: after 17 MiB of lines the
+// first 4 MiB are no longer resident, the last lines still are (mincore). Also after the file
+// was truncated under the logger (logrotate's copytruncate). On tmpfs the cache is the storage,
+// so there is nothing to check.
+TEST_F(LogFile, WrittenChunksLeaveThePageCache) {
+  struct statfs fs {};
+  ASSERT_EQ(statfs(dir_.c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) {
+    GTEST_SKIP() << dir_ << " is on tmpfs";
+  }
+  const std::string line = "{\"pad\":\"" + std::string(1000, 'x') + "\"}";
+  for (int round = 0; round < 2; ++round) {
+    if (round == 1) {
+      ASSERT_EQ(truncate(path_.c_str(), 0), 0);
+    }
+    log::batch_this_thread(true);
+    for (int i = 0; i < 17 * 1024; ++i)
+      log::write_line(line);
+    log::batch_this_thread(false);
+
+    const int fd = open(path_.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    struct stat st {};
+    ASSERT_EQ(fstat(fd, &st), 0);
+    const auto size = static_cast<size_t>(st.st_size);
+    ASSERT_GT(size, size_t{16} << 20);
+    void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(map, MAP_FAILED);
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    std::vector<unsigned char> resident((size + page - 1) / page);
+    ASSERT_EQ(mincore(map, size, resident.data()), 0);
+    munmap(map, size);
+    close(fd);
+    size_t head = 0;
+    for (size_t i = 0; i < (size_t{4} << 20) / page; ++i)
+      head += resident[i] & 1;
+    EXPECT_EQ(head, 0u) << "round " << round << ": pages of the first 4 MiB still cached";
+    EXPECT_EQ(resident.back() & 1, 1) << "the last page was just written: it must be cached";
+  }
+}
