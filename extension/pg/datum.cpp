@@ -46,8 +46,8 @@ ArrayElems array8_arg(FunctionCallInfo fcinfo, int n, Oid elemtype, const char* 
   return pg_call([&] {
     ArrayType* arr = PG_GETARG_ARRAYTYPE_P(n);
     if (ARR_NDIM(arr) > 1) {
-      ereport(ERROR, (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-                      errmsg("%s must be one-dimensional", what)));
+      ereport(ERROR,
+              (errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR), errmsg("%s must be one-dimensional", what)));
     }
     ArrayElems o{nullptr, nullptr, 0};
     deconstruct_array(arr, elemtype, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &o.elems, &o.nulls,
