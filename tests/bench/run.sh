@@ -269,7 +269,7 @@ proxy_section() {
 }
 
 # Time limits (full runs; --quick gets a third). Typical full durations: proxy_db 12 min,
-# fastapi 4, cache_hit 5, mix 2, overhead 4.
+# fastapi 4, cache_hit 5, mix 2, overhead 8.
 section_proxy_db() { proxy_section proxy_db 2700; }
 section_fastapi() { proxy_section fastapi 1200; }
 section_cache_hit() { proxy_section cache_hit 1200; }
