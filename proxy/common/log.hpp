@@ -52,7 +52,6 @@ bool enabled(Level level);
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields = {});
 // Writes an already formatted JSON object as one line.
 void write_line(std::string_view line);
-struct LineBuf;  // a thread's batch or scratch line (log.cpp)
 
 // One request of the access log. The strings are copied by write_access(); request_id, client,
 // method, route and cache must need no JSON escaping (the proxy makes or checks them), path and
