@@ -223,7 +223,7 @@ int run(const Options& opt) {
       double seconds = static_cast<double>(now_ns - ex.req.start_ns) / 1e9;
       if (registry != nullptr) {
         metrics::WorkerMetrics& m = registry->worker(w.index());
-        m.record_request(ex.route, ex.req.method.empty() ? "-" : ex.req.method,
+        m.record_request(ex.route, ex.req.method.empty() ? std::string_view("-") : ex.req.method,
                          ex.response().status, seconds);
         if (ex.upstream_ns > 0) m.record_query(ex.route, static_cast<double>(ex.upstream_ns) / 1e9);
       }

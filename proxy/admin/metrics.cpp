@@ -68,7 +68,7 @@ typename Map::mapped_type& series(Map& m, std::string_view route, std::string_vi
 
 }  // namespace
 
-void WorkerMetrics::record_request(const std::string& route, const std::string& method, int status,
+void WorkerMetrics::record_request(std::string_view route, std::string_view method, int status,
                                    double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   if (status != last_.status || route != last_.route || method != last_.method) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -46,8 +47,7 @@ struct PoolSnapshot {
 
 class WorkerMetrics {
  public:
-  void record_request(const std::string& route, const std::string& method, int status,
-                      double seconds);
+  void record_request(std::string_view route, std::string_view method, int status, double seconds);
   void record_query(const std::string& kind, double seconds);
   void set_pool(const PoolSnapshot& p, int64_t open_connections);
 
