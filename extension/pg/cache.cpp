@@ -214,7 +214,7 @@ void evict(State& s, size_t limit) {
   }
 }
 
-const UserEntry& load_entry(State& s, const std::string& user_id) {
+UserEntry& load_entry(State& s, const std::string& user_id) {
   ++s.uc.misses;
   auto t0 = std::chrono::steady_clock::now();
   UserEntry entry;
@@ -253,7 +253,7 @@ const UserEntry& load_entry(State& s, const std::string& user_id) {
   return s.users.front().second;
 }
 
-const UserEntry& find_or_load(State& s, const std::string& user_id) {
+UserEntry& find_or_load(State& s, const std::string& user_id) {
   ensure_tree(s);
   sync_users(s);
   auto it = s.user_index.find(user_id);
@@ -315,9 +315,8 @@ const UserEntry& cache_user(const std::string& user_id) {
 
 const std::string& cache_user_jsonb(const std::string& user_id) {
   State& s = state();
-  const UserEntry& found = find_or_load(s, user_id);
-  if (!found.visible || !found.context_jsonb.empty()) return found.context_jsonb;
-  UserEntry& e = const_cast<UserEntry&>(found);  // the cache owns every entry it hands out
+  UserEntry& e = find_or_load(s, user_id);
+  if (!e.visible || !e.context_jsonb.empty()) return e.context_jsonb;
   e.context_jsonb = jsonb_bytes(e.context_json);
   if (&e != &s.scratch) {  // a cached entry (at the front of the LRU): account for the growth
     size_t bytes = entry_bytes(user_id, e);

@@ -342,19 +342,17 @@ const UserColumns& user_columns(const Relations& r) {
 // Reads the user's row; false when there is none.
 bool read_user_row(const Relations& r, const UserColumns& c, Datum uid, Snapshot snap,
                    RawUser* out) {
-  AttrNumber a_email = c.email, a_name = c.display_name, a_role = c.role, a_active = c.active,
-             a_attributes = c.attributes;
   KeyLookup l;
   lookup_begin(&l, r.users, "user_id", c.user_id, F_TEXTEQ, uid, snap);
   bool found = lookup_next(&l);
   if (found) {
     bool isnull = false;
-    out->email = text_col(l.slot, a_email);
-    out->display_name = text_col(l.slot, a_name);
-    out->role = text_col(l.slot, a_role);
-    Datum active = slot_getattr(l.slot, a_active, &isnull);
+    out->email = text_col(l.slot, c.email);
+    out->display_name = text_col(l.slot, c.display_name);
+    out->role = text_col(l.slot, c.role);
+    Datum active = slot_getattr(l.slot, c.active, &isnull);
     out->active = !isnull && DatumGetBool(active);
-    Datum attributes = slot_getattr(l.slot, a_attributes, &isnull);
+    Datum attributes = slot_getattr(l.slot, c.attributes, &isnull);
     if (!isnull) {
       Jsonb* j = DatumGetJsonbP(attributes);
       out->attributes = JsonbToCString(nullptr, &j->root, static_cast<int>(VARSIZE(j)));
@@ -366,13 +364,12 @@ bool read_user_row(const Relations& r, const UserColumns& c, Datum uid, Snapshot
 
 // Reads the user's role; false when it is missing (what the inner join of SQL would drop).
 bool read_role(const Relations& r, const UserColumns& c, Snapshot snap, RawUser* out) {
-  AttrNumber a_permissions = c.permissions, a_sees_all = c.sees_all;
   KeyLookup l;
   lookup_begin(&l, r.roles, "name", c.name, F_TEXTEQ, CStringGetTextDatum(out->role), snap);
   bool found = lookup_next(&l);
   if (found) {
     bool isnull = false;
-    Datum perms = slot_getattr(l.slot, a_permissions, &isnull);
+    Datum perms = slot_getattr(l.slot, c.permissions, &isnull);
     if (!isnull) {
       Datum* elems;
       bool* nulls;
@@ -384,7 +381,7 @@ bool read_role(const Relations& r, const UserColumns& c, Snapshot snap, RawUser*
         if (!nulls[i]) out->permissions[out->n_permissions++] = TextDatumGetCString(elems[i]);
       }
     }
-    Datum sees_all = slot_getattr(l.slot, a_sees_all, &isnull);
+    Datum sees_all = slot_getattr(l.slot, c.sees_all, &isnull);
     out->sees_all = !isnull && DatumGetBool(sees_all);
   }
   lookup_end(&l);
@@ -393,13 +390,12 @@ bool read_role(const Relations& r, const UserColumns& c, Snapshot snap, RawUser*
 
 // Reads the zone ids granted to the user, in key order.
 void read_grants(const Relations& r, const UserColumns& c, Datum uid, Snapshot snap, RawUser* out) {
-  AttrNumber a_zone = c.zone_id;
   KeyLookup l;
   lookup_begin(&l, r.user_zones, "user_id", c.grant_user_id, F_TEXTEQ, uid, snap);
   int cap = 0;
   while (lookup_next(&l)) {
     bool isnull = false;
-    Datum zone = slot_getattr(l.slot, a_zone, &isnull);
+    Datum zone = slot_getattr(l.slot, c.zone_id, &isnull);
     if (isnull) continue;
     if (out->n_grants == cap) {
       cap = cap == 0 ? 16 : cap * 2;

@@ -3,7 +3,7 @@
 
 #include "api/control.hpp"
 
-#include <chrono>
+#include "common/json.hpp"
 #include "common/log.hpp"
 
 namespace zonegate::api {
@@ -77,9 +77,7 @@ App::App(config::Config cfg)
   cache_->set_lag_observer([this](double seconds) {
     if (registry_) registry_->record_invalidation_lag(seconds);
   });
-  started_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count();
+  started_ms_ = json::now_unix_ms();
 }
 
 void App::create_registry(int workers) {

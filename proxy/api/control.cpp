@@ -2,10 +2,10 @@
 #include "api/control.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include "api/app.hpp"
 #include "api/catalog.hpp"
+#include "common/json.hpp"
 #include "common/log.hpp"
 
 namespace zonegate::api {
@@ -49,9 +49,7 @@ void Control::check() {
   job.done = [this, t0](pg::Result r) {
     check_in_flight_ = false;
     DbHealth h;
-    h.checked_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+    h.checked_at_ms = json::now_unix_ms();
     if (r.ok() && r.rows.size() == 1 && r.rows[0].size() == 2) {
       h.connected = true;
       h.latency_ms = static_cast<double>(uv_hrtime() - t0) / 1e6;

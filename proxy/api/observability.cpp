@@ -1,5 +1,4 @@
 // GET /health (JSON detail for people and dashboards) and GET /metrics (Prometheus text).
-#include <chrono>
 #include <string>
 
 #include "api/app.hpp"
@@ -12,12 +11,6 @@ namespace {
 
 using http::ExchangePtr;
 using http::Params;
-
-int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -36,7 +29,7 @@ std::string health_json(App& app) {
   w.field("version", ZONEGATE_VERSION);
   w.field("build", ZONEGATE_BUILD);
   w.key("uptime_seconds");
-  w.number(static_cast<double>(now_ms() - app.started_ms()) / 1000.0);
+  w.number(static_cast<double>(json::now_unix_ms() - app.started_ms()) / 1000.0);
   w.field("workers", static_cast<int64_t>(app.registry() ? app.registry()->worker_count() : 0));
   w.field("profile", app.cfg().profile);
 

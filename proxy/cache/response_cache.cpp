@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <chrono>
 
 #include "common/json.hpp"
 #include "common/log.hpp"
@@ -46,12 +45,6 @@ bool etag_matches(const std::string* header, const std::string& etag) {
     pos = comma + 1;
   }
   return false;
-}
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace
@@ -271,7 +264,7 @@ void ResponseCache::on_change(const std::string& payload) {
       store_.invalidate_tag(user);
   }
   if (at > 0) {
-    int64_t lag_us = (wall_ms() - at) * 1000;
+    int64_t lag_us = (json::now_unix_ms() - at) * 1000;
     if (lag_us < 0) lag_us = 0;
     last_lag_us_.store(lag_us);
     if (lag_observer_) lag_observer_(static_cast<double>(lag_us) / 1e6);
