@@ -11,23 +11,47 @@ namespace zonegate::core {
 
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+// Appends tokens to a document; keeps context_document() reading like the JSON it makes.
+class DocBuilder {
+ public:
+  explicit DocBuilder(Document& doc) : doc_(doc) {}
+  void begin_object() { doc_.push_back({DocToken::kBeginObject, {}, 0}); }
+  void end_object() { doc_.push_back({DocToken::kEndObject, {}, 0}); }
+  void begin_array() { doc_.push_back({DocToken::kBeginArray, {}, 0}); }
+  void end_array() { doc_.push_back({DocToken::kEndArray, {}, 0}); }
+  void key(std::string_view k) { doc_.push_back({DocToken::kKey, k, 0}); }
+  void string(std::string_view v) { doc_.push_back({DocToken::kString, v, 0}); }
+  void optional_string(const std::optional<std::string>& v) {
+    if (v)
+      string(*v);
+    else
+      doc_.push_back({DocToken::kNull, {}, 0});
+  }
+  void boolean(bool v) { doc_.push_back({DocToken::kBool, {}, v ? 1 : 0}); }
+  void integer(int64_t v) { doc_.push_back({DocToken::kInt, {}, v}); }
+  void attributes() { doc_.push_back({DocToken::kAttributes, {}, 0}); }
 
-void write_string(JsonWriter& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
+  void zone(const ZoneTree& tree, Pos p) {
+    begin_object();
+    key("id");
+    integer(tree.id(p));
+    key("code");
+    string(tree.code(p));
+    key("name");
+    string(tree.name(p));
+    key("level");
+    string(tree.level(p));
+    end_object();
+  }
 
-void write_zone(JsonWriter& w, const ZoneTree& tree, Pos p) {
-  w.StartObject();
-  w.Key("id");
-  w.Int64(tree.id(p));
-  w.Key("code");
-  write_string(w, tree.code(p));
-  w.Key("name");
-  write_string(w, tree.name(p));
-  w.Key("level");
-  write_string(w, tree.level(p));
-  w.EndObject();
+ private:
+  Document& doc_;
+};
+
+// Zones sorted by id, without repeats.
+void sort_by_id(const ZoneTree& tree, std::vector<Pos>& zones) {
+  std::sort(zones.begin(), zones.end(), [&](Pos a, Pos b) { return tree.id(a) < tree.id(b); });
+  zones.erase(std::unique(zones.begin(), zones.end()), zones.end());
 }
 
 }  // namespace
@@ -36,50 +60,14 @@ Scope scope_for(const ZoneTree& tree, const UserRecord& user) {
   return user.sees_all ? Scope::everything(tree) : Scope::from_grants(tree, user.grants);
 }
 
-std::string build_context_json(const ZoneTree& tree, const UserRecord& user, const Scope& scope,
-                               int64_t cache_version) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  w.Key("user_id");
-  write_string(w, user.user_id);
-  w.Key("email");
-  if (user.email)
-    write_string(w, *user.email);
-  else
-    w.Null();
-  w.Key("display_name");
-  if (user.display_name)
-    write_string(w, *user.display_name);
-  else
-    w.Null();
-  w.Key("role");
-  write_string(w, user.role);
-  w.Key("permissions");
-  w.StartArray();
-  for (const std::string& p : user.permissions)
-    write_string(w, p);
-  w.EndArray();
-  w.Key("sees_all");
-  w.Bool(user.sees_all);
-  w.Key("attributes");
-  const std::string& attrs =
-      user.attributes_json.empty() ? std::string("{}") : user.attributes_json;
-  w.RawValue(attrs.data(), attrs.size(), rapidjson::kObjectType);
-
+Document context_document(const ZoneTree& tree, const UserRecord& user, const Scope& scope,
+                          int64_t cache_version) {
   std::vector<Pos> grants;
   for (int64_t id : user.grants) {
     Pos p = tree.find(id);
     if (p != kNoPos) grants.push_back(p);
   }
-  std::sort(grants.begin(), grants.end(), [&](Pos a, Pos b) { return tree.id(a) < tree.id(b); });
-  grants.erase(std::unique(grants.begin(), grants.end()), grants.end());
-  w.Key("grants");
-  w.StartArray();
-  for (Pos p : grants)
-    write_zone(w, tree, p);
-  w.EndArray();
-
+  sort_by_id(tree, grants);
   std::vector<Pos> regions;
   if (user.sees_all) {
     regions = tree.roots();
@@ -87,20 +75,93 @@ std::string build_context_json(const ZoneTree& tree, const UserRecord& user, con
     for (Pos p : grants)
       regions.push_back(tree.root_of(p));
   }
-  std::sort(regions.begin(), regions.end(), [&](Pos a, Pos b) { return tree.id(a) < tree.id(b); });
-  regions.erase(std::unique(regions.begin(), regions.end()), regions.end());
-  w.Key("regions");
-  w.StartArray();
-  for (Pos p : regions)
-    write_zone(w, tree, p);
-  w.EndArray();
+  sort_by_id(tree, regions);
 
-  w.Key("visible_zone_count");
-  w.Uint64(scope.count());
-  w.Key("cache_version");
-  w.Int64(cache_version);
-  w.EndObject();
+  Document doc;
+  doc.reserve(32 + user.permissions.size() + 10 * (grants.size() + regions.size()));
+  DocBuilder b(doc);
+  b.begin_object();
+  b.key("user_id");
+  b.string(user.user_id);
+  b.key("email");
+  b.optional_string(user.email);
+  b.key("display_name");
+  b.optional_string(user.display_name);
+  b.key("role");
+  b.string(user.role);
+  b.key("permissions");
+  b.begin_array();
+  for (const std::string& p : user.permissions)
+    b.string(p);
+  b.end_array();
+  b.key("sees_all");
+  b.boolean(user.sees_all);
+  b.key("attributes");
+  b.attributes();
+  b.key("grants");
+  b.begin_array();
+  for (Pos p : grants)
+    b.zone(tree, p);
+  b.end_array();
+  b.key("regions");
+  b.begin_array();
+  for (Pos p : regions)
+    b.zone(tree, p);
+  b.end_array();
+  b.key("visible_zone_count");
+  b.integer(static_cast<int64_t>(scope.count()));
+  b.key("cache_version");
+  b.integer(cache_version);
+  b.end_object();
+  return doc;
+}
+
+std::string render_json(const Document& doc, std::string_view attributes_json) {
+  rapidjson::StringBuffer buf;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  auto size = [](std::string_view s) { return static_cast<rapidjson::SizeType>(s.size()); };
+  for (const DocToken& t : doc) {
+    switch (t.kind) {
+      case DocToken::kBeginObject:
+        w.StartObject();
+        break;
+      case DocToken::kEndObject:
+        w.EndObject();
+        break;
+      case DocToken::kBeginArray:
+        w.StartArray();
+        break;
+      case DocToken::kEndArray:
+        w.EndArray();
+        break;
+      case DocToken::kKey:
+        w.Key(t.text.data(), size(t.text));
+        break;
+      case DocToken::kString:
+        w.String(t.text.data(), size(t.text));
+        break;
+      case DocToken::kNull:
+        w.Null();
+        break;
+      case DocToken::kBool:
+        w.Bool(t.number != 0);
+        break;
+      case DocToken::kInt:
+        w.Int64(t.number);
+        break;
+      case DocToken::kAttributes: {
+        std::string_view a = attributes_json.empty() ? std::string_view("{}") : attributes_json;
+        w.RawValue(a.data(), a.size(), rapidjson::kObjectType);
+        break;
+      }
+    }
+  }
   return std::string(buf.GetString(), buf.GetSize());
+}
+
+std::string build_context_json(const ZoneTree& tree, const UserRecord& user, const Scope& scope,
+                               int64_t cache_version) {
+  return render_json(context_document(tree, user, scope, cache_version), user.attributes_json);
 }
 
 std::optional<std::string> claims_subject(std::string_view claims_json) {

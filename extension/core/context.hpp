@@ -20,7 +20,8 @@ struct UserRecord {
   std::optional<std::string> display_name;
   std::string role;
   bool active = true;
-  std::string attributes_json = "{}";  // jsonb text as Postgres prints it
+  std::string attributes_json = "{}";  // jsonb text as Postgres prints it (for JSON text)
+  std::string attributes_jsonb;        // the same as jsonb varlena bytes (for jsonb); may be empty
   std::vector<std::string> permissions;
   bool sees_all = false;
   std::vector<int64_t> grants;  // granted zone ids
@@ -29,10 +30,41 @@ struct UserRecord {
 // The user's scope: everything for sees_all roles, the grants' subtrees otherwise.
 Scope scope_for(const ZoneTree& tree, const UserRecord& user);
 
+// One step of a JSON document. The context's shape is written once, as these tokens
+// (context_document); render_json makes JSON text of them and the Postgres layer jsonb, without
+// printing text only to parse it again (jsonb_in was a third of a cache miss).
+struct DocToken {
+  enum Kind : uint8_t {
+    kBeginObject,
+    kEndObject,
+    kBeginArray,
+    kEndArray,
+    kKey,     // text
+    kString,  // text
+    kNull,
+    kBool,        // number: 0 or 1
+    kInt,         // number
+    kAttributes,  // the user's attributes object (UserRecord::attributes_json / _jsonb)
+  };
+  Kind kind;
+  std::string_view text;
+  int64_t number = 0;
+};
+using Document = std::vector<DocToken>;
+
 // {"user_id", "email", "display_name", "role", "permissions", "sees_all", "attributes",
 //  "grants": [{id, code, name, level}], "regions": [{id, code, name, level}],
 //  "visible_zone_count", "cache_version"}. Grants are sorted by id; regions are the top-level
-// zones the user reaches (every root for sees_all), sorted by id.
+// zones the user reaches (every root for sees_all), sorted by id. The tokens' text points into
+// `tree` and `user`: both must outlive the document.
+Document context_document(const ZoneTree& tree, const UserRecord& user, const Scope& scope,
+                          int64_t cache_version);
+
+// The document as compact JSON text, keys in document order; kAttributes is written as
+// `attributes_json` verbatim ("{}" when empty).
+std::string render_json(const Document& doc, std::string_view attributes_json);
+
+// render_json(context_document(...), user.attributes_json).
 std::string build_context_json(const ZoneTree& tree, const UserRecord& user, const Scope& scope,
                                int64_t cache_version);
 

@@ -214,7 +214,29 @@ void evict(State& s, size_t limit) {
   }
 }
 
-UserEntry& load_entry(State& s, const std::string& user_id) {
+// Which documents a load builds.
+struct Documents {
+  bool json = false;
+  bool jsonb = false;
+};
+
+Documents documents_for(UserNeed need) {
+  return {need == UserNeed::kJson, need == UserNeed::kJsonb};
+}
+
+// Builds the documents asked for into a visible entry. The text form prints the attributes,
+// which the loader keeps as jsonb.
+void build_documents(State& s, core::UserRecord& rec, Documents docs, UserEntry& entry) {
+  if (!docs.json && !docs.jsonb) return;
+  core::Document doc = core::context_document(*s.tree, rec, entry.scope, load_version());
+  if (docs.json) {
+    if (!rec.attributes_jsonb.empty()) rec.attributes_json = jsonb_text(rec.attributes_jsonb);
+    entry.context_json = core::render_json(doc, rec.attributes_json);
+  }
+  if (docs.jsonb) entry.context_jsonb = jsonb_document(doc, rec.attributes_jsonb);
+}
+
+UserEntry& load_entry(State& s, const std::string& user_id, Documents docs) {
   ++s.uc.misses;
   auto t0 = std::chrono::steady_clock::now();
   UserEntry entry;
@@ -231,8 +253,7 @@ UserEntry& load_entry(State& s, const std::string& user_id) {
     entry.visible = rec.has_value() && rec->active;
     if (entry.visible) {
       entry.scope = core::scope_for(*s.tree, *rec);
-      int64_t version = load_version();
-      entry.context_json = core::build_context_json(*s.tree, *rec, entry.scope, version);
+      build_documents(s, *rec, docs, entry);
     }
     break;
   }
@@ -253,16 +274,28 @@ UserEntry& load_entry(State& s, const std::string& user_id) {
   return s.users.front().second;
 }
 
-UserEntry& find_or_load(State& s, const std::string& user_id) {
+UserEntry& find_or_load(State& s, const std::string& user_id, UserNeed need) {
   ensure_tree(s);
   sync_users(s);
   auto it = s.user_index.find(user_id);
-  if (it != s.user_index.end()) {
+  if (it == s.user_index.end()) return load_entry(s, user_id, documents_for(need));
+  UserList::iterator pos = it->second;
+  UserEntry& e = pos->second;
+  if (e.has(need)) {
     ++s.uc.hits;
-    if (it->second != s.users.begin()) s.users.splice(s.users.begin(), s.users, it->second);
-    return it->second->second;
+    if (pos != s.users.begin()) s.users.splice(s.users.begin(), s.users, pos);
+    return e;
   }
-  return load_entry(s, user_id);
+  // A document this entry was not built with: read the user again and build it together with
+  // the ones the entry has (a backend serving both kinds of callers keeps both).
+  Documents docs = documents_for(need);
+  docs.json = docs.json || !e.context_json.empty();
+  docs.jsonb = docs.jsonb || !e.context_jsonb.empty();
+  s.user_bytes -= e.bytes;
+  if (s.current_entry == &e) s.current_entry = nullptr;
+  s.user_index.erase(it);
+  s.users.erase(pos);
+  return load_entry(s, user_id, docs);
 }
 
 }  // namespace
@@ -309,22 +342,8 @@ int64_t cache_version() {
   return s.version;
 }
 
-const UserEntry& cache_user(const std::string& user_id) {
-  return find_or_load(state(), user_id);
-}
-
-const std::string& cache_user_jsonb(const std::string& user_id) {
-  State& s = state();
-  UserEntry& e = find_or_load(s, user_id);
-  if (!e.visible || !e.context_jsonb.empty()) return e.context_jsonb;
-  e.context_jsonb = jsonb_bytes(e.context_json);
-  if (&e != &s.scratch) {  // a cached entry (at the front of the LRU): account for the growth
-    size_t bytes = entry_bytes(user_id, e);
-    s.user_bytes += bytes - e.bytes;
-    e.bytes = bytes;
-    evict(s, static_cast<size_t>(g_user_cache_kb) * 1024);  // never evicts the front entry
-  }
-  return e.context_jsonb;
+const UserEntry& cache_user(const std::string& user_id, UserNeed need) {
+  return find_or_load(state(), user_id, need);
 }
 
 std::optional<std::string> current_user_id() {
@@ -349,7 +368,7 @@ const UserEntry* cache_current_user() {
   }
   std::optional<std::string> uid = current_user_id();
   if (!uid) return nullptr;
-  const UserEntry& e = find_or_load(s, *uid);
+  const UserEntry& e = find_or_load(s, *uid, UserNeed::kScope);
   s.current_uid = *uid;
   s.current_entry = &e;
   s.current_gen = epoch(s);

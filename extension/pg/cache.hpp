@@ -16,13 +16,22 @@
 
 namespace zonegate::pg {
 
+// What a caller needs of a user's entry. The documents are built on first demand only: RLS and
+// the zone functions need the scope alone, the proxy the JSON text, user_context() the jsonb.
+enum class UserNeed : uint8_t { kScope, kJson, kJsonb };
+
 // What the cache knows about one user id.
 struct UserEntry {
   bool visible = false;  // exists and is active; false means NULL context and no access
   core::Scope scope;
   std::string context_json;   // the context document as JSON text (user_context_json())
-  std::string context_jsonb;  // the same as jsonb varlena bytes, made by cache_user_jsonb()
+  std::string context_jsonb;  // the same as jsonb varlena bytes (user_context())
   size_t bytes = 0;
+
+  bool has(UserNeed need) const {
+    if (!visible || need == UserNeed::kScope) return true;
+    return need == UserNeed::kJson ? !context_json.empty() : !context_jsonb.empty();
+  }
 };
 
 struct CacheCounters {
@@ -56,13 +65,10 @@ const core::ZoneTree& cache_tree();
 const geo::SpatialIndex& cache_spatial();
 // The tree's data version (zonegate.change_seq when it was read).
 int64_t cache_version();
-// The cached entry for a user id (loaded on a miss). The reference is valid until the next
-// cache call.
-const UserEntry& cache_user(const std::string& user_id);
-// The user's context as jsonb bytes (empty when the user is not visible). Made from the entry's
-// JSON text on first use: the proxy and RLS never need it, and parsing it was a fifth of a
-// cache miss.
-const std::string& cache_user_jsonb(const std::string& user_id);
+// The cached entry for a user id with what `need` asks for (loaded on a miss; an entry without
+// the document asked for is read again, keeping the documents it had). The reference is valid
+// until the next cache call.
+const UserEntry& cache_user(const std::string& user_id, UserNeed need = UserNeed::kScope);
 // The entry for the current request's user (zonegate.user_id, else request.jwt.claims' sub),
 // or nullptr when there is none. Fast path for per-row RLS checks: no allocation on a hit.
 const UserEntry* cache_current_user();

@@ -13,6 +13,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 }
 
 namespace zonegate::pg {
@@ -130,17 +131,109 @@ Datum varlena_copy(const std::string& bytes) {
   });
 }
 
-std::string jsonb_bytes(const std::string& json) {
-  const char* text = json.c_str();
+namespace {
+
+// A palloc'd, aligned copy of stored jsonb bytes (a std::string's buffer may not be aligned for
+// the container's uint32 words).
+Jsonb* jsonb_copy(const std::string& bytes) {
+  Jsonb* j = static_cast<Jsonb*>(palloc(bytes.size()));
+  memcpy(j, bytes.data(), bytes.size());
+  return j;
+}
+
+JsonbValue jsonb_string(std::string_view s) {
+  JsonbValue v;
+  v.type = jbvString;
+  v.val.string.val = const_cast<char*>(s.data());
+  v.val.string.len = static_cast<int>(s.size());
+  return v;
+}
+
+// Pushes the document's tokens through pushJsonbValue (which sorts each object's keys the way
+// jsonb stores them) and returns the finished value. Plain C-style code: it runs inside pg_call.
+Jsonb* build_jsonb(const core::Document& doc, const std::string& attributes) {
+  using core::DocToken;
+  JsonbParseState* st = nullptr;
+  JsonbValue* res = nullptr;
+  bool in_array[16] = {false};  // per open container: array (elements) or object (values)
+  int depth = 0;
+  for (const DocToken& t : doc) {
+    JsonbIteratorToken scalar = depth > 0 && in_array[depth - 1] ? WJB_ELEM : WJB_VALUE;
+    JsonbValue v;
+    switch (t.kind) {
+      case DocToken::kBeginObject:
+      case DocToken::kBeginArray:
+        if (depth == lengthof(in_array)) elog(ERROR, "zonegate: document nested too deeply");
+        in_array[depth++] = t.kind == DocToken::kBeginArray;
+        res =
+            pushJsonbValue(&st, in_array[depth - 1] ? WJB_BEGIN_ARRAY : WJB_BEGIN_OBJECT, nullptr);
+        break;
+      case DocToken::kEndObject:
+      case DocToken::kEndArray:
+        --depth;
+        res = pushJsonbValue(&st, t.kind == DocToken::kEndArray ? WJB_END_ARRAY : WJB_END_OBJECT,
+                             nullptr);
+        break;
+      case DocToken::kKey:
+        v = jsonb_string(t.text);
+        res = pushJsonbValue(&st, WJB_KEY, &v);
+        break;
+      case DocToken::kString:
+        v = jsonb_string(t.text);
+        res = pushJsonbValue(&st, scalar, &v);
+        break;
+      case DocToken::kNull:
+        v.type = jbvNull;
+        res = pushJsonbValue(&st, scalar, &v);
+        break;
+      case DocToken::kBool:
+        v.type = jbvBool;
+        v.val.boolean = t.number != 0;
+        res = pushJsonbValue(&st, scalar, &v);
+        break;
+      case DocToken::kInt:
+        v.type = jbvNumeric;
+        v.val.numeric = int64_to_numeric(t.number);
+        res = pushJsonbValue(&st, scalar, &v);
+        break;
+      case DocToken::kAttributes:
+        if (attributes.empty()) {
+          pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
+          res = pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
+        } else {
+          Jsonb* a = jsonb_copy(attributes);
+          v.type = jbvBinary;  // pushJsonbValue unpacks it
+          v.val.binary.data = &a->root;
+          v.val.binary.len = static_cast<int>(VARSIZE(a) - VARHDRSZ);
+          res = pushJsonbValue(&st, scalar, &v);
+        }
+        break;
+    }
+  }
+  if (res == nullptr || depth != 0) elog(ERROR, "zonegate: incomplete document");
+  return JsonbValueToJsonb(res);
+}
+
+}  // namespace
+
+std::string jsonb_document(const core::Document& doc, const std::string& attributes_jsonb) {
   struct Out {
     const char* data;
     size_t len;
   };
-  Out out = pg_call([text] {
-    Jsonb* j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+  Out out = pg_call([&doc, &attributes_jsonb] {
+    Jsonb* j = build_jsonb(doc, attributes_jsonb);
     return Out{reinterpret_cast<const char*>(j), static_cast<size_t>(VARSIZE(j))};
   });
   return std::string(out.data, out.len);
+}
+
+std::string jsonb_text(const std::string& jsonb) {
+  const char* text = pg_call([&jsonb] {
+    Jsonb* j = jsonb_copy(jsonb);
+    return JsonbToCString(nullptr, &j->root, static_cast<int>(VARSIZE(j)));
+  });
+  return std::string(text);
 }
 
 }  // namespace zonegate::pg

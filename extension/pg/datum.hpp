@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/context.hpp"
 #include "pg/guard.hpp"
 
 namespace zonegate::pg {
@@ -28,7 +29,10 @@ Datum int8_array_datum(const std::vector<int64_t>& values);
 Datum nullable_int8_array_datum(const std::vector<std::optional<int64_t>>& values);
 // A copy of stored varlena bytes (e.g. a cached jsonb value).
 Datum varlena_copy(const std::string& bytes);
-// Parses JSON text into jsonb and returns its varlena bytes (for caching).
-std::string jsonb_bytes(const std::string& json);
+// A document as jsonb varlena bytes (for caching), built value by value; kAttributes is the
+// jsonb `attributes_jsonb` (an empty object when empty).
+std::string jsonb_document(const core::Document& doc, const std::string& attributes_jsonb);
+// Stored jsonb varlena bytes as JSON text, the way jsonb_out prints them.
+std::string jsonb_text(const std::string& jsonb);
 
 }  // namespace zonegate::pg

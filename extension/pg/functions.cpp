@@ -36,16 +36,16 @@ Datum null_result(FunctionCallInfo fcinfo) {
 // zonegate.user_context(user_id text) → jsonb, NULL for unknown or inactive users.
 Datum user_context_body(FunctionCallInfo fcinfo) {
   cache_begin_call();
-  const std::string& jsonb = cache_user_jsonb(text_arg(fcinfo, 0));
-  if (jsonb.empty()) return null_result(fcinfo);
-  return varlena_copy(jsonb);
+  const UserEntry& e = cache_user(text_arg(fcinfo, 0), UserNeed::kJsonb);
+  if (!e.visible) return null_result(fcinfo);
+  return varlena_copy(e.context_jsonb);
 }
 
 // zonegate.user_context_json(user_id text) → json: the same document as text, in a fixed key
 // order, without jsonb's binary round trip (what zonegate-proxy serves).
 Datum user_context_json_body(FunctionCallInfo fcinfo) {
   cache_begin_call();
-  const UserEntry& e = cache_user(text_arg(fcinfo, 0));
+  const UserEntry& e = cache_user(text_arg(fcinfo, 0), UserNeed::kJson);
   if (!e.visible) return null_result(fcinfo);
   return text_datum(e.context_json);
 }

@@ -251,7 +251,7 @@ struct RawUser {
   char* display_name = nullptr;
   char* role = nullptr;
   bool active = false;
-  char* attributes = nullptr;
+  const char* attributes = nullptr;  // jsonb varlena, detoasted; nullptr for SQL NULL
   int n_permissions = 0;
   char** permissions = nullptr;
   bool sees_all = false;
@@ -354,8 +354,8 @@ bool read_user_row(const Relations& r, const UserColumns& c, Datum uid, Snapshot
     out->active = !isnull && DatumGetBool(active);
     Datum attributes = slot_getattr(l.slot, c.attributes, &isnull);
     if (!isnull) {
-      Jsonb* j = DatumGetJsonbP(attributes);
-      out->attributes = JsonbToCString(nullptr, &j->root, static_cast<int>(VARSIZE(j)));
+      // A copy: the slot's buffer pin goes at lookup_end.
+      out->attributes = reinterpret_cast<const char*>(DatumGetJsonbPCopy(attributes));
     }
   }
   lookup_end(&l);
@@ -436,7 +436,9 @@ std::optional<core::UserRecord> load_user(const std::string& user_id, bool* stat
   if (raw.display_name) u.display_name = raw.display_name;
   u.role = raw.role ? raw.role : "";
   u.active = raw.active;
-  u.attributes_json = raw.attributes ? raw.attributes : "{}";
+  // Kept as jsonb; the cache prints it only for a JSON text document.
+  u.attributes_json.clear();
+  if (raw.attributes) u.attributes_jsonb.assign(raw.attributes, VARSIZE(raw.attributes));
   for (int i = 0; i < raw.n_permissions; ++i)
     u.permissions.emplace_back(raw.permissions[i]);
   u.sees_all = raw.sees_all;

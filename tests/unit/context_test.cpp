@@ -55,6 +55,57 @@ TEST(Context, SeesAllReachesEveryRegionWithoutGrants) {
   EXPECT_NE(doc.find(R"({"id":2,)"), std::string::npos);
 }
 
+TEST(Context, TokensRenderEveryKindOfValue) {
+  Document doc = {{DocToken::kBeginObject, {}, 0},  {DocToken::kKey, "s", 0},
+                  {DocToken::kString, "a\"b\n", 0}, {DocToken::kKey, "n", 0},
+                  {DocToken::kNull, {}, 0},         {DocToken::kKey, "b", 0},
+                  {DocToken::kBool, {}, 1},         {DocToken::kKey, "i", 0},
+                  {DocToken::kInt, {}, INT64_MIN},  {DocToken::kKey, "a", 0},
+                  {DocToken::kBeginArray, {}, 0},   {DocToken::kAttributes, {}, 0},
+                  {DocToken::kBool, {}, 0},         {DocToken::kEndArray, {}, 0},
+                  {DocToken::kEndObject, {}, 0}};
+  EXPECT_EQ(render_json(doc, ""),
+            R"({"s":"a\"b\n","n":null,"b":true,"i":-9223372036854775808,"a":[{},false]})");
+  EXPECT_EQ(render_json(doc, R"({"x": [1]})"),
+            R"({"s":"a\"b\n","n":null,"b":true,"i":-9223372036854775808,"a":[{"x": [1]},false]})");
+}
+
+TEST(Context, DocumentIsBalancedWithKeysOnlyInObjects) {
+  auto t = small_tree();
+  UserRecord u;
+  u.user_id = "u-2";
+  u.role = "staff";
+  u.permissions = {"a", "b", "c"};
+  u.grants = {10101, 2};
+  Document doc = context_document(*t, u, scope_for(*t, u), 7);
+  std::vector<bool> in_object;  // per open container
+  bool expect_value = false;    // after a key
+  for (const DocToken& tok : doc) {
+    bool in_obj = !in_object.empty() && in_object.back();
+    if (in_obj && !expect_value) {  // an object's member starts with its key
+      ASSERT_TRUE(tok.kind == DocToken::kKey || tok.kind == DocToken::kEndObject);
+    }
+    if (tok.kind == DocToken::kKey) {
+      ASSERT_TRUE(in_obj);
+      ASSERT_FALSE(expect_value);
+      expect_value = true;
+      continue;
+    }
+    expect_value = false;
+    if (tok.kind == DocToken::kBeginObject || tok.kind == DocToken::kBeginArray) {
+      in_object.push_back(tok.kind == DocToken::kBeginObject);
+    } else if (tok.kind == DocToken::kEndObject || tok.kind == DocToken::kEndArray) {
+      ASSERT_FALSE(in_object.empty());
+      ASSERT_EQ(in_object.back(), tok.kind == DocToken::kEndObject);
+      in_object.pop_back();
+    }
+  }
+  EXPECT_TRUE(in_object.empty());
+  EXPECT_EQ(render_json(doc, ""), build_context_json(*t, u, scope_for(*t, u), 7));
+  EXPECT_NE(render_json(doc, "").find(R"("regions":[{"id":1,)"), std::string::npos);
+  EXPECT_NE(render_json(doc, "").find(R"({"id":2,)"), std::string::npos);
+}
+
 TEST(Claims, SubjectFallback) {
   EXPECT_EQ(claims_subject(R"({"sub":"abc","role":"authenticated"})"), "abc");
   EXPECT_EQ(claims_subject(R"({"role":"anon"})"), std::nullopt);

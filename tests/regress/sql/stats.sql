@@ -17,8 +17,9 @@ SELECT cache, entries FROM zonegate.cache_stats() ORDER BY cache;
 \d+ zonegate.function_stats
 RESET track_functions;
 
--- A user entry gets its jsonb form only when user_context() asks for it (the proxy and RLS read
--- the JSON text), and the cache's byte count grows with it.
+-- A user entry gets each document only when it is asked for: the JSON text for
+-- user_context_json() (the proxy), the jsonb for user_context(); RLS and the zone functions need
+-- neither. The cache's byte count grows with each.
 INSERT INTO zonegate.roles (name) VALUES ('staff');
 INSERT INTO zonegate.users (user_id, role) VALUES ('u1', 'staff');
 INSERT INTO zonegate.user_zones VALUES ('u1', 11);
@@ -31,6 +32,26 @@ SELECT w.entries, w.bytes > t.bytes AS grew_by_the_jsonb FROM with_jsonb w, text
 SELECT zonegate.user_context('u1') IS NOT NULL AS again;
 SELECT s.bytes = w.bytes AS made_once
 FROM zonegate.cache_stats() s, with_jsonb w WHERE s.cache = 'users';
+-- A scope-only entry builds no document; asking for one reads the user again (one miss) and
+-- keeps the documents the entry had, so a backend serving both kinds of callers keeps both.
+SELECT zonegate.cache_reset();
+SELECT zonegate.can_access('u1', 11) AS scope_only;
+CREATE TEMP TABLE scope_entry AS
+SELECT entries, bytes, misses FROM zonegate.cache_stats() WHERE cache = 'users';
+SELECT zonegate.user_context('u1') ->> 'user_id' AS jsonb_form;
+CREATE TEMP TABLE jsonb_entry AS
+SELECT entries, bytes, misses FROM zonegate.cache_stats() WHERE cache = 'users';
+SELECT j.entries, j.bytes > s.bytes AS grew_by_the_jsonb, j.misses - s.misses AS reads
+FROM jsonb_entry j, scope_entry s;
+SELECT zonegate.user_context_json('u1')::jsonb = zonegate.user_context('u1') AS same_document;
+CREATE TEMP TABLE both_entry AS
+SELECT entries, bytes, misses FROM zonegate.cache_stats() WHERE cache = 'users';
+SELECT b.entries, b.bytes > j.bytes AS grew_by_the_text, b.misses - j.misses AS reads
+FROM both_entry b, jsonb_entry j;
+SELECT zonegate.can_access('u1', 11) AS scope, zonegate.user_context('u1') IS NOT NULL AS jsonb,
+       zonegate.user_context_json('u1') IS NOT NULL AS text;
+SELECT c.misses - b.misses AS no_more_reads, c.bytes = b.bytes AS same_bytes
+FROM zonegate.cache_stats() c, both_entry b WHERE c.cache = 'users';
 
 -- A parallel query's leader reads with the statement's snapshot (it may not take a newer one):
 -- a user entry read that way is good for its transaction only, like the tree. (Vacuous when the
