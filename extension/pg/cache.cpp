@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <list>
+#include <string_view>
 #include <unordered_map>
 
 #include "core/context.hpp"
@@ -46,7 +47,8 @@ struct State {
   uint64_t spatial_gen = 0;  // zones_gen the spatial index was built at
   CacheCounters sc;
   UserList users;
-  std::unordered_map<std::string, UserList::iterator> user_index;
+  // Keyed by views of the list nodes' keys (list nodes never move): one copy of each id.
+  std::unordered_map<std::string_view, UserList::iterator> user_index;
   size_t user_bytes = 0;
   CacheCounters zc, uc;
   // Once-per-statement invalidation check.
@@ -199,7 +201,7 @@ void sync_users(State& s) {
 }
 
 size_t entry_bytes(const std::string& key, const UserEntry& e) {
-  return sizeof(UserList::value_type) + 64 /* index node */ + key.capacity() * 2 +
+  return sizeof(UserList::value_type) + 64 /* index node */ + key.capacity() +
          e.context_jsonb.capacity() + e.context_json.capacity() + e.scope.memory_bytes();
 }
 
@@ -268,7 +270,7 @@ UserEntry& load_entry(State& s, const std::string& user_id, Documents docs) {
     return s.scratch;
   }
   s.users.emplace_front(user_id, std::move(entry));
-  s.user_index[user_id] = s.users.begin();
+  s.user_index[s.users.front().first] = s.users.begin();
   s.user_bytes += s.users.front().second.bytes;
   evict(s, static_cast<size_t>(g_user_cache_kb) * 1024);
   return s.users.front().second;

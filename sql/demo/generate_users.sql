@@ -3,8 +3,10 @@
 --   province managers            0.4%  one province each
 --   regency supervisors          5%    one regency, 10% of them two
 --   field staff                  the rest, one district, 20% two, 5% three (same regency)
--- 1% of non-admins are inactive. User ids are UUIDs derived from the seed and the number.
---   psql -v users=100000 -v seed=42 -f generate_users.sql
+-- 1% of non-admins are inactive. User ids are UUIDs derived from the seed and the number, or with
+-- ids=number the number itself ('1', '2', ...: what the benchmarks use, so pgbench can bind the id
+-- as a parameter instead of computing it in SQL).
+--   psql -v users=100000 -v seed=42 [-v ids=uuid|number] -f generate_users.sql
 -- Needs zones loaded first (load_idn.sh). Running it again adds nothing that already exists.
 \set ON_ERROR_STOP on
 \if :{?users}
@@ -15,6 +17,18 @@
 \else
   \set seed 42
 \endif
+\if :{?ids}
+\else
+  \set ids uuid
+\endif
+SELECT set_config('zonegate_demo.ids', :'ids', false) IS NULL AS unused \gset
+DO $$
+BEGIN
+  IF current_setting('zonegate_demo.ids') NOT IN ('uuid', 'number') THEN
+    RAISE EXCEPTION 'generate_users: ids must be uuid or number, not "%"',
+      current_setting('zonegate_demo.ids');
+  END IF;
+END $$;
 
 BEGIN;
 INSERT INTO zonegate.roles (name, permissions, sees_all) VALUES
@@ -52,7 +66,8 @@ WITH n AS (
          round(:users * 0.05)::bigint AS rss
 )
 SELECT i,
-       md5('zonegate-demo-' || :'seed' || '-' || i)::uuid::text AS user_id,
+       CASE WHEN :'ids' = 'number' THEN i::text
+            ELSE md5('zonegate-demo-' || :'seed' || '-' || i)::uuid::text END AS user_id,
        CASE WHEN i <= admins THEN 'admin'
             WHEN i <= admins + pms THEN 'province_manager'
             WHEN i <= admins + pms + rss THEN 'regency_supervisor'

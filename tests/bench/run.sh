@@ -28,8 +28,8 @@
 #
 # Sections that need PostgreSQL call need_cluster: ONE throwaway cluster (tests/lib/pgcluster.sh)
 # is started on first use, with zonegate, the Indonesian tree (sql/demo/load_idn.sh) and 100,000
-# generated users (sql/demo/generate_users.sql, seed 42). PGHOST/PGPORT/PGUSER/PGDATABASE are
-# exported for the sections. The cluster and every temp dir are removed on exit, also on failure
+# generated users (sql/demo/generate_users.sql, seed 42, ids=number: user k's id is "k", so pgbench
+# binds it as a parameter). PGHOST/PGPORT/PGUSER/PGDATABASE are exported for the sections. The cluster and every temp dir are removed on exit, also on failure
 # and Ctrl-C. Results: tests/.artifacts/bench/NAME.json and NAME.txt (the section's summary), or
 # $ZONEGATE_BENCH_RESULTS/ when set.
 #
@@ -181,9 +181,9 @@ need_cluster() {
     log "CREATE EXTENSION zonegate failed ($(head -n 1 "$WORK/ext.err")); retrying in 60 s"
     sleep 60
   done
-  log "loading the Indonesian tree and 100,000 users (seed 42)"
+  log "loading the Indonesian tree and 100,000 users (seed 42, numeric ids)"
   bounded 600 "$ROOT/sql/demo/load_idn.sh"
-  bounded 900 psql -X -q -v ON_ERROR_STOP=1 -v users=100000 -v seed=42 \
+  bounded 900 psql -X -q -v ON_ERROR_STOP=1 -v users=100000 -v seed=42 -v ids=number \
     -f "$ROOT/sql/demo/generate_users.sql"
   psql -X -q -c 'VACUUM (ANALYZE) zonegate.zones, zonegate.users, zonegate.roles,
     zonegate.user_zones'

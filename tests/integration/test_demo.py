@@ -91,3 +91,56 @@ def test_demo_start_health_stop():
     assert not alive(pg_pid)
     assert pgdir.is_relative_to(tmp_path)  # project-local, not a fallback directory
     shutil.rmtree(tmp_path)
+
+
+def run_generate_users(cluster, db, *variables):
+    env = dict(os.environ)
+    env.update(cluster.env)
+    env["PGDATABASE"] = db
+    args = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+    for v in variables:
+        args += ["-v", v]
+    args += ["-f", str(ROOT / "sql" / "demo" / "generate_users.sql")]
+    return subprocess.run(args, capture_output=True, text=True, env=env)
+
+
+def test_generate_users_id_styles(cluster):
+    """generate_users.sql makes the same organisation with UUID or numeric ids (the benchmarks'
+    ids=number), and refuses any other id style without adding a user."""
+    zones = ("INSERT INTO zonegate.zones (id, parent_id, code, name, level) VALUES "
+             "(1, NULL, '1', 'P1', 'province'), (2, NULL, '2', 'P2', 'province'), "
+             "(11, 1, '1.1', 'R11', 'regency'), (21, 2, '2.1', 'R21', 'regency'), "
+             "(111, 11, '1.1.1', 'D111', 'district'), (112, 11, '1.1.2', 'D112', 'district'), "
+             "(211, 21, '2.1.1', 'D211', 'district')")
+    dbs = {"uuid": "gen_uuid", "number": "gen_number", "bogus": "gen_bogus"}
+    for db in dbs.values():
+        cluster.psql("CREATE DATABASE %s" % db, db="postgres")
+        cluster.psql("CREATE EXTENSION zonegate", db=db)
+        cluster.psql(zones, db=db)
+    try:
+        for style in ("uuid", "number"):
+            out = run_generate_users(cluster, dbs[style], "users=300", "seed=7", "ids=" + style)
+            assert out.returncode == 0, out.stderr
+        # The same people, roles, activity and grants; only the ids differ.
+        q = ("SELECT %s, u.role, u.active, coalesce(string_agg(g.zone_id::text, ',' ORDER BY "
+             "g.zone_id), '') FROM zonegate.users u LEFT JOIN zonegate.user_zones g USING (user_id) "
+             "GROUP BY 1, 2, 3 ORDER BY 1")
+        by_number = cluster.psql(q % "u.user_id::int", db=dbs["number"]).splitlines()
+        by_email = cluster.psql(q % "substring(u.email from 'user([0-9]+)@')::int",
+                                db=dbs["uuid"]).splitlines()
+        assert len(by_number) == 300
+        assert by_number == by_email
+        assert by_number[0].startswith("1|admin|t|")
+        uid = cluster.psql("SELECT user_id FROM zonegate.users WHERE email = 'user5@demo.example.org'",
+                           db=dbs["uuid"])
+        assert len(uid) == 36 and uid.count("-") == 4
+        ctx = json.loads(cluster.psql("SELECT zonegate.user_context('1')", db=dbs["number"]))
+        assert ctx["user_id"] == "1" and ctx["sees_all"] is True
+
+        bad = run_generate_users(cluster, dbs["bogus"], "users=300", "ids=bogus")
+        assert bad.returncode != 0
+        assert 'ids must be uuid or number, not "bogus"' in bad.stderr
+        assert cluster.psql("SELECT count(*) FROM zonegate.users", db=dbs["bogus"]) == "0"
+    finally:
+        for db in dbs.values():
+            cluster.psql("DROP DATABASE IF EXISTS %s" % db, db="postgres")

@@ -71,3 +71,29 @@ COMMIT;
 SELECT zonegate.can_access('u1', 11) AS next_transaction;
 SELECT p.misses = b.misses OR s.misses = p.misses + 1 AS read_again
 FROM zonegate.cache_stats() s, parallel_read p, before_parallel b WHERE s.cache = 'users';
+
+-- The user cache stays within zonegate.user_cache_size: the least recently used entries go, the
+-- answers stay right, an evicted user is read again and a recent one is a hit. Long ids (past the
+-- short-string buffer) and documents asked for in a different form under eviction pressure too.
+INSERT INTO zonegate.users (user_id, role)
+SELECT 'evict-' || lpad(i::text, 40, '0'), 'staff' FROM generate_series(1, 300) i;
+INSERT INTO zonegate.user_zones SELECT 'evict-' || lpad(i::text, 40, '0'), 11
+FROM generate_series(1, 300) i;
+SELECT zonegate.cache_reset();
+SET zonegate.user_cache_size = '32kB';
+SELECT count(*) FILTER (WHERE zonegate.user_context(u) ->> 'user_id' = u) AS right_documents,
+       count(*) FILTER (WHERE zonegate.can_access(u, 11)) AS right_scopes
+FROM (SELECT 'evict-' || lpad(i::text, 40, '0') AS u FROM generate_series(1, 300) i) s;
+SELECT entries < 300 AS evicted_some, entries > 1 AS kept_some, bytes <= 32 * 1024 AS within_limit
+FROM zonegate.cache_stats() WHERE cache = 'users';
+CREATE TEMP TABLE after_fill AS SELECT hits, misses FROM zonegate.cache_stats() WHERE cache = 'users';
+SELECT zonegate.user_context_json('evict-' || lpad('300', 40, '0'))::jsonb ->> 'user_id'
+         = 'evict-' || lpad('300', 40, '0') AS recent_text_form;
+SELECT zonegate.user_context('evict-' || lpad('300', 40, '0')) IS NOT NULL AS recent_jsonb_form;
+SELECT zonegate.user_context('evict-' || lpad('1', 40, '0')) ->> 'user_id'
+         = 'evict-' || lpad('1', 40, '0') AS evicted_read_again;
+SELECT s.misses - a.misses AS misses, s.hits - a.hits AS hits,
+       s.bytes <= 32 * 1024 AS within_limit
+FROM zonegate.cache_stats() s, after_fill a WHERE s.cache = 'users';
+RESET zonegate.user_cache_size;
+DELETE FROM zonegate.users WHERE user_id LIKE 'evict-%';
