@@ -158,6 +158,9 @@ Jsonb* build_jsonb(const core::Document& doc, const std::string& attributes) {
   bool in_array[16] = {false};  // per open container: array (elements) or object (values)
   int depth = 0;
   for (const DocToken& t : doc) {
+    // Only a container may stand outside all others (pushJsonbValue assumes as much).
+    bool opens = t.kind == DocToken::kBeginObject || t.kind == DocToken::kBeginArray;
+    if (depth == 0 && (!opens || res != nullptr)) elog(ERROR, "zonegate: malformed document");
     JsonbIteratorToken scalar = depth > 0 && in_array[depth - 1] ? WJB_ELEM : WJB_VALUE;
     JsonbValue v;
     switch (t.kind) {
