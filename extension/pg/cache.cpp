@@ -32,7 +32,20 @@ namespace zonegate::pg {
 
 namespace {
 
-using UserList = std::list<std::pair<std::string, UserEntry>>;
+// A cached user and the segment of the LRU that holds it.
+struct UserNode {
+  std::string key;
+  UserEntry entry;
+  bool is_protected = false;
+};
+using UserList = std::list<UserNode>;
+
+// The user cache is a segmented LRU (SLRU): a new entry starts in the probation segment and moves
+// to the protected one on its second use; the protected segment keeps at most this share of the
+// bytes, demoting its least recent entries back to probation, and evictions take probation's
+// least recent first. Users seen once (a uniform tail, a scan through many users) cannot push
+// out the frequently used ones, as they do in a plain LRU.
+constexpr double kProtectedShare = 0.8;
 
 struct State {
   // Invalidation generations: bumped by callbacks, compared at access.
@@ -46,10 +59,12 @@ struct State {
   std::unique_ptr<geo::SpatialIndex> spatial;
   uint64_t spatial_gen = 0;  // zones_gen the spatial index was built at
   CacheCounters sc;
-  UserList users;
-  // Keyed by views of the list nodes' keys (list nodes never move): one copy of each id.
+  UserList probation, protected_users;  // most recent first
+  // Keyed by views of the list nodes' keys (nodes never move, also when spliced between the
+  // segments): one copy of each id.
   std::unordered_map<std::string_view, UserList::iterator> user_index;
-  size_t user_bytes = 0;
+  size_t user_bytes = 0;       // both segments
+  size_t protected_bytes = 0;  // the protected segment
   CacheCounters zc, uc;
   // Once-per-statement invalidation check.
   TimestampTz last_statement = 0;
@@ -119,9 +134,11 @@ void xact_callback(XactEvent event, void*) {
 }
 
 void drop_users(State& s) {
-  s.users.clear();
+  s.probation.clear();
+  s.protected_users.clear();
   s.user_index.clear();
   s.user_bytes = 0;
+  s.protected_bytes = 0;
   s.current_entry = nullptr;
   s.current_uid.clear();
 }
@@ -205,14 +222,53 @@ size_t entry_bytes(const std::string& key, const UserEntry& e) {
          e.context_jsonb.capacity() + e.context_json.capacity() + e.scope.memory_bytes();
 }
 
-void evict(State& s, size_t limit) {
-  // Never evicts the most recent entry: the caller is about to use it.
-  while (s.user_bytes > limit && s.users.size() > 1) {
-    auto& victim = s.users.back();
-    s.user_bytes -= victim.second.bytes;
-    if (s.current_entry == &victim.second) s.current_entry = nullptr;
-    s.user_index.erase(victim.first);
-    s.users.pop_back();
+size_t user_cache_limit() {
+  return static_cast<size_t>(g_user_cache_kb) * 1024;
+}
+
+// Removes one entry from the cache (either segment).
+void remove_entry(State& s, UserList::iterator pos) {
+  UserNode& n = *pos;
+  s.user_bytes -= n.entry.bytes;
+  if (n.is_protected) s.protected_bytes -= n.entry.bytes;
+  if (s.current_entry == &n.entry) s.current_entry = nullptr;
+  s.user_index.erase(n.key);
+  (n.is_protected ? s.protected_users : s.probation).erase(pos);
+}
+
+// Evicts least recent entries, probation's first, until the cache fits `limit`. Never evicts
+// `keep`: the caller is about to use it.
+void evict(State& s, size_t limit, const UserEntry* keep) {
+  while (s.user_bytes > limit) {
+    UserList* from = nullptr;
+    if (!s.probation.empty() && &s.probation.back().entry != keep) {
+      from = &s.probation;
+    } else if (!s.protected_users.empty() && &s.protected_users.back().entry != keep) {
+      from = &s.protected_users;
+    } else {
+      break;
+    }
+    remove_entry(s, std::prev(from->end()));
+  }
+}
+
+// A hit: the entry becomes the most recent of the protected segment, which hands its least
+// recent entries back to probation while it holds more than its share.
+void touch(State& s, UserList::iterator pos) {
+  UserNode& n = *pos;
+  if (!n.is_protected) {
+    s.protected_users.splice(s.protected_users.begin(), s.probation, pos);
+    n.is_protected = true;
+    s.protected_bytes += n.entry.bytes;
+    size_t share = static_cast<size_t>(kProtectedShare * static_cast<double>(user_cache_limit()));
+    while (s.protected_bytes > share && s.protected_users.size() > 1) {
+      auto last = std::prev(s.protected_users.end());
+      last->is_protected = false;
+      s.protected_bytes -= last->entry.bytes;
+      s.probation.splice(s.probation.begin(), s.protected_users, last);
+    }
+  } else if (pos != s.protected_users.begin()) {
+    s.protected_users.splice(s.protected_users.begin(), s.protected_users, pos);
   }
 }
 
@@ -269,11 +325,12 @@ UserEntry& load_entry(State& s, const std::string& user_id, Documents docs) {
     s.scratch = std::move(entry);
     return s.scratch;
   }
-  s.users.emplace_front(user_id, std::move(entry));
-  s.user_index[s.users.front().first] = s.users.begin();
-  s.user_bytes += s.users.front().second.bytes;
-  evict(s, static_cast<size_t>(g_user_cache_kb) * 1024);
-  return s.users.front().second;
+  s.probation.push_front(UserNode{user_id, std::move(entry), false});
+  UserNode& n = s.probation.front();
+  s.user_index[n.key] = s.probation.begin();
+  s.user_bytes += n.entry.bytes;
+  evict(s, user_cache_limit(), &n.entry);
+  return n.entry;
 }
 
 UserEntry& find_or_load(State& s, const std::string& user_id, UserNeed need) {
@@ -282,10 +339,10 @@ UserEntry& find_or_load(State& s, const std::string& user_id, UserNeed need) {
   auto it = s.user_index.find(user_id);
   if (it == s.user_index.end()) return load_entry(s, user_id, documents_for(need));
   UserList::iterator pos = it->second;
-  UserEntry& e = pos->second;
+  UserEntry& e = pos->entry;
   if (e.has(need)) {
     ++s.uc.hits;
-    if (pos != s.users.begin()) s.users.splice(s.users.begin(), s.users, pos);
+    touch(s, pos);
     return e;
   }
   // A document this entry was not built with: read the user again and build it together with
@@ -293,10 +350,7 @@ UserEntry& find_or_load(State& s, const std::string& user_id, UserNeed need) {
   Documents docs = documents_for(need);
   docs.json = docs.json || !e.context_json.empty();
   docs.jsonb = docs.jsonb || !e.context_jsonb.empty();
-  s.user_bytes -= e.bytes;
-  if (s.current_entry == &e) s.current_entry = nullptr;
-  s.user_index.erase(it);
-  s.users.erase(pos);
+  remove_entry(s, pos);
   return load_entry(s, user_id, docs);
 }
 
@@ -391,7 +445,7 @@ CacheStats cache_stats() {
     st.spatial_zones = static_cast<int64_t>(s.spatial->size());
     st.spatial_bytes = static_cast<int64_t>(s.spatial->memory_bytes());
   }
-  st.user_entries = static_cast<int64_t>(s.users.size());
+  st.user_entries = static_cast<int64_t>(s.probation.size() + s.protected_users.size());
   st.user_bytes = static_cast<int64_t>(s.user_bytes);
   return st;
 }

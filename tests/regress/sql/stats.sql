@@ -95,5 +95,18 @@ SELECT zonegate.user_context('evict-' || lpad('1', 40, '0')) ->> 'user_id'
 SELECT s.misses - a.misses AS misses, s.hits - a.hits AS hits,
        s.bytes <= 32 * 1024 AS within_limit
 FROM zonegate.cache_stats() s, after_fill a WHERE s.cache = 'users';
+-- The cache is a segmented LRU: a user used twice is protected, and a pass through many users
+-- seen once goes through the probation segment without pushing it out (in a plain LRU the 300
+-- users would have evicted it).
+SELECT zonegate.cache_reset();
+SELECT zonegate.can_access('u1', 11) AND zonegate.can_access('u1', 11) AS used_twice;
+SELECT count(*) FILTER (WHERE zonegate.can_access(u, 11)) AS seen_once
+FROM (SELECT 'evict-' || lpad(i::text, 40, '0') AS u FROM generate_series(1, 300) i) s;
+CREATE TEMP TABLE after_pass AS SELECT hits, misses, entries FROM zonegate.cache_stats()
+WHERE cache = 'users';
+SELECT a.entries < 300 AS evicted_some, zonegate.can_access('u1', 11) AS still_there
+FROM after_pass a;
+SELECT s.misses - a.misses AS misses, s.hits - a.hits AS hits
+FROM zonegate.cache_stats() s, after_pass a WHERE s.cache = 'users';
 RESET zonegate.user_cache_size;
 DELETE FROM zonegate.users WHERE user_id LIKE 'evict-%';
