@@ -195,6 +195,19 @@ def section_pgbench(cfg, cur):
         "b2_over_a": tps["b2_context_zipf_perm"] / tps["a_select1"],
         "x_bool_over_a": tps["x_context_bool_zipf"] / tps["a_select1"],
     }
+
+    # The same ratios round by round (the two runs of a round are minutes apart, the rounds up
+    # to a quarter of an hour): this host's speed drifts, so the median of per-round ratios is
+    # the steadier figure.
+    def per_round(num, den):
+        return median([n["tps"] / d["tps"] for n, d in zip(runs[num], runs[den])])
+
+    result["ratios_per_round"] = {
+        "b_over_a": per_round("b_context_zipf", "a_select1"),
+        "b2_over_a": per_round("b2_context_zipf_perm", "a_select1"),
+        "x_bool_over_a": per_round("x_context_bool_zipf", "a_select1"),
+        "b2_over_d2_perm": per_round("b2_context_zipf_perm", "d2_naive_zipf_perm"),
+    }
     return result
 
 
@@ -691,6 +704,11 @@ def summary_lines(result):
                  f"c/d_uniform {r['c_over_d_uniform']:.1f}x")
         L.append(f"  b/a {r['b_over_a']:.2f}   b2/a {r['b2_over_a']:.2f}   c/a {r['c_over_a']:.2f}"
                  f"   x_context_bool/a {r['x_bool_over_a']:.2f}")
+        pr = pg.get("ratios_per_round")
+        if pr:
+            L.append(f"  per round (median): b/a {pr['b_over_a']:.2f}   b2/a {pr['b2_over_a']:.2f}"
+                     f"   x_context_bool/a {pr['x_bool_over_a']:.2f}   b2/d2 "
+                     f"{pr['b2_over_d2_perm']:.1f}x")
     rls = result.get("rls")
     if rls:
         L.append(f"RLS count(*) over {rls['rows']:,} rows, median ms of {rls['reps']} "
@@ -768,6 +786,12 @@ def markdown(result):
               f"| c / a (uniform: mostly misses) | {r['c_over_a']:.2f} |",
               f"| x_context_bool / a (the call, returning a boolean) | {r['x_bool_over_a']:.2f} |",
               ""]
+        pr = pg.get("ratios_per_round")
+        if pr:
+            L += ["| median of per-round ratios | value |", "|---|---:|",
+                  f"| b / a | {pr['b_over_a']:.2f} |", f"| b2 / a | {pr['b2_over_a']:.2f} |",
+                  f"| x_context_bool / a | {pr['x_bool_over_a']:.2f} |",
+                  f"| b2 / d2 | {pr['b2_over_d2_perm']:.1f}x |", ""]
     rls = result.get("rls")
     if rls:
         L += [f"`SELECT count(*)` over {rls['rows']:,} rows, median of {rls['reps']} timed runs "
