@@ -51,9 +51,12 @@ struct State {
   // Invalidation generations: bumped by callbacks, compared at access.
   uint64_t zones_gen = 1;
   uint64_t users_gen = 1;
-  uint64_t tree_gen = 0;       // zones_gen the tree was built at
-  uint64_t user_list_gen = 0;  // users_gen + zones_gen the user entries belong to
-  bool txn_local = false;      // something was built from a statement snapshot
+  uint64_t tree_gen = 0;        // zones_gen the tree was built at
+  uint64_t user_list_gen = 0;   // users_gen + zones_gen the user entries belong to
+  uint64_t roles_gen = 1;       // bumped by changes to zonegate.roles
+  uint64_t roles_list_gen = 0;  // roles_gen the known roles were read at
+  std::vector<RoleInfo> roles;  // roles read since the last roles change (load_user)
+  bool txn_local = false;       // something was built from a statement snapshot
   std::shared_ptr<const core::ZoneTree> tree;
   int64_t version = 0;
   std::unique_ptr<geo::SpatialIndex> spatial;
@@ -98,6 +101,7 @@ void relcache_callback(Datum, Oid relid) {
   if (relid == InvalidOid) {  // everything (e.g. sinval queue overflow)
     ++s.zones_gen;
     ++s.users_gen;
+    ++s.roles_gen;
     ++s.zc.invalidations;
     ++s.uc.invalidations;
     forget_relations();
@@ -111,6 +115,8 @@ void relcache_callback(Datum, Oid relid) {
       forget_relations();
       break;
     case 'r':
+      ++s.roles_gen;
+      [[fallthrough]];
     case 'u':
     case 'g':
       ++s.users_gen;
@@ -129,6 +135,7 @@ void xact_callback(XactEvent event, void*) {
       event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) {
     ++g_state->zones_gen;
     ++g_state->users_gen;
+    ++g_state->roles_gen;
     g_state->txn_local = false;
   }
 }
@@ -303,7 +310,11 @@ UserEntry& load_entry(State& s, const std::string& user_id, Documents docs) {
     ensure_tree(s);
     uint64_t gen = epoch(s);
     bool statement_snapshot = false;
-    std::optional<core::UserRecord> rec = load_user(user_id, &statement_snapshot);
+    if (s.roles_list_gen != s.roles_gen) {  // a role changed since they were read
+      s.roles.clear();
+      s.roles_list_gen = s.roles_gen;
+    }
+    std::optional<core::UserRecord> rec = load_user(user_id, &statement_snapshot, &s.roles);
     s.txn_local = s.txn_local || statement_snapshot;  // dropped when the transaction ends
     suspect = epoch(s) != gen;
     if (suspect && attempt < 2) continue;  // changed while we read: read again
@@ -454,6 +465,7 @@ void cache_reset() {
   State& s = state();
   ++s.zones_gen;
   ++s.users_gen;
+  ++s.roles_gen;
   s.tree.reset();
   s.spatial.reset();
   drop_users(s);

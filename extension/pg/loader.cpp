@@ -258,6 +258,11 @@ struct RawUser {
   int n_grants = 0;
   int64* grants = nullptr;
   bool statement_snapshot = false;
+  // In: the names of roles the caller already knows. Out: which of them is the user's, or -1
+  // when the role was read (permissions, sees_all above).
+  const char* const* known_roles = nullptr;
+  int n_known_roles = 0;
+  int known_role = -1;
 };
 
 // An equality lookup on the first column of a table's primary key.
@@ -416,17 +421,32 @@ void read_user(const Relations& r, const char* user_id, RawUser* out) {
   const UserColumns& c = user_columns(r);  // after the locks: a renamed column is seen
   Snapshot snap = cache_snapshot(&out->statement_snapshot);
   Datum uid = CStringGetTextDatum(user_id);
-  out->found = read_user_row(r, c, uid, snap, out) && read_role(r, c, snap, out);
+  out->found = read_user_row(r, c, uid, snap, out);
+  if (out->found) {
+    for (int i = 0; i < out->n_known_roles && out->known_role < 0; ++i) {
+      if (strcmp(out->known_roles[i], out->role) == 0) out->known_role = i;
+    }
+    if (out->known_role < 0) out->found = read_role(r, c, snap, out);
+  }
   if (out->found) read_grants(r, c, uid, snap, out);
   UnregisterSnapshot(snap);
 }
 
 }  // namespace
 
-std::optional<core::UserRecord> load_user(const std::string& user_id, bool* statement_snapshot) {
+std::optional<core::UserRecord> load_user(const std::string& user_id, bool* statement_snapshot,
+                                          std::vector<RoleInfo>* known_roles) {
   const Relations r = relations();  // a copy: invalidations during the read may refresh it
   const char* uid = user_id.c_str();
+  std::vector<const char*> names;
+  if (known_roles != nullptr) {
+    names.reserve(known_roles->size());
+    for (const RoleInfo& role : *known_roles)
+      names.push_back(role.name.c_str());
+  }
   RawUser raw;
+  raw.known_roles = names.data();
+  raw.n_known_roles = static_cast<int>(names.size());
   pg_call([&r, uid, &raw] { read_user(r, uid, &raw); });
   *statement_snapshot = raw.statement_snapshot;
   if (!raw.found) return std::nullopt;
@@ -439,9 +459,18 @@ std::optional<core::UserRecord> load_user(const std::string& user_id, bool* stat
   // Kept as jsonb; the cache prints it only for a JSON text document.
   u.attributes_json.clear();
   if (raw.attributes) u.attributes_jsonb.assign(raw.attributes, VARSIZE(raw.attributes));
-  for (int i = 0; i < raw.n_permissions; ++i)
-    u.permissions.emplace_back(raw.permissions[i]);
-  u.sees_all = raw.sees_all;
+  if (raw.known_role >= 0) {
+    const RoleInfo& role = (*known_roles)[static_cast<size_t>(raw.known_role)];
+    u.permissions = role.permissions;
+    u.sees_all = role.sees_all;
+  } else {
+    for (int i = 0; i < raw.n_permissions; ++i)
+      u.permissions.emplace_back(raw.permissions[i]);
+    u.sees_all = raw.sees_all;
+    if (known_roles != nullptr && known_roles->size() < kKnownRolesMax) {
+      known_roles->push_back(RoleInfo{u.role, u.permissions, u.sees_all});
+    }
+  }
   u.grants.assign(raw.grants, raw.grants + raw.n_grants);
   return u;
 }

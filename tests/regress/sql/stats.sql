@@ -110,3 +110,24 @@ SELECT s.misses - a.misses AS misses, s.hits - a.hits AS hits
 FROM zonegate.cache_stats() s, after_pass a WHERE s.cache = 'users';
 RESET zonegate.user_cache_size;
 DELETE FROM zonegate.users WHERE user_id LIKE 'evict-%';
+
+-- A miss reuses the roles earlier misses read, until zonegate.roles changes: a committed change
+-- is seen by the next read of any user, an uncommitted one inside its transaction, a rolled-back
+-- one never.
+SELECT zonegate.cache_reset();
+INSERT INTO zonegate.roles (name, permissions) VALUES ('rc', '{a}');
+INSERT INTO zonegate.users (user_id, role) VALUES ('rc1', 'rc'), ('rc2', 'rc'), ('rc3', 'rc');
+SELECT zonegate.user_context('rc1') -> 'permissions' AS first_read;
+UPDATE zonegate.roles SET permissions = '{a,b}' WHERE name = 'rc';
+SELECT zonegate.user_context('rc2') -> 'permissions' AS another_user_after_update,
+       zonegate.user_context('rc1') -> 'permissions' AS first_user_after_update;
+BEGIN;
+UPDATE zonegate.roles SET permissions = '{c}', sees_all = true WHERE name = 'rc';
+SELECT zonegate.user_context('rc3') -> 'permissions' AS in_transaction,
+       zonegate.user_context('rc3') -> 'sees_all' AS sees_all_in_transaction;
+ROLLBACK;
+SELECT zonegate.user_context('rc3') -> 'permissions' AS after_rollback,
+       zonegate.user_context('rc3') -> 'sees_all' AS sees_all_after_rollback,
+       zonegate.user_context('rc1') -> 'permissions' AS first_user_after_rollback;
+DELETE FROM zonegate.users WHERE role = 'rc';
+DELETE FROM zonegate.roles WHERE name = 'rc';
