@@ -39,6 +39,17 @@ SELECT zonegate.user_context('adm') -> 'sees_all' AS adm_sees_all,
        jsonb_array_length(zonegate.user_context('adm') -> 'regions') AS adm_regions,
        zonegate.user_context('adm') -> 'visible_zone_count' AS adm_count;
 SELECT (zonegate.user_context('sup') ->> 'cache_version')::bigint > 0 AS has_version;
+-- cache_version is zonegate.change_seq as of the last change before the document was built: a
+-- committed change to any zonegate table moves it for documents built afterwards, also for a user
+-- whose own row did not change (the backend reads the sequence once per invalidation).
+SELECT (zonegate.user_context('sup') ->> 'cache_version')::bigint
+       = (SELECT last_value FROM zonegate.change_seq) AS version_is_current;
+UPDATE zonegate.users SET display_name = display_name WHERE user_id = 'mgr';
+SELECT (zonegate.user_context('sup') ->> 'cache_version')::bigint
+       = (SELECT last_value FROM zonegate.change_seq) AS version_follows_user_change;
+UPDATE zonegate.zones SET name = name WHERE id = 1;
+SELECT (zonegate.user_context_json('sup')::jsonb ->> 'cache_version')::bigint
+       = (SELECT last_value FROM zonegate.change_seq) AS version_follows_zone_change;
 -- The json text form: the same document, user_id first, NULL where user_context is NULL.
 SELECT zonegate.user_context_json(u)::jsonb = zonegate.user_context(u) AS same_document,
        left(zonegate.user_context_json(u)::text, 11) AS starts_with
