@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/context.hpp"
 #include "core/error.hpp"
 
 extern "C" {
@@ -15,6 +16,7 @@ extern "C" {
 #include "utils/memutils.h"
 }
 
+#include "pg/datum.hpp"
 #include "pg/guard.hpp"
 
 namespace {
@@ -37,10 +39,58 @@ Datum text_result(const std::string& s) {
   return zonegate::pg::pg_call([c] { return PointerGetDatum(cstring_to_text(c)); });
 }
 
+// Token lists for the jsonb document builder: "document" is well formed (keys out of jsonb's
+// order, nesting, every scalar kind); the others are each malformed in one way and must be
+// refused with an error, never trusted.
+bool document_kind(const std::string& kind, zonegate::core::Document* doc) {
+  using T = zonegate::core::DocToken;
+  auto key = [](std::string_view k) { return T{T::kKey, k}; };
+  if (kind == "document") {
+    *doc = {{T::kBeginObject},
+            key("zeta"),
+            {T::kBeginArray},
+            {T::kInt, {}, -42},
+            {T::kBool, {}, 1},
+            {T::kNull},
+            {T::kString, "s \"q\""},
+            {T::kBeginArray},
+            {T::kEndArray},
+            {T::kEndArray},
+            key("a"),
+            {T::kBeginObject},
+            key("bb"),
+            {T::kInt, {}, 9007199254740993},
+            key("c"),
+            {T::kString, "x"},
+            {T::kEndObject},
+            key("attributes"),
+            {T::kAttributes},
+            {T::kEndObject}};
+  } else if (kind == "document_unclosed") {
+    *doc = {{T::kBeginObject}, key("a"), {T::kInt, {}, 1}};
+  } else if (kind == "document_stray_end") {
+    *doc = {{T::kBeginObject}, {T::kEndArray}};
+  } else if (kind == "document_key_twice") {
+    *doc = {{T::kBeginObject}, key("a"),         {T::kInt, {}, 1},
+            key("a"),          {T::kInt, {}, 2}, {T::kEndObject}};
+  } else if (kind == "document_scalar") {
+    *doc = {{T::kString, "x"}};
+  } else if (kind == "document_trailing") {
+    *doc = {{T::kBeginArray}, {T::kEndArray}, {T::kBeginArray}, {T::kEndArray}};
+  } else {
+    return false;
+  }
+  return true;
+}
+
 Datum selftest_guard_body(FunctionCallInfo fcinfo) {
   std::string kind = text_arg(fcinfo, 0);
   FrameSentinel sentinel;
   if (kind == "ok") return text_result("ok");
+  zonegate::core::Document doc;
+  if (document_kind(kind, &doc)) {
+    return text_result(zonegate::pg::jsonb_text(zonegate::pg::jsonb_document(doc, {})));
+  }
   if (kind == "cpp") throw std::runtime_error("selftest: a C++ exception");
   if (kind == "zonegate")
     throw zonegate::Error(zonegate::sqlstate::kInvalidParameterValue, "selftest: a zonegate error",
@@ -60,7 +110,7 @@ Datum selftest_guard_body(FunctionCallInfo fcinfo) {
   }
   throw zonegate::Error(zonegate::sqlstate::kInvalidParameterValue,
                         "unknown selftest kind \"" + kind + "\"", {},
-                        "use ok, cpp, zonegate, bad_alloc, unknown, pg or palloc");
+                        "use ok, cpp, zonegate, bad_alloc, unknown, pg, palloc or document*");
 }
 
 Datum selftest_unwound_body(FunctionCallInfo) {

@@ -26,6 +26,13 @@ FROM unnest(ARRAY['cpp', 'zonegate', 'bad_alloc', 'unknown', 'pg', 'palloc', 'no
 -- Each failing call above unwound exactly one C++ frame holding a heap-owning object.
 SELECT zonegate._selftest_unwound() - :unwound_before AS frames_unwound;
 
+-- The jsonb document builder (user_context's documents): keys stored in jsonb's order (shorter
+-- first), nesting and every scalar kind; a malformed token list is refused, never trusted.
+SELECT zonegate._selftest_guard('document');
+SELECT kind, pg_temp.try(kind)
+FROM unnest(ARRAY['document_unclosed', 'document_stray_end', 'document_key_twice',
+                  'document_scalar', 'document_trailing']) AS kind;
+
 -- The errors as a client sees them, outside any handler.
 SELECT zonegate._selftest_guard('cpp');
 SELECT 1 AS backend_alive;
