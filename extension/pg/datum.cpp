@@ -183,6 +183,14 @@ struct TreeBuild {
   const std::string* attributes;
 };
 
+// Room for one more element in a palloc'd array of `cap` elements holding `n`.
+template <typename T>
+T* room_for_one(T* items, int n, int* cap) {
+  if (n < *cap) return items;
+  *cap *= 2;
+  return static_cast<T*>(repalloc(items, sizeof(T) * static_cast<size_t>(*cap)));
+}
+
 const core::DocToken& next_token(TreeBuild* b) {
   if (b->pos >= b->doc->size()) elog(ERROR, "zonegate: incomplete document");
   return (*b->doc)[b->pos++];
@@ -205,10 +213,7 @@ void tree_value(TreeBuild* b, int depth, JsonbValue* out) {
         const DocToken& k = next_token(b);
         if (k.kind == DocToken::kEndObject) break;
         if (k.kind != DocToken::kKey) elog(ERROR, "zonegate: malformed document");
-        if (n == cap) {
-          cap *= 2;
-          pairs = static_cast<JsonbPair*>(repalloc(pairs, sizeof(JsonbPair) * cap));
-        }
+        pairs = room_for_one(pairs, n, &cap);
         pairs[n].key = jsonb_string(k.text);
         pairs[n].order = static_cast<uint32>(n);
         tree_value(b, depth + 1, &pairs[n].value);
@@ -236,10 +241,7 @@ void tree_value(TreeBuild* b, int depth, JsonbValue* out) {
           ++b->pos;
           break;
         }
-        if (n == cap) {
-          cap *= 2;
-          elems = static_cast<JsonbValue*>(repalloc(elems, sizeof(JsonbValue) * cap));
-        }
+        elems = room_for_one(elems, n, &cap);
         tree_value(b, depth + 1, &elems[n++]);
       }
       out->type = jbvArray;

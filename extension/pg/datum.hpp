@@ -29,8 +29,9 @@ Datum int8_array_datum(const std::vector<int64_t>& values);
 Datum nullable_int8_array_datum(const std::vector<std::optional<int64_t>>& values);
 // A copy of stored varlena bytes (e.g. a cached jsonb value).
 Datum varlena_copy(const std::string& bytes);
-// A document as jsonb varlena bytes (for caching), built value by value; kAttributes is the
-// jsonb `attributes_jsonb` (an empty object when empty).
+// A document as jsonb varlena bytes (for caching), built as one JsonbValue tree and serialised
+// once; kAttributes is the jsonb `attributes_jsonb` (an empty object when empty). A malformed
+// token list is an ERROR.
 std::string jsonb_document(const core::Document& doc, const std::string& attributes_jsonb);
 // Stored jsonb varlena bytes as JSON text, the way jsonb_out prints them.
 std::string jsonb_text(const std::string& jsonb);
