@@ -53,51 +53,82 @@ double Histogram::quantile(double q) const {
   return kBuckets.back();
 }
 
+void LiveHistogram::observe_ns(uint64_t ns) {
+  size_t i = 0;
+  while (i < kBucketsNs.size() && ns > kBucketsNs[i])
+    ++i;
+  counts_[i].store(counts_[i].load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  sum_ns_.store(sum_ns_.load(std::memory_order_relaxed) + ns, std::memory_order_relaxed);
+}
+
+Histogram LiveHistogram::read() const {
+  Histogram h;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    h.counts[i] = counts_[i].load(std::memory_order_relaxed);
+    h.count += h.counts[i];
+  }
+  h.sum = static_cast<double>(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
+  return h;
+}
+
 namespace {
 
-// The value of a (route, method, n) series, created on first use; no string copies on a hit.
+// The value of a (route, method, n) series, created on first use under `mu` (readers walk the
+// map under it); no string copies when it exists. Called by the map's writing thread only, so
+// the lookup itself needs no lock.
 template <typename Map>
-typename Map::mapped_type& series(Map& m, std::string_view route, std::string_view method, int n) {
+typename Map::mapped_type& series(std::mutex& mu, Map& m, std::string_view route,
+                                  std::string_view method, int n) {
   auto it = m.find(std::make_tuple(route, method, n));
-  if (it == m.end())
-    it = m.emplace(std::make_tuple(std::string(route), std::string(method), n),
-                   typename Map::mapped_type{})
-             .first;
+  if (it == m.end()) {
+    std::lock_guard<std::mutex> lock(mu);
+    it = m.try_emplace(std::make_tuple(std::string(route), std::string(method), n)).first;
+  }
   return it->second;
 }
 
 }  // namespace
 
 void WorkerMetrics::record_request(std::string_view route, std::string_view method, int status,
-                                   double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
+                                   uint64_t latency_ns) {
   if (status != last_.status || route != last_.route || method != last_.method) {
-    last_.count = &series(s_.requests, route, method, status);
-    last_.latency = &series(s_.latency, route, method, status / 100);
+    last_.count = &series(mu_, requests_, route, method, status);
+    last_.latency = &series(mu_, latency_, route, method, status / 100);
     last_.route = route;
     last_.method = method;
     last_.status = status;
   }
-  ++*last_.count;
-  last_.latency->observe(seconds);
+  last_.count->store(last_.count->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  last_.latency->observe_ns(latency_ns);
 }
 
-void WorkerMetrics::record_query(const std::string& kind, double seconds) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = s_.upstream.find(std::string_view(kind));
-  if (it == s_.upstream.end()) it = s_.upstream.emplace(kind, Histogram{}).first;
-  it->second.observe(seconds);
+void WorkerMetrics::record_query(const std::string& kind, uint64_t ns) {
+  auto it = upstream_.find(std::string_view(kind));
+  if (it == upstream_.end()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    it = upstream_.try_emplace(kind).first;
+  }
+  it->second.observe_ns(ns);
 }
 
 void WorkerMetrics::set_pool(const PoolSnapshot& p, int64_t open_connections) {
   std::lock_guard<std::mutex> lock(mu_);
-  s_.pool = p;
-  s_.open_connections = open_connections;
+  pool_ = p;
+  open_connections_ = open_connections;
 }
 
 WorkerMetrics::Snapshot WorkerMetrics::snapshot() const {
+  Snapshot s;
   std::lock_guard<std::mutex> lock(mu_);
-  return s_;
+  for (const auto& [k, v] : requests_)
+    s.requests.emplace(k, v.load(std::memory_order_relaxed));
+  for (const auto& [k, h] : latency_)
+    s.latency.emplace(k, h.read());
+  for (const auto& [k, h] : upstream_)
+    s.upstream.emplace(k, h.read());
+  s.pool = pool_;
+  s.open_connections = open_connections_;
+  return s;
 }
 
 Registry::Registry(int workers) {

@@ -1,10 +1,11 @@
 // One metrics registry: per-worker counters and histograms, updated on the worker's own thread
-// under an uncontended per-worker lock and merged only when /metrics (or the dashboard sampler)
-// reads them. Names follow Prometheus conventions and are stable API (docs/OBSERVABILITY in
-// docs/API.md).
+// without a lock (each is written by that thread alone) and merged only when /metrics (or the
+// dashboard sampler) reads them. Names follow Prometheus conventions and are stable API
+// (docs/OBSERVABILITY in docs/API.md).
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -22,6 +23,15 @@ inline constexpr std::array<double, 16> kBuckets = {0.0001, 0.00025, 0.0005, 0.0
                                                     0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
                                                     1,      2.5,     5,      10};
 
+// The bucket bounds in nanoseconds, for the hot path's integer compares.
+inline constexpr std::array<uint64_t, kBuckets.size()> kBucketsNs = [] {
+  std::array<uint64_t, kBuckets.size()> ns{};
+  for (size_t i = 0; i < kBuckets.size(); ++i)
+    ns[i] = static_cast<uint64_t>(kBuckets[i] * 1e9 + 0.5);
+  return ns;
+}();
+
+// A histogram as read (a snapshot, a merge of workers' snapshots, the invalidation lag).
 struct Histogram {
   std::array<uint64_t, kBuckets.size() + 1> counts{};  // per bucket, last one is +Inf
   double sum = 0;
@@ -45,10 +55,28 @@ struct PoolSnapshot {
   std::string last_error;
 };
 
+// A histogram one thread writes while others read it, without a lock: every field is an atomic
+// the writer updates with a relaxed load and store (no read-modify-write: there is one writer),
+// which compiles to plain moves. A reader may see a sample's bucket before its sum; the count is
+// the sum of the buckets, so the +Inf bucket and _count always agree.
+class LiveHistogram {
+ public:
+  void observe_ns(uint64_t ns);  // the writing thread only
+  Histogram read() const;
+
+ private:
+  std::array<std::atomic<uint64_t>, kBuckets.size() + 1> counts_{};
+  std::atomic<uint64_t> sum_ns_{0};
+};
+
+// One worker's series. record_request() and record_query() run on the worker's thread and take
+// no lock once a series exists (a new series is inserted under mu_, which snapshot() holds while
+// it walks the maps; std::map nodes never move, so the remembered pointers stay valid).
 class WorkerMetrics {
  public:
-  void record_request(std::string_view route, std::string_view method, int status, double seconds);
-  void record_query(const std::string& kind, double seconds);
+  void record_request(std::string_view route, std::string_view method, int status,
+                      uint64_t latency_ns);
+  void record_query(const std::string& kind, uint64_t ns);
   void set_pool(const PoolSnapshot& p, int64_t open_connections);
 
   struct Snapshot {
@@ -64,15 +92,20 @@ class WorkerMetrics {
   Snapshot snapshot() const;
 
  private:
-  mutable std::mutex mu_;
-  Snapshot s_;
-  // The series of the last request: a worker's requests mostly repeat it (map nodes never move,
-  // so the pointers stay valid), which saves the two map lookups per request.
+  using Key = std::tuple<std::string, std::string, int>;
+  mutable std::mutex mu_;  // held to insert a series and to read the maps, never to count
+  std::map<Key, std::atomic<uint64_t>, std::less<>> requests_;
+  std::map<Key, LiveHistogram, std::less<>> latency_;  // route, method, status class
+  std::map<std::string, LiveHistogram, std::less<>> upstream_;
+  PoolSnapshot pool_;  // under mu_
+  int64_t open_connections_ = 0;
+  // The series of the last request: a worker's requests mostly repeat it, which saves the two
+  // map lookups per request.
   struct LastSeries {
     std::string route, method;
     int status = -1;
-    uint64_t* count = nullptr;
-    Histogram* latency = nullptr;
+    std::atomic<uint64_t>* count = nullptr;
+    LiveHistogram* latency = nullptr;
   } last_;
 };
 
