@@ -237,13 +237,35 @@ TEST_F(LogFile, AccessLineEscapesEveryPositionAndLength) {
       }
       values.push_back(v);
     }
+    // Plain text (copied whole), and one character to escape at each position: the last block
+    // overlaps the one before it, and a hit in either must send the string to the escaper.
+    const std::string plain(len, 'p');
+    values.push_back(plain);
+    for (size_t at = 0; at < len; ++at) {
+      for (char special : {'"', '\\', '\x01'}) {
+        std::string v = plain;
+        v[at] = special;
+        values.push_back(v);
+      }
+    }
   }
-  for (const std::string& v : values) {
-    log::AccessRecord r;
-    r.path = v;
-    log::write_access(r);
-  }
-  auto lines = lines_of(read_file(path_));
+  auto write_values = [&values] {
+    for (const std::string& v : values) {
+      log::AccessRecord r;
+      r.path = v;
+      r.user = v;
+      log::write_access(r);
+    }
+  };
+  write_values();  // formatted at once
+  const std::string direct = read_file(path_);
+  // Stored in a batch (every string length through the record's copy) and formatted at the flush.
+  ASSERT_EQ(truncate(path_.c_str(), 0), 0);
+  log::batch_this_thread(true);
+  write_values();
+  log::batch_this_thread(false);
+  EXPECT_EQ(read_file(path_), direct);
+  auto lines = lines_of(direct);
   ASSERT_EQ(lines.size(), values.size());
   for (size_t i = 0; i < values.size(); ++i) {
     rapidjson::Document d;
@@ -251,6 +273,10 @@ TEST_F(LogFile, AccessLineEscapesEveryPositionAndLength) {
     ASSERT_TRUE(zonegate::json::parse(lines[i], d, err)) << err << ": " << lines[i];
     ASSERT_EQ(std::string(d["path"].GetString(), d["path"].GetStringLength()), values[i])
         << lines[i];
+    if (!values[i].empty()) {
+      ASSERT_EQ(std::string(d["user"].GetString(), d["user"].GetStringLength()), values[i])
+          << lines[i];
+    }
   }
 }
 
