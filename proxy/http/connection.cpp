@@ -121,6 +121,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Connection::parse(const char* data, size_t len) {
+  parse_ns_ = uv_hrtime();
   in_parse_ = true;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   in_parse_ = false;
@@ -172,7 +173,7 @@ int Connection::reject(int status, const char* code, const char* message) {
 int Connection::cb_message_begin(llhttp_t* p) {
   Connection* c = self(p);
   c->current_ = std::make_shared<Exchange>(&c->worker_);
-  c->current_->req.start_ns = uv_hrtime();
+  c->current_->req.start_ns = c->parse_ns_;
   c->current_->req.client_addr = c->client_addr_;
   c->state_ = State::kHeaders;
   c->state_since_ms_ = uv_now(c->worker_.loop());
@@ -339,6 +340,7 @@ void Connection::flush() {
   std::string& out = worker_.output_scratch();
   out.clear();
   bool last_sent = false;
+  uint64_t done_ns = 0;  // read at the first response: the responses below go out in one write
   while (!pending_.empty() && pending_.front()->responded_) {
     ExchangePtr ex = std::move(pending_.front());
     pending_.pop_front();
@@ -349,7 +351,10 @@ void Connection::flush() {
     }
     size_t before = out.size();
     serialize(*ex, out);
-    worker_.observe(*ex, out.size() - before);
+    if (worker_.observing()) {
+      if (done_ns == 0) done_ns = uv_hrtime();
+      worker_.observe(*ex, out.size() - before, done_ns);
+    }
     ex->conn_ = nullptr;
     if (ex->resp_.close) {
       last_sent = true;

@@ -81,6 +81,9 @@ class Connection {
   bool paused_ = false;
   bool reading_ = false;
   bool in_parse_ = false;
+  // When parse() was handed its bytes: the start of every request that begins in them (one
+  // clock read for all the requests pipelined in one read).
+  uint64_t parse_ns_ = 0;
   bool close_after_flush_ = false;
   bool peer_eof_ = false;
   size_t output_bytes_ = 0;  // bytes handed to uv_write and not yet completed

@@ -61,8 +61,10 @@ class WorkerContext {
 };
 
 using ContextFactory = std::function<std::unique_ptr<WorkerContext>(Worker&)>;
-// Called once per completed response (access log, metrics). Runs on the worker's thread.
-using ResponseObserver = std::function<void(const Worker&, const Exchange&, uint64_t bytes)>;
+// Called once per completed response (access log, metrics), on the worker's thread. done_ns is
+// when the response was queued (uv_hrtime()): read once per write, for every response it carries.
+using ResponseObserver =
+    std::function<void(const Worker&, const Exchange&, uint64_t bytes, uint64_t done_ns)>;
 
 class Server;
 
@@ -98,7 +100,8 @@ class Worker {
 
   // Internal: used by Connection.
   void dispatch(const ExchangePtr& ex);
-  void observe(const Exchange& ex, uint64_t bytes);
+  bool observing() const;  // whether a ResponseObserver is set
+  void observe(const Exchange& ex, uint64_t bytes, uint64_t done_ns);
   void add_connection(Connection* c);
   void remove_connection(Connection* c);
 
@@ -183,5 +186,9 @@ class Server {
   std::atomic<int> running_{0};
   int port_ = 0;
 };
+
+inline bool Worker::observing() const {
+  return static_cast<bool>(server_.observer_);
+}
 
 }  // namespace zonegate::http

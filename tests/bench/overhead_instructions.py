@@ -6,11 +6,14 @@
 For each binary, two proxies in turn (1 worker, pool 1, the response cache on, log level info;
 one with metrics and the access log to a file, one with both off) run under valgrind's callgrind
 with instrumentation off until the hot key (user 1, as the overhead section) is cached, then
-`wrk -t1 -c8` sends it for N seconds (default 6) with every thread counted. Prints the user-space
+`wrk -t1 -c1` sends it for N seconds (default 6) with every thread counted: one connection, so
+every request takes the same path through the loop (with more, how many requests share a loop
+turn varies from run to run, and so does the count). Prints the user-space
 instructions per request of the event loop and of the log writer, and what "on" adds to "off".
-Measured twice, the same binary's per-thread figures agree within 0.2% and what "on" adds
-(a difference of two such figures) within about 3%, where the timed shared-core measure of
-docs/BENCHMARKS.md, section 9, moves by a point or two of a hit's cost between runs. The kernel's part (sockets, the log file's
+Measured again, the same binary's per-thread figures agree within about 0.5% (timers and idle
+loop turns), so what "on" adds, a difference of two of them, moves by about 60 instructions:
+give each binary two or three passes. The timed shared-core measure of docs/BENCHMARKS.md,
+section 9, moves by a point or two of a hit's cost (200-250 instructions) between runs. The kernel's part (sockets, the log file's
 write(2)) is not counted: callgrind sees user space only.
 
 Needs what proxy_bench.py needs (the bench database, PG* variables), valgrind and wrk.
@@ -79,7 +82,7 @@ def measure(binary, on, seconds, work):
             raise pb.Failure(f"no cache hit ({st}, {hd.get('x-cache')})")
         subprocess.run(["callgrind_control", "-i", "on", str(vg.pid)], check=True,
                        capture_output=True, timeout=60)
-        cmd = pb.wrk_cmd(port, 1, 8, seconds, "static.lua", path=path, token=tok)
+        cmd = pb.wrk_cmd(port, 1, 1, seconds, "static.lua", path=path, token=tok)
         w = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
         res = pb.wrk_summary(cmd, w.returncode, w.stdout)
         if any(res["errors"].values()):
