@@ -11,15 +11,6 @@
 
 namespace zonegate::metrics {
 
-void Histogram::observe(double seconds) {
-  size_t i = 0;
-  while (i < kBuckets.size() && seconds > kBuckets[i])
-    ++i;
-  ++counts[i];
-  sum += seconds;
-  ++count;
-}
-
 void Histogram::merge(const Histogram& o) {
   for (size_t i = 0; i < counts.size(); ++i)
     counts[i] += o.counts[i];
@@ -138,7 +129,7 @@ Registry::Registry(int workers) {
 
 void Registry::record_invalidation_lag(double seconds) {
   std::lock_guard<std::mutex> lock(lag_mu_);
-  lag_.observe(seconds);
+  lag_.observe_ns(seconds > 0 ? static_cast<uint64_t>(seconds * 1e9 + 0.5) : 0);
 }
 
 Registry::Totals Registry::totals() const {
@@ -168,8 +159,7 @@ Registry::Totals Registry::totals() const {
     if (!s.pool.last_error.empty()) t.pool.last_error = s.pool.last_error;
     t.open_connections += s.open_connections;
   }
-  std::lock_guard<std::mutex> lock(lag_mu_);
-  t.invalidation_lag = lag_;
+  t.invalidation_lag = lag_.read();
   return t;
 }
 

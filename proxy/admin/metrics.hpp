@@ -36,7 +36,6 @@ struct Histogram {
   std::array<uint64_t, kBuckets.size() + 1> counts{};  // per bucket, last one is +Inf
   double sum = 0;
   uint64_t count = 0;
-  void observe(double seconds);
   void merge(const Histogram& o);
   // The q-quantile (0..1) by linear interpolation inside its bucket; 0 when empty.
   double quantile(double q) const;
@@ -145,8 +144,8 @@ class Registry {
 
  private:
   std::vector<std::unique_ptr<WorkerMetrics>> workers_;
-  mutable std::mutex lag_mu_;
-  Histogram lag_;
+  std::mutex lag_mu_;
+  LiveHistogram lag_;  // writers take lag_mu_ (one at a time, as LiveHistogram needs)
   mutable std::mutex series_mu_;
   std::deque<Sample> series_;
   Totals last_;

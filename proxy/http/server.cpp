@@ -75,7 +75,7 @@ void Worker::dispatch(const ExchangePtr& ex) {
 }
 
 void Worker::observe(const Exchange& ex, uint64_t bytes, uint64_t done_ns) {
-  if (server_.observer_) server_.observer_(*this, ex, bytes, done_ns);
+  server_.observer_(*this, ex, bytes, done_ns);
 }
 
 void Worker::add_connection(Connection* c) {

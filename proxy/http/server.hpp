@@ -101,7 +101,7 @@ class Worker {
   // Internal: used by Connection.
   void dispatch(const ExchangePtr& ex);
   bool observing() const;  // whether a ResponseObserver is set
-  void observe(const Exchange& ex, uint64_t bytes, uint64_t done_ns);
+  void observe(const Exchange& ex, uint64_t bytes, uint64_t done_ns);  // when observing()
   void add_connection(Connection* c);
   void remove_connection(Connection* c);
 
