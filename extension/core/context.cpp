@@ -7,6 +7,8 @@
 
 #include <algorithm>
 
+#include "core/error.hpp"
+
 namespace zonegate::core {
 
 namespace {
@@ -168,12 +170,26 @@ std::optional<std::string> claims_subject(std::string_view claims_json) {
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseIterativeFlag>(claims_json.data(),
                                             claims_json.size());  // no recursion
-  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
-  auto it = doc.FindMember("sub");
-  if (it == doc.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
-    return std::nullopt;
+  if (doc.HasParseError() || !doc.IsObject()) {
+    throw Error(sqlstate::kInvalidParameterValue, "request.jwt.claims is not a JSON object", {},
+                "set it to the JWT's claims, as PostgREST does");
   }
-  return std::string(it->value.GetString(), it->value.GetStringLength());
+  const rapidjson::Value* sub = nullptr;
+  for (auto it = doc.MemberBegin(); it != doc.MemberEnd(); ++it) {
+    if (std::string_view(it->name.GetString(), it->name.GetStringLength()) != "sub") continue;
+    if (sub != nullptr) {
+      throw Error(sqlstate::kInvalidParameterValue,
+                  "request.jwt.claims has more than one \"sub\" claim");
+    }
+    sub = &it->value;
+  }
+  if (sub == nullptr || !sub->IsString() || sub->GetStringLength() == 0) return std::nullopt;
+  std::string out(sub->GetString(), sub->GetStringLength());
+  if (out.find('\0') != std::string::npos) {
+    throw Error(sqlstate::kInvalidParameterValue,
+                "the \"sub\" claim of request.jwt.claims contains a NUL character");
+  }
+  return out;
 }
 
 }  // namespace zonegate::core

@@ -69,7 +69,10 @@ std::string build_context_json(const ZoneTree& tree, const UserRecord& user, con
                                int64_t cache_version);
 
 // The "sub" claim of a JWT claims document (request.jwt.claims as PostgREST sets it), if it is a
-// non-empty string; nullopt for anything else, including malformed JSON.
+// non-empty string; nullopt when it is absent, empty or not a string (an anonymous request).
+// Throws zonegate::Error (22023) for claims that name nobody unambiguously: not a JSON object,
+// "sub" twice (jsonb would read the last, a first-match reader the first), or a NUL in "sub"
+// (a C string would end there and read another user).
 std::optional<std::string> claims_subject(std::string_view claims_json);
 
 }  // namespace zonegate::core

@@ -56,8 +56,14 @@ Scope Scope::from_grants(const ZoneTree& tree, const std::vector<int64_t>& zone_
 
 std::vector<int64_t> ids_in(const ZoneTree& tree, const std::vector<Interval>& intervals) {
   size_t n = 0;
-  for (const Interval& i : intervals)
+  for (const Interval& i : intervals) {
+    if (!tree.holds(i.lo, i.hi)) {
+      throw Error(sqlstate::kInternalError,
+                  "zone range [" + std::to_string(i.lo) + ", " + std::to_string(i.hi) +
+                      ") is outside the zone tree (" + std::to_string(tree.size()) + " zones)");
+    }
     n += static_cast<size_t>(i.hi - i.lo);
+  }
   if (n == tree.size() && n > 0) return tree.all_ids_sorted();
   std::vector<int64_t> out;
   out.reserve(n);

@@ -222,12 +222,14 @@ std::shared_ptr<const ZoneTree> ZoneTree::build(const std::vector<ZoneInput>& ro
 }
 
 Pos ZoneTree::root_of(Pos p) const {
+  checked(p);
   while (parent_[p] != kNoPos)
     p = parent_[p];
   return p;
 }
 
 std::vector<int64_t> ZoneTree::path(Pos p) const {
+  checked(p);
   std::vector<int64_t> out;
   for (Pos cur = p; cur != kNoPos; cur = parent_[cur])
     out.push_back(ids_[cur]);

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.hpp"
+
 namespace zonegate::core {
 
 // Pre-order position of a zone in a compiled tree.
@@ -67,17 +69,27 @@ class ZoneTree {
 
   size_t size() const { return ids_.size(); }
   Pos find(int64_t id) const { return index_.find(id); }
-  int64_t id(Pos p) const { return ids_[p]; }
-  Pos parent(Pos p) const { return parent_[p]; }
+  // Accessors by position check it: a position from another tree (a scope built against an
+  // older generation) is an error, never a read past the end.
+  int64_t id(Pos p) const { return ids_[checked(p)]; }
+  Pos parent(Pos p) const { return parent_[checked(p)]; }
   // One past the last descendant of p.
-  Pos end(Pos p) const { return end_[p]; }
-  int depth(Pos p) const { return depth_[p]; }
-  bool is_under(Pos z, Pos g) const { return g <= z && z < end_[g]; }
-  std::string_view code(Pos p) const { return {arena_.data() + str_off_[p], code_len_[p]}; }
-  std::string_view name(Pos p) const {
-    return {arena_.data() + str_off_[p] + code_len_[p], name_len_[p]};
+  Pos end(Pos p) const { return end_[checked(p)]; }
+  int depth(Pos p) const { return depth_[checked(p)]; }
+  bool is_under(Pos z, Pos g) const { return g <= z && z < end_[checked(g)]; }
+  std::string_view code(Pos p) const {
+    size_t i = checked(p);
+    return {arena_.data() + str_off_[i], code_len_[i]};
   }
-  std::string_view level(Pos p) const { return levels_[level_[p]]; }
+  std::string_view name(Pos p) const {
+    size_t i = checked(p);
+    return {arena_.data() + str_off_[i] + code_len_[i], name_len_[i]};
+  }
+  std::string_view level(Pos p) const { return levels_[level_[checked(p)]]; }
+  // Whether [lo, hi) is a range of positions of this tree.
+  bool holds(Pos lo, Pos hi) const {
+    return lo >= 0 && lo <= hi && static_cast<size_t>(hi) <= ids_.size();
+  }
   const std::vector<Pos>& roots() const { return roots_; }
   Pos root_of(Pos p) const;
   // Zone ids from the root down to p.
@@ -87,6 +99,14 @@ class ZoneTree {
   size_t memory_bytes() const;
 
  private:
+  size_t checked(Pos p) const {
+    if (p < 0 || static_cast<size_t>(p) >= ids_.size()) {
+      throw Error(sqlstate::kInternalError, "zone position " + std::to_string(p) +
+                                                " is outside the zone tree (" +
+                                                std::to_string(ids_.size()) + " zones)");
+    }
+    return static_cast<size_t>(p);
+  }
   std::vector<int64_t> ids_;
   std::vector<Pos> parent_;
   std::vector<Pos> end_;

@@ -7,9 +7,11 @@
 
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <list>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/context.hpp"
 #include "core/error.hpp"
@@ -26,6 +28,7 @@ extern "C" {
 #include "pg/catalog.hpp"
 #include "pg/datum.hpp"
 #include "pg/guard.hpp"
+#include "pg/identity.hpp"
 #include "pg/loader.hpp"
 
 namespace zonegate::pg {
@@ -46,6 +49,13 @@ using UserList = std::list<UserNode>;
 // least recent first. Users seen once (a uniform tail, a scan through many users) cannot push
 // out the frequently used ones, as they do in a plain LRU.
 constexpr double kProtectedShare = 0.8;
+
+// Ids that name no user are remembered in a small set of their own, never as entries: a caller
+// asking for many made-up ids cannot fill the cache or push real users out of it.
+constexpr size_t kUnknownIdsMax = 256;
+// Longer ids are not remembered at all: no user can have one (a btree key is under 2.7 kB).
+constexpr size_t kUnknownIdBytesMax = 1024;
+UserEntry g_no_user;  // what every unknown id answers: no context, no access; never written
 
 struct State {
   // Invalidation generations: bumped by callbacks, compared at access.
@@ -72,6 +82,8 @@ struct State {
   std::unordered_map<std::string_view, UserList::iterator> user_index;
   size_t user_bytes = 0;       // both segments
   size_t protected_bytes = 0;  // the protected segment
+  std::unordered_set<std::string> unknown_ids;  // at most kUnknownIdsMax, oldest dropped first
+  std::deque<const std::string*> unknown_order;
   CacheCounters zc, uc;
   // Once-per-statement invalidation check.
   TimestampTz last_statement = 0;
@@ -81,13 +93,9 @@ struct State {
   const UserEntry* current_entry = nullptr;
   uint64_t current_gen = 0;
   UserEntry scratch;  // an entry answered but not cached
-  // request.jwt.claims parse cache.
-  std::string claims_text;
-  std::optional<std::string> claims_sub;
 };
 
 State* g_state = nullptr;
-char* g_user_id_guc = nullptr;
 int g_user_cache_kb = 4096;
 
 State& state() {
@@ -150,8 +158,24 @@ void drop_users(State& s) {
   s.user_index.clear();
   s.user_bytes = 0;
   s.protected_bytes = 0;
+  s.unknown_ids.clear();
+  s.unknown_order.clear();
   s.current_entry = nullptr;
   s.current_uid.clear();
+}
+
+// Remembers an id that names no user, dropping the oldest past kUnknownIdsMax.
+void remember_unknown(State& s, const std::string& user_id) {
+  if (user_id.size() > kUnknownIdBytesMax) return;
+  auto [it, added] = s.unknown_ids.insert(user_id);
+  if (!added) return;
+  s.unknown_order.push_back(&*it);  // set nodes do not move on rehash
+  if (s.unknown_order.size() > kUnknownIdsMax) {
+    const std::string* oldest = s.unknown_order.front();
+    s.unknown_order.pop_front();
+    if (s.current_entry == &g_no_user && s.current_uid == *oldest) s.current_entry = nullptr;
+    s.unknown_ids.erase(*oldest);
+  }
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -321,7 +345,7 @@ UserEntry& load_entry(State& s, const std::string& user_id, Documents docs) {
   ++s.uc.misses;
   auto t0 = std::chrono::steady_clock::now();
   UserEntry entry;
-  bool suspect = false;
+  bool suspect = false, found = false;
   for (int attempt = 0;; ++attempt) {
     ensure_tree(s);
     uint64_t gen = epoch(s);
@@ -335,8 +359,10 @@ UserEntry& load_entry(State& s, const std::string& user_id, Documents docs) {
     suspect = epoch(s) != gen;
     if (suspect && attempt < 2) continue;  // changed while we read: read again
     entry = UserEntry();
-    entry.visible = rec.has_value() && rec->active;
+    found = rec.has_value();
+    entry.visible = found && rec->active;
     if (entry.visible) {
+      entry.tree = s.tree;
       entry.scope = core::scope_for(*s.tree, *rec);
       build_documents(s, *rec, docs, entry);
     }
@@ -352,6 +378,10 @@ UserEntry& load_entry(State& s, const std::string& user_id, Documents docs) {
     s.scratch = std::move(entry);
     return s.scratch;
   }
+  if (!found) {
+    remember_unknown(s, user_id);
+    return g_no_user;  // has() is true for any need: nothing is ever built into it
+  }
   s.probation.push_front(UserNode{user_id, std::move(entry), false});
   UserNode& n = s.probation.front();
   s.user_index[n.key] = s.probation.begin();
@@ -364,7 +394,13 @@ UserEntry& find_or_load(State& s, const std::string& user_id, UserNeed need) {
   ensure_tree(s);
   sync_users(s);
   auto it = s.user_index.find(user_id);
-  if (it == s.user_index.end()) return load_entry(s, user_id, documents_for(need));
+  if (it == s.user_index.end()) {
+    if (s.unknown_ids.count(user_id) != 0) {
+      ++s.uc.hits;
+      return g_no_user;
+    }
+    return load_entry(s, user_id, documents_for(need));
+  }
   UserList::iterator pos = it->second;
   UserEntry& e = pos->entry;
   if (e.has(need)) {
@@ -384,14 +420,12 @@ UserEntry& find_or_load(State& s, const std::string& user_id, UserNeed need) {
 }  // namespace
 
 void cache_init() {
-  DefineCustomStringVariable(
-      "zonegate.user_id", "The user on whose behalf this transaction runs.",
-      "Read by zonegate.current_user_id(), current_zones() and can_access_current(). When empty, "
-      "the \"sub\" claim of request.jwt.claims (PostgREST) is used.",
-      &g_user_id_guc, "", PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  // Memory per backend is the DBA's decision: a role that could set it could make every
+  // backend it opens hold up to 1 GiB.
   DefineCustomIntVariable("zonegate.user_cache_size", "Memory for cached user entries per backend.",
-                          nullptr, &g_user_cache_kb, 4096, 0, 1024 * 1024, PGC_USERSET, GUC_UNIT_KB,
-                          nullptr, nullptr, nullptr);
+                          "Settable by superusers only (postgresql.conf, ALTER ROLE/DATABASE SET).",
+                          &g_user_cache_kb, 4096, 0, 1024 * 1024, PGC_SUSET, GUC_UNIT_KB, nullptr,
+                          nullptr, nullptr);
   MarkGUCPrefixReserved("zonegate");
   CacheRegisterRelcacheCallback(relcache_callback, (Datum)0);
   RegisterXactCallback(xact_callback, nullptr);
@@ -429,30 +463,19 @@ const UserEntry& cache_user(const std::string& user_id, UserNeed need) {
   return find_or_load(state(), user_id, need);
 }
 
-std::optional<std::string> current_user_id() {
-  if (g_user_id_guc != nullptr && g_user_id_guc[0] != '\0') return std::string(g_user_id_guc);
-  const char* claims = pg_call([] { return GetConfigOption("request.jwt.claims", true, false); });
-  if (claims == nullptr || claims[0] == '\0') return std::nullopt;
-  State& s = state();
-  if (s.claims_text != claims) {
-    s.claims_text = claims;
-    s.claims_sub = core::claims_subject(s.claims_text);
-  }
-  return s.claims_sub;
-}
-
 const UserEntry* cache_current_user() {
   State& s = state();
+  std::string_view uid;
+  if (!current_identity(&uid)) return nullptr;
   // Hot path (per-row RLS checks): same user, nothing invalidated since, no allocation.
-  if (s.current_entry != nullptr && s.current_gen == epoch(s) && g_user_id_guc != nullptr &&
-      g_user_id_guc[0] != '\0' && s.current_uid == g_user_id_guc && s.tree_gen == s.zones_gen) {
+  if (s.current_entry != nullptr && s.current_gen == epoch(s) && s.tree_gen == s.zones_gen &&
+      s.current_uid == uid) {
     ++s.uc.hits;
     return s.current_entry;
   }
-  std::optional<std::string> uid = current_user_id();
-  if (!uid) return nullptr;
-  const UserEntry& e = find_or_load(s, *uid, UserNeed::kScope);
-  s.current_uid = *uid;
+  std::string key(uid);  // uid views a setting; the load below may run code that changes it
+  const UserEntry& e = find_or_load(s, key, UserNeed::kScope);
+  s.current_uid = std::move(key);
   s.current_entry = &e;
   s.current_gen = epoch(s);
   return &e;

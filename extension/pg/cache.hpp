@@ -23,6 +23,9 @@ enum class UserNeed : uint8_t { kScope, kJson, kJsonb };
 // What the cache knows about one user id.
 struct UserEntry {
   bool visible = false;  // exists and is active; false means NULL context and no access
+  // The tree the scope's positions refer to, pinned: a caller reads positions against this one
+  // even when the cache's tree is rebuilt during its call (set when visible).
+  std::shared_ptr<const core::ZoneTree> tree;
   core::Scope scope;
   std::string context_json;   // the context document as JSON text (user_context_json())
   std::string context_jsonb;  // the same as jsonb varlena bytes (user_context())
@@ -69,11 +72,10 @@ int64_t cache_version();
 // the document asked for is read again, keeping the documents it had). The reference is valid
 // until the next cache call.
 const UserEntry& cache_user(const std::string& user_id, UserNeed need = UserNeed::kScope);
-// The entry for the current request's user (zonegate.user_id, else request.jwt.claims' sub),
-// or nullptr when there is none. Fast path for per-row RLS checks: no allocation on a hit.
+// The entry for the current request's user (pg/identity.hpp: zonegate.user_id or the claims'
+// sub, from a trusted session only), or nullptr when there is none. Fast path for per-row RLS
+// checks: no allocation on a hit.
 const UserEntry* cache_current_user();
-// The current request's user id, if any.
-std::optional<std::string> current_user_id();
 CacheStats cache_stats();
 // Drops everything (zonegate.cache_reset()).
 void cache_reset();

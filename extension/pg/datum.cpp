@@ -91,6 +91,7 @@ Datum nullable_int8_array_datum(const std::vector<std::optional<int64_t>>& value
   bool* np = nulls.get();
   int count = static_cast<int>(values.size());
   return pg_call([d, np, count] {
+    if (count == 0) return PointerGetDatum(construct_empty_array(INT8OID));  // '{}': no dims
     int dims[1] = {count};
     int lbs[1] = {1};
     return PointerGetDatum(
@@ -108,6 +109,8 @@ Datum int8_array_datum(const std::vector<int64_t>& values) {
   const int64_t* data = values.data();
   int n = static_cast<int>(values.size());
   return pg_call([data, n] {
+    // An empty array has no dimensions, so it equals '{}' (a 1-D array of length 0 does not).
+    if (n == 0) return PointerGetDatum(construct_empty_array(INT8OID));
     // Built directly: one allocation, no per-element Datum array (visible_zones can be large).
     Size bytes = ARR_OVERHEAD_NONULLS(1) + sizeof(int64) * static_cast<Size>(n);
     ArrayType* arr = static_cast<ArrayType*>(palloc0(bytes));

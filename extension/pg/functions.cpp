@@ -22,6 +22,7 @@ extern "C" {
 #include "pg/cache.hpp"
 #include "pg/datum.hpp"
 #include "pg/guard.hpp"
+#include "pg/identity.hpp"
 
 namespace {
 
@@ -55,7 +56,7 @@ Datum visible_zones_body(FunctionCallInfo fcinfo) {
   cache_begin_call();
   const UserEntry& e = cache_user(text_arg(fcinfo, 0));
   if (!e.visible) return int8_array_datum({});
-  return int8_array_datum(e.scope.sorted_ids(cache_tree()));
+  return int8_array_datum(e.scope.sorted_ids(*e.tree));
 }
 
 // zonegate.can_access(user_id text, zone_id bigint) → boolean.
@@ -64,7 +65,7 @@ Datum can_access_body(FunctionCallInfo fcinfo) {
   int64_t zone = PG_GETARG_INT64(1);
   const UserEntry& e = cache_user(text_arg(fcinfo, 0));
   if (!e.visible) return BoolGetDatum(false);
-  return BoolGetDatum(e.scope.contains(cache_tree().find(zone)));
+  return BoolGetDatum(e.scope.contains(e.tree->find(zone)));
 }
 
 // zonegate.filter_zones(user_id text, requested bigint[]) → bigint[]: each requested zone's
@@ -79,7 +80,7 @@ Datum filter_zones_body(FunctionCallInfo fcinfo) {
   bool request_all = requested.empty();
   const UserEntry& e = cache_user(uid);
   if (!e.visible) return int8_array_datum({});
-  return int8_array_datum(core::filter_zones(cache_tree(), e.scope, requested, request_all));
+  return int8_array_datum(core::filter_zones(*e.tree, e.scope, requested, request_all));
 }
 
 // zonegate.zone_path(zone_id bigint) → bigint[] root..zone, NULL for an unknown zone.
@@ -131,11 +132,12 @@ Datum zone_at_many_body(FunctionCallInfo fcinfo) {
   return nullable_int8_array_datum(out);
 }
 
-// zonegate.current_user_id() → text: zonegate.user_id, else request.jwt.claims ->> 'sub'.
+// zonegate.current_user_id() → text: the identity of pg/identity.hpp (zonegate.user_id, else
+// request.jwt.claims ->> 'sub', from a trusted session), NULL without one.
 Datum current_user_id_body(FunctionCallInfo fcinfo) {
-  std::optional<std::string> uid = current_user_id();
-  if (!uid) return null_result(fcinfo);
-  return text_datum(*uid);
+  std::string_view uid;
+  if (!current_identity(&uid)) return null_result(fcinfo);
+  return text_datum(uid);
 }
 
 // zonegate.current_zones() → bigint[]: visible_zones(current_user_id()), empty without a user.
@@ -143,7 +145,7 @@ Datum current_zones_body(FunctionCallInfo) {
   cache_begin_call();
   const UserEntry* e = cache_current_user();
   if (e == nullptr || !e->visible) return int8_array_datum({});
-  return int8_array_datum(e->scope.sorted_ids(cache_tree()));
+  return int8_array_datum(e->scope.sorted_ids(*e->tree));
 }
 
 // zonegate.can_access_current(zone_id bigint) → boolean; the per-row RLS check. No allocation
@@ -153,7 +155,7 @@ Datum can_access_current_body(FunctionCallInfo fcinfo) {
   int64_t zone = PG_GETARG_INT64(0);
   const UserEntry* e = cache_current_user();
   if (e == nullptr || !e->visible) return BoolGetDatum(false);
-  return BoolGetDatum(e->scope.contains(cache_tree().find(zone)));
+  return BoolGetDatum(e->scope.contains(e->tree->find(zone)));
 }
 
 // zonegate.cache_stats() → one row per cache ('zones', 'users').
@@ -203,7 +205,7 @@ ZONEGATE_SQL_FUNCTION(zonegate_user_context, user_context_body)
 ZONEGATE_SQL_FUNCTION(zonegate_user_context_json, user_context_json_body)
 ZONEGATE_SQL_FUNCTION(zonegate_visible_zones, visible_zones_body)
 ZONEGATE_SQL_FUNCTION(zonegate_can_access, can_access_body)
-ZONEGATE_SQL_FUNCTION(zonegate_filter_zones, filter_zones_body)
+ZONEGATE_SQL_FUNCTION_TAKING_NULLS(zonegate_filter_zones, filter_zones_body)
 ZONEGATE_SQL_FUNCTION(zonegate_zone_path, zone_path_body)
 ZONEGATE_SQL_FUNCTION(zonegate_zone_at, zone_at_body)
 ZONEGATE_SQL_FUNCTION(zonegate_zone_at_many, zone_at_many_body)

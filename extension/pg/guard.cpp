@@ -75,7 +75,18 @@ void run_guarded(void (*fn)(void*), void* arg) {
   if (edata != nullptr) throw PgException(edata);
 }
 
-Datum invoke_cpp(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo) {
+Datum invoke_cpp(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo, bool takes_nulls) {
+  if (!takes_nulls) {
+    // A body that reads its arguments as values answers NULL for a NULL argument, whatever the
+    // SQL declaration says: a function declared without STRICT by mistake (or by an old
+    // install script) must not read a NULL as a pointer.
+    for (int i = 0; i < fcinfo->nargs; ++i) {
+      if (fcinfo->args[i].isnull) {
+        fcinfo->isnull = true;
+        return 0;
+      }
+    }
+  }
   ErrorData* pg_error = nullptr;
   CapturedError captured;
   try {

@@ -67,8 +67,9 @@ auto pg_call(F&& f) -> decltype(f()) {
   }
 }
 
-// Runs the C++ body of a SQL function; see the file comment.
-Datum invoke_cpp(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo);
+// Runs the C++ body of a SQL function; see the file comment. Unless takes_nulls, a call with a
+// NULL argument returns NULL without running the body (STRICT, enforced here too).
+Datum invoke_cpp(Datum (*body)(FunctionCallInfo), FunctionCallInfo fcinfo, bool takes_nulls);
 
 // Runs a C++ callback that Postgres calls (relcache callbacks, hooks): it must not throw into
 // Postgres, so exceptions are logged as WARNING and swallowed.
@@ -76,11 +77,20 @@ void invoke_cpp_callback(const char* what, void (*fn)(void*), void* arg) noexcep
 
 }  // namespace zonegate::pg
 
-// Declares a SQL-callable C entry point `name` whose C++ body is `body`.
-#define ZONEGATE_SQL_FUNCTION(name, body)          \
-  extern "C" {                                     \
-  PG_FUNCTION_INFO_V1(name);                       \
-  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {       \
-    return zonegate::pg::invoke_cpp(body, fcinfo); \
-  }                                                \
+// Declares a SQL-callable C entry point `name` whose C++ body is `body`; a NULL argument
+// answers NULL without calling it.
+#define ZONEGATE_SQL_FUNCTION(name, body)                 \
+  extern "C" {                                            \
+  PG_FUNCTION_INFO_V1(name);                              \
+  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {              \
+    return zonegate::pg::invoke_cpp(body, fcinfo, false); \
+  }                                                       \
+  }
+// The same for a body that gives NULL arguments a meaning and checks each one itself.
+#define ZONEGATE_SQL_FUNCTION_TAKING_NULLS(name, body)   \
+  extern "C" {                                           \
+  PG_FUNCTION_INFO_V1(name);                             \
+  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {             \
+    return zonegate::pg::invoke_cpp(body, fcinfo, true); \
+  }                                                      \
   }

@@ -9,6 +9,7 @@ extern "C" {
 
 #include "pg/cache.hpp"
 #include "pg/guard.hpp"
+#include "pg/identity.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -17,6 +18,7 @@ PGDLLEXPORT void _PG_init(void);
 
 // Registers each module's GUCs and callbacks; no work happens in static constructors.
 void _PG_init(void) {
+  zonegate::pg::identity_init();  // first: cache_init reserves the zonegate.* prefix
   zonegate::pg::cache_init();
 }
 }

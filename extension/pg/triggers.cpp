@@ -31,6 +31,11 @@ Datum invalidate_body(FunctionCallInfo fcinfo) {
 // zonegate._check_boundary(zone_id bigint, boundary jsonb) → true, or an error naming the zone
 // and what is wrong with its GeoJSON. Used by the zones_boundary_valid CHECK constraint.
 Datum check_boundary_body(FunctionCallInfo fcinfo) {
+  // STRICT in SQL; checked here too, since a NULL read as a pointer would take the cluster down.
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1)) {
+    fcinfo->isnull = true;
+    return 0;
+  }
   int64_t zone = PG_GETARG_INT64(0);
   struct Text {
     const char* data;

@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include "core/context.hpp"
+#include "core/error.hpp"
 
 using namespace zonegate::core;
+using zonegate::Error;
 
 namespace {
 
@@ -111,7 +113,22 @@ TEST(Claims, SubjectFallback) {
   EXPECT_EQ(claims_subject(R"({"role":"anon"})"), std::nullopt);
   EXPECT_EQ(claims_subject(R"({"sub":""})"), std::nullopt);
   EXPECT_EQ(claims_subject(R"({"sub":42})"), std::nullopt);
-  EXPECT_EQ(claims_subject("not json"), std::nullopt);
-  EXPECT_EQ(claims_subject(""), std::nullopt);
-  EXPECT_EQ(claims_subject("[]"), std::nullopt);
+  EXPECT_EQ(claims_subject(R"({"sub":null,"role":"anon"})"), std::nullopt);
+  EXPECT_EQ(claims_subject(R"({"sub":"a\u00e9"})"), "a\xc3\xa9");
+}
+
+// Claims that name nobody unambiguously are errors, never a guess: a reader taking the first
+// "sub" and jsonb (the last) would disagree, and a C string stops at a NUL.
+TEST(Claims, AmbiguousClaimsAreRefused) {
+  for (const char* bad : {"not json", "", "[]", "\"abc\"", R"({"sub":"a","sub":"b"})",
+                          R"({"sub":"a","sub":"a"})", R"({"sub":"adm\u0000in"})", "{\"sub\":\"a\"} x"}) {
+    EXPECT_THROW(claims_subject(bad), Error) << bad;
+  }
+  try {
+    claims_subject(R"({"sub":"a","role":"x","sub":"b"})");
+    FAIL() << "duplicate sub accepted";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.sqlstate(), "22023");
+    EXPECT_NE(std::string(e.what()).find("more than one"), std::string::npos);
+  }
 }

@@ -1,5 +1,7 @@
 -- Row-level security with zonegate: an app table whose rows belong to zones, one policy using
--- can_access_current(zone_id), and users switched per transaction as the proxy does it.
+-- can_access_current(zone_id), and users switched per transaction as the proxy does it. The
+-- session user is the (trusted) superuser, switched to a web role as the proxy's login would;
+-- what an untrusted login gets is in security.sql.
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS zonegate;
 RESET client_min_messages;

@@ -23,3 +23,38 @@ DROP EXTENSION zonegate;
 CREATE EXTENSION zonegate;
 SELECT extversion FROM pg_extension WHERE extname = 'zonegate';
 SELECT count(*) AS empty_zones FROM zonegate.zones;
+
+-- 0.4 -> 0.5 fixes an installed database in place: a 0.4 install had a non-STRICT boundary
+-- check any role could call with a NULL (a backend crash), internal functions for PUBLIC and
+-- change triggers a replica-role session skipped.
+DROP EXTENSION zonegate;
+CREATE EXTENSION zonegate VERSION '0.4';
+INSERT INTO zonegate.zones (id, code, name, level) VALUES (1, 'A', 'A', 'province');
+CREATE FUNCTION pg_temp.surface() RETURNS TABLE (what text, value text) LANGUAGE sql AS $$
+  SELECT 'check_boundary strict / public', p.proisstrict || ' / ' ||
+         has_function_privilege('public', p.oid, 'EXECUTE')
+  FROM pg_proc p WHERE p.oid = 'zonegate._check_boundary(bigint, jsonb)'::regprocedure
+  UNION ALL
+  SELECT 'internal functions for public', count(*)::text
+  FROM pg_proc p WHERE p.pronamespace = 'zonegate'::regnamespace AND p.proname LIKE '\_%'
+    AND has_function_privilege('public', p.oid, 'EXECUTE')
+  UNION ALL
+  SELECT 'trigger modes', string_agg(DISTINCT t.tgenabled::text, ',' ORDER BY t.tgenabled::text)
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relnamespace = 'zonegate'::regnamespace AND NOT t.tgisinternal
+  UNION ALL
+  SELECT 'boundary constraint', count(*)::text FROM pg_constraint
+  WHERE conname = 'zones_boundary_valid'
+  UNION ALL
+  SELECT 'authenticator may call user_context',
+         has_function_privilege('zonegate_authenticator', 'zonegate.user_context(text)', 'EXECUTE')::text
+  WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'zonegate_authenticator')
+$$;
+SELECT * FROM pg_temp.surface();
+ALTER EXTENSION zonegate UPDATE TO '0.5';
+SELECT * FROM pg_temp.surface();
+SELECT zonegate._check_boundary(1, NULL) IS NULL AS null_is_null;
+UPDATE zonegate.zones SET boundary = '{"type": "Point", "coordinates": [0, 0]}' WHERE id = 1;
+SELECT zonegate.zone_path(1) AS data_kept;
+DROP EXTENSION zonegate;
+CREATE EXTENSION zonegate;
