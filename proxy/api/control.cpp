@@ -64,6 +64,29 @@ void Control::check() {
   conn_->send(std::move(job));
 }
 
+void Control::check_trust(pg::Connection* c) {
+  // The extension honours zonegate.user_id only from superusers and members of
+  // zonegate_authenticator; from any other login every RLS check that reads it fails.
+  static const pg::Statement st = pg::make_statement(
+      "SELECT session_user, coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r "
+      "WHERE r.rolname = session_user), false) OR coalesce((SELECT pg_catalog.pg_has_role("
+      "session_user, a.oid, 'MEMBER') FROM pg_catalog.pg_roles a "
+      "WHERE a.rolname = 'zonegate_authenticator'), false)",
+      {});
+  pg::Job job;
+  job.statements.push_back(st);
+  job.done = [](pg::Result r) {
+    if (!r.ok() || r.rows.size() != 1 || r.rows[0].size() != 2) return;
+    if (r.rows[0][1].value_or("f") == "t") return;
+    std::string role = r.rows[0][0].value_or("?");
+    log::warn("the proxy's login role may not set identities",
+              {{"role", role},
+               {"effect", "requests whose SQL reads zonegate.user_id fail with 42501"},
+               {"hint", "GRANT zonegate_authenticator TO " + role + " (docs/SECURITY.md)"}});
+  };
+  c->send(std::move(job));
+}
+
 void Control::connect() {
   pg::Connection::Events ev;
   ev.on_ready = [this](pg::Connection* c) {
@@ -85,6 +108,7 @@ void Control::connect() {
       // Anything may have changed while we were not listening: tell the subscribers.
       app_.notify_change("{\"table\":\"*\",\"op\":\"RECONNECT\",\"users\":\"*\"}");
       load_catalog();
+      check_trust(c);
     };
     c->send(std::move(job));
   };

@@ -17,6 +17,7 @@ CONFIG=$ROOT/zonegate.yaml
 DEMO_USERS=${ZONEGATE_DEMO_USERS:-100000}
 DEMO_SEED=${ZONEGATE_DEMO_SEED:-42}
 DB=zonegate
+PROXY_ROLE=zonegate_proxy  # the login role zonegate-proxy connects as
 mkdir -p "$DEMO_DIR"
 DEMO_DIR=$(cd "$DEMO_DIR" && pwd)
 
@@ -96,6 +97,12 @@ start() {
   fi
   psql -X -q -v ON_ERROR_STOP=1 -c "CREATE EXTENSION IF NOT EXISTS zonegate" >/dev/null
   psql -X -q -v ON_ERROR_STOP=1 -c "ALTER EXTENSION zonegate UPDATE" >/dev/null
+  # The proxy logs in as its own role, a member of zonegate_authenticator: the trusted path for
+  # the identity it sets (docs/SECURITY.md), not a superuser.
+  psql -X -q -v ON_ERROR_STOP=1 -c "DO \$\$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$PROXY_ROLE') THEN
+        CREATE ROLE $PROXY_ROLE LOGIN;
+      END IF; END \$\$; GRANT zonegate_authenticator TO $PROXY_ROLE" >/dev/null
   load_data
   ensure_secrets
 
@@ -107,7 +114,7 @@ start() {
       exit 1
     fi
     say "starting zonegate-proxy on 127.0.0.1:$PORT"
-    ZONEGATE_PORT=$PORT ZONEGATE_DATABASE_URL="host=$PGHOST port=$PGPORT dbname=$DB user=$PGUSER" \
+    ZONEGATE_PORT=$PORT ZONEGATE_DATABASE_URL="host=$PGHOST port=$PGPORT dbname=$DB user=$PROXY_ROLE" \
       nohup "$PROXY_BIN" --config "$CONFIG" >>"$DEMO_DIR/proxy.log" 2>&1 &
     echo $! >"$DEMO_DIR/proxy.pid"
     if ! wait_for_health; then
