@@ -9,6 +9,7 @@ JOBS ?= $(shell nproc)
 BUILD_DIR ?= build
 ASAN_BUILD_DIR ?= build-asan
 FUZZ_BUILD_DIR ?= build-fuzz
+ASAN_EXT_DIR ?= build-asan-extension
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] && echo "" || echo sudo)
 
@@ -22,7 +23,7 @@ APT_PACKAGES := build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14
 APT_BENCH_PACKAGES := nginx-light pgbouncer libgeos++-dev \
   python3-fastapi python3-uvicorn python3-asyncpg python3-uvloop python3-httptools valgrind
 
-.PHONY: build extension proxy install deps deps-bench npm-deps test test-unit test-sanitize \
+.PHONY: build extension extension-asan proxy install deps deps-bench npm-deps test test-unit test-sanitize \
         fuzz fuzz-build demo demo-stop bench format lint clean help
 
 help:
@@ -30,7 +31,7 @@ help:
 	@echo "make             build the extension and the proxy"
 	@echo "make install     install the extension into PostgreSQL"
 	@echo "make test        deps, build, install, then every suite"
-	@echo "make test-sanitize  proxy and core suites under ASan+UBSan"
+	@echo "make test-sanitize  proxy, core and extension suites under ASan+UBSan"
 	@echo "make fuzz        every libFuzzer target for FUZZ_SECONDS (default 60) each"
 	@echo "make demo        deps, build, run the embedded default; make demo-stop stops it"
 	@echo "make bench       benchmarks against their peers (not part of CI)"
@@ -67,6 +68,15 @@ build: extension proxy
 extension:
 	$(MAKE) -C extension PG_CONFIG=$(PG_CONFIG) -j$(JOBS)
 
+# The extension built with ASan+UBSan, in a copy of its sources (PGXS builds in place), for the
+# regress-asan suite: loaded into a server started with the ASan runtime preloaded.
+extension-asan:
+	rm -rf $(ASAN_EXT_DIR) && mkdir -p $(ASAN_EXT_DIR)
+	tar --exclude='*.o' --exclude='*.so' --exclude='*.bc' -cf - extension sql | tar -C $(ASAN_EXT_DIR) -xf -
+	$(MAKE) -C $(ASAN_EXT_DIR)/extension PG_CONFIG=$(PG_CONFIG) with_llvm=no \
+	  SANITIZE="-fsanitize=address,undefined" -j$(JOBS) >$(ASAN_EXT_DIR)/build.log 2>&1 || \
+	  { tail -n 40 $(ASAN_EXT_DIR)/build.log; exit 1; }
+
 proxy: npm-deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD_DIR) -j$(JOBS)
@@ -78,11 +88,11 @@ install: extension
 # Every suite, in order: unit (ctest), pg_regress, isolation, integration, the sanitizer build
 # of the proxy and the core, and a short run of every fuzzer. Ends with
 # "tests: N passed, M failed".
-test: deps build install fuzz-build
+test: deps build install fuzz-build extension-asan
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DZONEGATE_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
 	FUZZ_SECONDS=15 tests/run.sh --build-dir $(BUILD_DIR) --asan-build-dir $(ASAN_BUILD_DIR) \
-	  --fuzz-build-dir $(FUZZ_BUILD_DIR)
+	  --fuzz-build-dir $(FUZZ_BUILD_DIR) --asan-extension $(ASAN_EXT_DIR)/extension/zonegate.so
 
 # libFuzzer targets (clang-14) for the parsers: GeoJSON, YAML config, ...
 fuzz-build:
@@ -96,10 +106,11 @@ fuzz: deps fuzz-build
 test-unit: build
 	tests/run.sh --build-dir $(BUILD_DIR) --suites unit
 
-test-sanitize: deps
+test-sanitize: deps extension install extension-asan
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DZONEGATE_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)
-	tests/run.sh --build-dir $(ASAN_BUILD_DIR) --suites unit,integration --sanitized
+	tests/run.sh --build-dir $(ASAN_BUILD_DIR) --suites unit,integration,regress-asan --sanitized \
+	  --asan-extension $(ASAN_EXT_DIR)/extension/zonegate.so
 
 demo: deps build install
 	tests/lib/demo.sh start
@@ -118,4 +129,4 @@ lint:
 
 clean:
 	$(MAKE) -C extension clean
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR) build-bench
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR) $(ASAN_EXT_DIR) build-bench

@@ -2,7 +2,8 @@
 # Runs zonegate's suites in order and ends with one line: "tests: N passed, M failed".
 #
 #   tests/run.sh [--build-dir DIR] [--asan-build-dir DIR] [--fuzz-build-dir DIR]
-#                [--suites unit,regress,isolation,integration,fuzz] [--sanitized]
+#                [--asan-extension SO] [--suites unit,regress,isolation,integration,fuzz,regress-asan]
+#                [--sanitized]
 #
 # unit         GoogleTest via ctest (pure core and proxy parts)
 # regress      pg_regress over tests/regress/schedule against a throwaway cluster, then a check that
@@ -10,6 +11,9 @@
 # isolation    pg_isolation_regress over tests/isolation/specs, when there are any
 # integration  pytest over tests/integration: the real proxy against real Postgres clusters
 # sanitize     with --asan-build-dir: unit and integration again with the ASan+UBSan build
+# regress-asan with --asan-extension: pg_regress and isolation again against a server that loads
+#              the extension's ASan+UBSan build (the runtime preloaded); any sanitizer report or
+#              backend crash in its log fails it. The normal library is put back afterwards.
 # fuzz         with --fuzz-build-dir: every libFuzzer target for $FUZZ_SECONDS (default 15) from
 #              its seed corpus; a crash or sanitizer report fails it (artifacts kept)
 set -uo pipefail
@@ -18,13 +22,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=build
 ASAN_BUILD_DIR=""
 FUZZ_BUILD_DIR=""
-SUITES="unit,regress,isolation,integration,fuzz"
+ASAN_EXTENSION=""
+SUITES="unit,regress,isolation,integration,fuzz,regress-asan"
 SANITIZED=0
 while [ $# -gt 0 ]; do
   case $1 in
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --asan-build-dir) ASAN_BUILD_DIR=$2; shift 2 ;;
     --fuzz-build-dir) FUZZ_BUILD_DIR=$2; shift 2 ;;
+    --asan-extension) ASAN_EXTENSION=$2; shift 2 ;;
     --suites) SUITES=$2; shift 2 ;;
     --sanitized) SANITIZED=1; shift ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
@@ -42,8 +48,14 @@ TOTAL_FAILED=0
 SUMMARY=()
 CLUSTER_DIR=""
 
+PKGLIB_SO="$(pg_config --pkglibdir)/zonegate.so"
+SWAPPED_LIB=0
 cleanup() {
   if [ -n "$CLUSTER_DIR" ]; then tests/lib/pgcluster.sh destroy "$CLUSTER_DIR"; fi
+  # The sanitizer build of the extension never stays installed. A new file, not a rewrite: a
+  # library still mapped by a running backend must not change under it.
+  if [ $SWAPPED_LIB -eq 1 ]; then cp --remove-destination "$ROOT/extension/zonegate.so" "$PKGLIB_SO"; fi
+  SWAPPED_LIB=0
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -74,9 +86,9 @@ run_unit() {  # label build_dir
   record "$label" "$p" "$f"
 }
 
-start_cluster() {
+start_cluster() {  # [pgcluster start options]
   CLUSTER_DIR=$(mktemp -d "${TMPDIR:-/tmp}/zonegate-pg.XXXXXX")
-  tests/lib/pgcluster.sh start "$CLUSTER_DIR" >/dev/null || { echo "could not start Postgres"; return 1; }
+  tests/lib/pgcluster.sh start "$CLUSTER_DIR" "$@" >/dev/null || { echo "could not start Postgres"; return 1; }
   set -a
   # shellcheck disable=SC1091
   . "$CLUSTER_DIR/env"
@@ -92,31 +104,37 @@ count_regress() {  # label logfile rc
   record "$1" "$p" "$f"
 }
 
-run_regress() {
-  local out="$ARTIFACTS/regress"
+run_regress() {  # [label]
+  local label=${1:-regress}
+  local out="$ARTIFACTS/$label"
   mkdir -p "$out"
-  echo "== regress: pg_regress"
+  echo "== $label: pg_regress"
   "$PGXS_DIR/test/regress/pg_regress" --inputdir=tests/regress --outputdir="$out" \
     --bindir="$PG_BINDIR" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
     --dbname=zonegate_regress --schedule=tests/regress/schedule >"$out/run.log" 2>&1
   local rc=$?
   grep -E '^(test| |ok|not ok|#)' "$out/run.log" | grep -vE '^(=|ALTER|CREATE|DROP|SET)' || true
   [ -f "$out/regression.diffs" ] && head -n 100 "$out/regression.diffs"
-  count_regress regress "$out/run.log" $rc
-  # A backend that crashed would not fail a test by itself: read the server log.
-  local crashes
-  crashes=$(grep -cE 'terminated by signal|server process .* was terminated' "$CLUSTER_DIR/server.log" || true)
-  if [ "$crashes" -eq 0 ]; then record "server-log" 1 0; else
-    grep -E 'terminated by signal' "$CLUSTER_DIR/server.log" | head; record "server-log" 0 1; fi
+  count_regress "$label" "$out/run.log" $rc
 }
 
-run_isolation() {
+# A backend that crashed or a sanitizer report would not fail a test by itself: read the log.
+check_server_log() {  # label
+  local hits
+  hits=$(grep -E 'terminated by signal|server process .* was terminated|ERROR: AddressSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer|runtime error:' \
+    "$CLUSTER_DIR/server.log" || true)
+  if [ -z "$hits" ]; then record "$1" 1 0; else
+    echo "$hits" | head -n 20; record "$1" 0 1; fi
+}
+
+run_isolation() {  # [label]
+  local label=${1:-isolation}
   local specs
   specs=$(cd tests/isolation/specs 2>/dev/null && ls ./*.spec 2>/dev/null | sed 's#^\./##; s#\.spec$##' | sort)
   if [ -z "$specs" ]; then echo "== isolation: no specs yet"; return; fi
-  local out="$ARTIFACTS/isolation"
+  local out="$ARTIFACTS/$label"
   mkdir -p "$out"
-  echo "== isolation: pg_isolation_regress"
+  echo "== $label: pg_isolation_regress"
   # shellcheck disable=SC2086
   "$PGXS_DIR/test/isolation/pg_isolation_regress" --inputdir=tests/isolation --outputdir="$out" \
     --bindir="$PG_BINDIR" --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
@@ -124,7 +142,31 @@ run_isolation() {
   local rc=$?
   grep -E '\.\.\. ' "$out/run.log" || true
   [ -f "$out/regression.diffs" ] && head -n 100 "$out/regression.diffs"
-  count_regress isolation "$out/run.log" $rc
+  count_regress "$label" "$out/run.log" $rc
+}
+
+# The regress and isolation suites against the extension's ASan+UBSan build. Postgres is not
+# instrumented, so the runtime is preloaded into the server, after libasan a shim that starts it
+# first (tests/lib/asan_initfirst.c says why).
+run_regress_asan() {
+  local so=$1 shimdir libasan
+  [ -f "$so" ] || { echo "== regress-asan: no sanitizer build at $so"; record regress-asan 0 1; return; }
+  shimdir=$(mktemp -d "${TMPDIR:-/tmp}/zonegate-asan.XXXXXX")
+  chmod 755 "$shimdir"
+  gcc -O2 -fPIC -shared -Wl,-z,initfirst -o "$shimdir/asan_initfirst.so" tests/lib/asan_initfirst.c
+  libasan=$(readlink -f "$(gcc -print-file-name=libasan.so)")
+  SWAPPED_LIB=1
+  cp --remove-destination "$so" "$PKGLIB_SO"
+  if start_cluster --preload "$libasan $shimdir/asan_initfirst.so"; then
+    run_regress regress-asan
+    run_isolation isolation-asan
+    check_server_log server-log-asan
+  else
+    record regress-asan 0 1
+  fi
+  cleanup
+  CLUSTER_DIR=""
+  rm -rf "$shimdir"
 }
 
 run_integration() {  # label proxy_binary
@@ -165,6 +207,7 @@ if has regress || has isolation; then
   if start_cluster; then
     has regress && run_regress
     has isolation && run_isolation
+    check_server_log server-log
   else
     record "postgres-cluster" 0 1
   fi
@@ -173,6 +216,7 @@ if has regress || has isolation; then
 fi
 has integration && run_integration integration "$ROOT/$BUILD_DIR/proxy/zonegate-proxy"
 if has fuzz && [ -n "$FUZZ_BUILD_DIR" ]; then run_fuzz "$FUZZ_BUILD_DIR"; fi
+if has regress-asan && [ -n "$ASAN_EXTENSION" ]; then run_regress_asan "$ASAN_EXTENSION"; fi
 if [ -n "$ASAN_BUILD_DIR" ]; then
   sanitizer_env  # only the sanitized binaries read these variables
   run_unit unit-asan "$ASAN_BUILD_DIR"

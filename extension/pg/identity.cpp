@@ -176,9 +176,18 @@ bool session_is_trusted() {
 }
 
 bool current_identity(std::string_view* out) {
-  const config_generic* uid_rec = find_guc(&g_user_id_slot);
+  // zonegate.user_id is our own setting: its record is defined once and never replaced, so it
+  // is looked up once. The proxy's case (set for the transaction) needs nothing else: a local
+  // value hides the claims and every session value.
+  static const config_generic* uid_rec = nullptr;
+  if (uid_rec == nullptr) uid_rec = find_guc(&g_user_id_slot);
+  const char* uid = g_user_id != nullptr ? g_user_id : "";  // the variable behind uid_rec
+  if (uid[0] != '\0' && set_locally(uid_rec) && !IsParallelWorker()) {
+    if (!session_is_trusted()) refuse(kUserIdGuc);
+    *out = std::string_view(uid);
+    return true;
+  }
   const config_generic* claims_rec = find_guc(&g_claims_slot);
-  const char* uid = guc_value(uid_rec);
   const char* claims = guc_value(claims_rec);
   if (uid[0] == '\0' && claims[0] == '\0') return false;  // the common untrusted case: nothing
 

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The one helper that starts and stops a throwaway PostgreSQL cluster for tests, demos and benches.
 #
-#   pgcluster.sh start DIR [--name NAME] [--port N]  initdb in DIR, start on a free port with the
-#                                   socket in DIR; prints the env file DIR/env (PGHOST, PGPORT, ...)
+#   pgcluster.sh start DIR [--name NAME] [--port N] [--preload LIBS]  initdb in DIR, start on a
+#                                   free port with the socket in DIR; prints the env file DIR/env
+#                                   (PGHOST, PGPORT, ...). --preload: LD_PRELOAD for the server
+#                                   (the ASan runtime for the extension's sanitizer build), with
+#                                   ASAN_OPTIONS for a server (no leak checks: Postgres frees
+#                                   by exiting)
 #   pgcluster.sh stop DIR           stop the cluster (fast, then immediate) and keep DIR
 #   pgcluster.sh destroy DIR        stop it and remove DIR
 #   pgcluster.sh run -- CMD...      temp cluster around CMD; always stopped and removed afterwards,
@@ -25,10 +29,11 @@ free_port() {
 
 cmd_start() {
   local dir=$1; shift
-  local port=""
+  local port="" preload=""
   while [ $# -gt 0 ]; do
     case $1 in
       --port) port=$2; shift 2 ;;
+      --preload) preload=$2; shift 2 ;;
       *) echo "pgcluster: unknown option $1" >&2; exit 2 ;;
     esac
   done
@@ -61,8 +66,13 @@ CONF
   local tries=0
   while :; do
     local p=${port:-$(free_port)}
-    if as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $p" -w -t 60 start \
-        >/dev/null 2>&1; then
+    local run_env=()
+    if [ -n "$preload" ]; then
+      run_env=(env "LD_PRELOAD=$preload"
+        "ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:detect_stack_use_after_return=1")
+    fi
+    if as_owner "${run_env[@]}" "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "-p $p" \
+        -w -t 60 start >/dev/null 2>&1; then
       port=$p
       break
     fi
@@ -117,5 +127,5 @@ case ${1:-} in
   stop) cmd_stop "$2" ;;
   destroy) cmd_destroy "$2" ;;
   run) shift; cmd_run "$@" ;;
-  *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac

@@ -5,7 +5,8 @@
 --   rows_supa   (c) Supabase's best practice: USING (zone_id = ANY (ARRAY(SELECT f())))
 --               with f() a SECURITY DEFINER SQL function (recursive CTE over zonegate's tables)
 --   rows_naive  (d) naive per-row policy: recursive walk up from the row's zone to a grant
--- The tables belong to bench_owner; bench_reader (LOGIN, no superuser, no BYPASSRLS) queries them.
+-- The tables belong to bench_owner; bench_reader (LOGIN, no superuser, no BYPASSRLS, a member of
+-- zonegate_authenticator so that its zonegate.user_id is honoured) queries them.
 --   psql -v rows=1000000 -f rls_setup.sql      (needs zonegate with zones and users loaded)
 \set ON_ERROR_STOP on
 \if :{?rows}
@@ -27,6 +28,8 @@ END
 $$;
 CREATE SCHEMA bench AUTHORIZATION bench_owner;
 GRANT USAGE ON SCHEMA bench TO bench_reader;
+-- bench_reader sets zonegate.user_id as the proxy's login does: it must be trusted with it.
+GRANT zonegate_authenticator TO bench_reader;
 -- (c)'s function runs as bench_owner; (d)'s policy runs as the querying role.
 GRANT SELECT ON zonegate.zones, zonegate.users, zonegate.roles, zonegate.user_zones
   TO bench_owner, bench_reader;
