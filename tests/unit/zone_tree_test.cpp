@@ -218,6 +218,31 @@ TEST(Scope, GrantsMergeNestedAndIgnoreUnknown) {
   EXPECT_FALSE(none.contains(0));
 }
 
+// A scope built against a bigger tree, applied to a smaller one (a rebuilt generation): reading
+// its positions is an error, never a read past the end; the tree it was built for still works.
+TEST(Scope, PositionsFromAnotherTreeAreRefused) {
+  Forest big{{{1, 0}, {2, 1}, {3, 1}, {4, 3}, {5, 0}}};
+  Forest small{{{1, 0}, {2, 1}}};
+  auto t_big = ZoneTree::build(big.inputs());
+  auto t_small = ZoneTree::build(small.inputs());
+  Scope s = Scope::from_grants(*t_big, {3, 5});
+  EXPECT_EQ(s.sorted_ids(*t_big), (std::vector<int64_t>{3, 4, 5}));
+  EXPECT_THROW(s.sorted_ids(*t_small), zonegate::Error);
+  EXPECT_THROW(filter_zones(*t_small, s, {}, true), zonegate::Error);
+  EXPECT_THROW(t_small->id(2), zonegate::Error);
+  EXPECT_THROW(t_small->id(-1), zonegate::Error);
+  EXPECT_THROW(t_small->path(7), zonegate::Error);
+  EXPECT_THROW(t_small->end(2), zonegate::Error);
+  EXPECT_EQ(t_small->id(1), 2);
+  try {
+    t_small->name(9);
+    FAIL() << "position 9 read";
+  } catch (const zonegate::Error& e) {
+    EXPECT_STREQ(e.sqlstate(), "XX000");
+    EXPECT_EQ(std::string(e.what()), "zone position 9 is outside the zone tree (2 zones)");
+  }
+}
+
 // The region filter story: pick region A, then B, then A and B.
 TEST(Filter, RegionStory) {
   // Two provinces (1, 2), regencies 11, 12 under 1 and 21 under 2, districts below.
