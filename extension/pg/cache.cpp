@@ -80,8 +80,8 @@ struct State {
   // Keyed by views of the list nodes' keys (nodes never move, also when spliced between the
   // segments): one copy of each id.
   std::unordered_map<std::string_view, UserList::iterator> user_index;
-  size_t user_bytes = 0;       // both segments
-  size_t protected_bytes = 0;  // the protected segment
+  size_t user_bytes = 0;                        // both segments
+  size_t protected_bytes = 0;                   // the protected segment
   std::unordered_set<std::string> unknown_ids;  // at most kUnknownIdsMax, oldest dropped first
   std::deque<const std::string*> unknown_order;
   CacheCounters zc, uc;

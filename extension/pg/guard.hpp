@@ -79,18 +79,13 @@ void invoke_cpp_callback(const char* what, void (*fn)(void*), void* arg) noexcep
 
 // Declares a SQL-callable C entry point `name` whose C++ body is `body`; a NULL argument
 // answers NULL without calling it.
-#define ZONEGATE_SQL_FUNCTION(name, body)                 \
-  extern "C" {                                            \
-  PG_FUNCTION_INFO_V1(name);                              \
-  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {              \
-    return zonegate::pg::invoke_cpp(body, fcinfo, false); \
-  }                                                       \
-  }
+#define ZONEGATE_SQL_FUNCTION(name, body) ZONEGATE_SQL_ENTRY(name, body, false)
 // The same for a body that gives NULL arguments a meaning and checks each one itself.
-#define ZONEGATE_SQL_FUNCTION_TAKING_NULLS(name, body)   \
-  extern "C" {                                           \
-  PG_FUNCTION_INFO_V1(name);                             \
-  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {             \
-    return zonegate::pg::invoke_cpp(body, fcinfo, true); \
-  }                                                      \
+#define ZONEGATE_SQL_FUNCTION_TAKING_NULLS(name, body) ZONEGATE_SQL_ENTRY(name, body, true)
+#define ZONEGATE_SQL_ENTRY(name, body, takes_nulls)             \
+  extern "C" {                                                  \
+  PG_FUNCTION_INFO_V1(name);                                    \
+  PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {                    \
+    return zonegate::pg::invoke_cpp(body, fcinfo, takes_nulls); \
+  }                                                             \
   }

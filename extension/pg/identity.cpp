@@ -143,12 +143,12 @@ const std::optional<std::string>& claims_sub(const char* claims) {
 
 [[noreturn]] void refuse(const char* setting) {
   const char* user = pg_call([] { return GetUserNameFromId(GetSessionUserId(), true); });
-  throw Error("42501",
-              std::string(setting) + " is not honoured for session user \"" +
-                  (user ? user : "?") + "\"",
-              "only superusers and members of zonegate_authenticator (the login role of "
-              "zonegate-proxy or PostgREST) may choose the user a transaction runs for",
-              "GRANT zonegate_authenticator TO the proxy's login role; see docs/SECURITY.md");
+  throw Error(
+      "42501",
+      std::string(setting) + " is not honoured for session user \"" + (user ? user : "?") + "\"",
+      "only superusers and members of zonegate_authenticator (the login role of "
+      "zonegate-proxy or PostgREST) may choose the user a transaction runs for",
+      "GRANT zonegate_authenticator TO the proxy's login role; see docs/SECURITY.md");
 }
 
 }  // namespace
@@ -182,7 +182,8 @@ bool current_identity(std::string_view* out) {
   static const config_generic* uid_rec = nullptr;
   if (uid_rec == nullptr) uid_rec = find_guc(&g_user_id_slot);
   const char* uid = g_user_id != nullptr ? g_user_id : "";  // the variable behind uid_rec
-  if (uid[0] != '\0' && set_locally(uid_rec) && !IsParallelWorker()) {
+  bool uid_local = set_locally(uid_rec);
+  if (uid[0] != '\0' && uid_local && !IsParallelWorker()) {
     if (!session_is_trusted()) refuse(kUserIdGuc);
     *out = std::string_view(uid);
     return true;
@@ -193,7 +194,7 @@ bool current_identity(std::string_view* out) {
 
   // Transaction-local values first; anything set for the transaction, even empty, hides what was
   // set for the session (a session-level SET that outlived its client behind a pooler).
-  bool uid_local = set_locally(uid_rec), claims_local = set_locally(claims_rec);
+  bool claims_local = set_locally(claims_rec);
   const char* source = nullptr;  // the setting the identity comes from
   bool from_claims = false;
   if (uid_local && uid[0] != '\0') {

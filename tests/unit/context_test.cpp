@@ -120,8 +120,9 @@ TEST(Claims, SubjectFallback) {
 // Claims that name nobody unambiguously are errors, never a guess: a reader taking the first
 // "sub" and jsonb (the last) would disagree, and a C string stops at a NUL.
 TEST(Claims, AmbiguousClaimsAreRefused) {
-  for (const char* bad : {"not json", "", "[]", "\"abc\"", R"({"sub":"a","sub":"b"})",
-                          R"({"sub":"a","sub":"a"})", R"({"sub":"adm\u0000in"})", "{\"sub\":\"a\"} x"}) {
+  for (const char* bad :
+       {"not json", "", "[]", "\"abc\"", R"({"sub":"a","sub":"b"})", R"({"sub":"a","sub":"a"})",
+        R"({"sub":"adm\u0000in"})", "{\"sub\":\"a\"} x"}) {
     EXPECT_THROW(claims_subject(bad), Error) << bad;
   }
   try {
