@@ -74,8 +74,7 @@ void ResponseCache::respond_entry(const http::ExchangePtr& ex,
   r.content_type = e.content_type;
   r.headers.reserve(4);
   r.add_header("ETag", e.etag);
-  int64_t age = (store_.now_ms() - e.stored_ms) / 1000;
-  r.add_header("Age", std::to_string(age < 0 ? 0 : age));
+  r.add_header("Age", std::to_string(age_seconds(e, store_.now_ms())));
   r.add_header("X-Cache", outcome);
   r.add_header("Cache-Control", shared ? "public, no-cache" : "private, no-cache");
   ex->cache_status = lower(outcome);
@@ -97,10 +96,7 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const http::Response& r,
   e->etag = make_etag(e->body);
   e->route = key.route;
   e->tag = p.shared ? std::string() : key.tag;
-  e->stored_ms = store_.now_ms();
-  e->fresh_until_ms = e->stored_ms + p.ttl_ms;
-  e->swr_until_ms = e->fresh_until_ms + p.stale_while_revalidate_ms;
-  e->sie_until_ms = e->fresh_until_ms + p.stale_if_error_ms;
+  set_lifetimes(*e, store_.now_ms(), p.ttl_ms, p.stale_while_revalidate_ms, p.stale_if_error_ms);
   return e;
 }
 
@@ -115,12 +111,13 @@ void ResponseCache::serve(const http::ExchangePtr& ex, const config::CachePolicy
   }
   int64_t now = store_.now_ms();
   std::shared_ptr<const Entry> e = store_.get(key.key);
-  if (e && now < e->fresh_until_ms) {
+  Freshness fr = e ? freshness(*e, now) : Freshness::kExpired;
+  if (fr == Freshness::kFresh) {
     rs.hits.fetch_add(1, std::memory_order_relaxed);
     respond_entry(ex, e, "HIT", policy.shared);
     return;
   }
-  if (e && now < e->swr_until_ms) {
+  if (fr == Freshness::kStaleWhileRevalidate) {
     rs.stale.fetch_add(1, std::memory_order_relaxed);
     respond_entry(ex, e, "STALE", policy.shared);
     lead(ex, policy, key, e, std::move(upstream), true);
@@ -181,7 +178,7 @@ void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy&
         int64_t started = f->epoch;
         store_.put_if(key.key, entry, [this, started] { return epoch_.load() == started; });
       }
-    } else if (r.status >= 500 && stale && store_.now_ms() < stale->sie_until_ms) {
+    } else if (r.status >= 500 && stale && serves_if_error(*stale, store_.now_ms())) {
       entry = stale;
       outcome = "STALE";
       stale_if_error_.fetch_add(1, std::memory_order_relaxed);

@@ -79,6 +79,28 @@ struct Store::Shard {
   }
 };
 
+void set_lifetimes(Entry& e, int64_t now_ms, int64_t ttl_ms, int64_t swr_ms, int64_t sie_ms) {
+  e.stored_ms = now_ms;
+  e.fresh_until_ms = now_ms + ttl_ms;
+  e.swr_until_ms = e.fresh_until_ms + swr_ms;
+  e.sie_until_ms = e.fresh_until_ms + sie_ms;
+}
+
+Freshness freshness(const Entry& e, int64_t now_ms) {
+  if (now_ms < e.fresh_until_ms) return Freshness::kFresh;
+  if (now_ms < e.swr_until_ms) return Freshness::kStaleWhileRevalidate;
+  return Freshness::kExpired;
+}
+
+bool serves_if_error(const Entry& e, int64_t now_ms) {
+  return now_ms < e.sie_until_ms;
+}
+
+int64_t age_seconds(const Entry& e, int64_t now_ms) {
+  int64_t age = (now_ms - e.stored_ms) / 1000;
+  return age < 0 ? 0 : age;
+}
+
 size_t Entry::bytes(size_t key_size) const {
   // The strings plus a fixed estimate of the node, maps and control block.
   return key_size * 2 + body.size() + content_type.size() + etag.size() + route.size() +

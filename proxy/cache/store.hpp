@@ -34,6 +34,18 @@ struct Entry {
   size_t bytes(size_t key_size) const;
 };
 
+// The RFC 5861 decisions about an entry at a given time, in one place (the response cache asks
+// them with its store's clock; tests with an injected one).
+enum class Freshness { kFresh, kStaleWhileRevalidate, kExpired };
+// Sets the lifetimes of an entry stored at now_ms: fresh for ttl, then stale-while-revalidate
+// and stale-if-error windows counted from the end of freshness.
+void set_lifetimes(Entry& e, int64_t now_ms, int64_t ttl_ms, int64_t swr_ms, int64_t sie_ms);
+Freshness freshness(const Entry& e, int64_t now_ms);
+// Whether the entry may answer for an upstream that failed (5xx) at now_ms.
+bool serves_if_error(const Entry& e, int64_t now_ms);
+// The Age header's value: whole seconds since stored, never negative.
+int64_t age_seconds(const Entry& e, int64_t now_ms);
+
 struct StoreStats {
   int64_t entries = 0;
   int64_t bytes = 0;

@@ -26,8 +26,7 @@ std::shared_ptr<const Entry> entry(const std::string& body, const std::string& t
 }  // namespace
 
 TEST(CacheStore, GetPutReplace) {
-  int64_t now = 0;
-  Store s(1 << 20, 4, [&] { return now; });
+  Store s(1 << 20, 4, [] { return int64_t{0}; });
   EXPECT_EQ(s.get("a"), nullptr);
   s.put("a", entry("one"));
   ASSERT_NE(s.get("a"), nullptr);
@@ -35,8 +34,6 @@ TEST(CacheStore, GetPutReplace) {
   s.put("a", entry("two"));
   EXPECT_EQ(s.get("a")->body, "two");
   EXPECT_EQ(s.stats().entries, 1);
-  now = 42;
-  EXPECT_EQ(s.now_ms(), 42);
 }
 
 TEST(CacheStore, ByteBoundAndSieveKeepsVisitedEntries) {
@@ -142,4 +139,44 @@ TEST(CacheStore, NoFillFromBeforeAnInvalidationSurvivesIt) {
   stop = true;
   filler.join();
   EXPECT_EQ(stale, 0);
+}
+
+// The RFC 5861 decisions, driven by the store's injected clock: fresh for the TTL, then served
+// stale while a refresh runs, then a miss; stale-if-error covers failures for its own window,
+// counted from the end of freshness as well. Each boundary is exclusive.
+TEST(CacheStore, LifetimesFollowTheInjectedClock) {
+  int64_t now = 1'000'000;
+  Store s(1 << 20, 4, [&] { return now; });
+  auto e = std::make_shared<Entry>();
+  e->body = "v";
+  set_lifetimes(*e, s.now_ms(), /*ttl*/ 2'000, /*swr*/ 5'000, /*sie*/ 60'000);
+  s.put("k", e);
+  auto at = [&](int64_t t) {
+    now = t;
+    return freshness(*s.get("k"), s.now_ms());
+  };
+  EXPECT_EQ(at(1'000'000), Freshness::kFresh);
+  EXPECT_EQ(at(1'001'999), Freshness::kFresh);
+  EXPECT_EQ(at(1'002'000), Freshness::kStaleWhileRevalidate);
+  EXPECT_EQ(at(1'006'999), Freshness::kStaleWhileRevalidate);
+  EXPECT_EQ(at(1'007'000), Freshness::kExpired);
+  now = 1'061'999;
+  EXPECT_TRUE(serves_if_error(*s.get("k"), s.now_ms()));
+  now = 1'062'000;
+  EXPECT_FALSE(serves_if_error(*s.get("k"), s.now_ms()));
+  EXPECT_EQ(age_seconds(*s.get("k"), s.now_ms()), 62);
+  now = 999'000;  // a clock that went back: the age never goes negative
+  EXPECT_EQ(age_seconds(*s.get("k"), s.now_ms()), 0);
+}
+
+// Without stale windows an entry goes from fresh straight to expired, and a failure past the
+// TTL is not answered from it.
+TEST(CacheStore, NoStaleWindowsMeansExpiredAtTheTtl) {
+  Entry e;
+  set_lifetimes(e, 0, 500, 0, 0);
+  EXPECT_EQ(freshness(e, 499), Freshness::kFresh);
+  EXPECT_EQ(freshness(e, 500), Freshness::kExpired);
+  EXPECT_TRUE(serves_if_error(e, 499));
+  EXPECT_FALSE(serves_if_error(e, 500));
+  EXPECT_EQ(e.stored_ms, 0);
 }
