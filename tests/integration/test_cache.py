@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from test_api import ADMIN, call, config, start_proxy, stop_proxy, token
-from zg import Cluster, Proxy, get_json, http, wait_for
+from zg import Cluster, Proxy, get_json, http, wait_for, wait_sleeping
 
 
 def admin(p, method, path, body=None):
@@ -126,7 +126,7 @@ def test_single_flight_200_concurrent_misses_make_one_query(cp, cluster):
     outcomes = [r[1]["x-cache"] for r in results]
     assert outcomes.count("MISS") == 1
     assert set(outcomes) <= {"MISS", "COALESCED", "HIT"}
-    assert after["coalesced"] - before["coalesced"] == outcomes.count("COALESCED") > 100
+    assert after["coalesced"] - before["coalesced"] == outcomes.count("COALESCED")
 
 
 def test_lock_timeout_lets_waiters_go_upstream(cluster, cp):
@@ -136,15 +136,15 @@ def test_lock_timeout_lets_waiters_go_upstream(cluster, cp):
         t = token("alice")
         results = []
         def one():
-            results.append(call(p.port, "GET", "/rpc/slow_stable?seconds=0.6&tag=lt", t))
+            results.append(call(p.port, "GET", "/rpc/slow_stable?seconds=1.5&tag=lt", t))
         threads = [threading.Thread(target=one) for _ in range(5)]
         threads[0].start()
-        time.sleep(0.1)
+        wait_sleeping(cluster)  # the first request holds the lock and is in Postgres
         for th in threads[1:]:
             th.start()
         for th in threads:
             th.join(10)
-        assert all(r[0] == 200 for r in results)
+        assert len(results) == 5 and all(r[0] == 200 for r in results), results
         assert cache_stats(p)["lock_timeouts"] >= 1
     finally:
         stop_proxy(p)
@@ -303,3 +303,28 @@ def test_several_proxies_stay_coherent(cluster, cp):
     finally:
         for p in others:
             stop_proxy(p)
+
+
+# Every cached route: a miss then a hit with the same strong ETag, 304 for If-None-Match, an
+# integer Age, and Cache-Control saying whether the entry is shared (public) or per user.
+@pytest.mark.parametrize("method,path,body,user,shared", [
+    ("GET", "/v1/me/context", None, "alice", False),
+    ("GET", "/v1/users/bob/context", None, "svc", False),
+    ("GET", "/v1/me/zones", None, "alice", False),
+    ("POST", "/v1/me/zones/filter", {"zones": [1]}, "alice", False),
+    ("GET", "/v1/zones/at?lon=2.5&lat=2.5", None, "alice", True),
+    ("GET", "/rpc/add?a=40&b=2", None, "alice", True),
+    ("GET", "/rpc/grants_of_caller", None, "bob", False),
+])
+def test_every_cached_route_has_etag_304_age_and_cache_control(cp, method, path, body, user, shared):
+    admin(cp, "POST", "/admin/cache/purge")
+    tok = token(user, role="service" if user == "svc" else None)
+    s1, h1, b1 = call(cp.port, method, path, tok, body)
+    s2, h2, b2 = call(cp.port, method, path, tok, body)
+    assert s1 == s2 == 200 and b1 == b2, (s1, s2, b1)
+    assert h1["x-cache"] == "MISS" and h2["x-cache"] == "HIT", (h1, h2)
+    assert h1["etag"] == h2["etag"] and h1["etag"].startswith('"zg-')
+    assert h2["age"].isdigit() and int(h2["age"]) >= 0
+    assert h2["cache-control"] == ("public, no-cache" if shared else "private, no-cache")
+    s3, h3, b3 = call(cp.port, method, path, tok, body, headers={"If-None-Match": h1["etag"]})
+    assert s3 == 304 and b3 is None and h3["etag"] == h1["etag"]

@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from zg import PROXY_BIN, ROOT, http
+from zg import PROXY_BIN, ROOT, http, keep_server_log
 
 DEMO = ROOT / "tests" / "lib" / "demo.sh"
 
@@ -90,6 +90,7 @@ def test_demo_start_health_stop():
     assert not alive(proxy_pid)
     assert not alive(pg_pid)
     assert pgdir.is_relative_to(tmp_path)  # project-local, not a fallback directory
+    keep_server_log(pgdir / "server.log", "demo")
     shutil.rmtree(tmp_path)
 
 

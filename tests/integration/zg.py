@@ -19,6 +19,16 @@ ARTIFACTS = Path(os.environ.get("ZONEGATE_ARTIFACTS", ROOT / "tests" / ".artifac
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
+def keep_server_log(log, name):
+    """Copies a cluster's server log to the artifacts before the cluster goes: tests/run.sh reads
+    every one for backend crashes, sanitizer reports and unexpected PANIC/FATAL lines."""
+    artifacts = os.environ.get("ZONEGATE_ARTIFACTS")
+    if artifacts and Path(log).exists():
+        dest = Path(artifacts, "pg-logs")
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(log, dest / ("%s.log" % name))
+
+
 class Cluster:
     """A throwaway PostgreSQL cluster with the zonegate extension installed in `dbname`."""
 
@@ -69,6 +79,8 @@ class Cluster:
                        capture_output=True)
 
     def destroy(self):
+        subprocess.run([str(PGCLUSTER), "stop", self.dir], check=False)
+        keep_server_log(Path(self.dir, "server.log"), "%s-%s" % (self.dbname, Path(self.dir).name))
         subprocess.run([str(PGCLUSTER), "destroy", self.dir], check=False)
 
 
@@ -147,6 +159,19 @@ class Proxy:
 
     def sanitizer_reports(self):
         return [l for l in self.raw if any(m in l for m in SANITIZER_MARKERS)]
+
+
+def run_cli(args, **kw):
+    """Runs zonegate-proxy with `args` to completion (--check-config, token, a start that fails).
+    A sanitizer report in its output fails the caller: under ASan an error path that also
+    corrupts memory must not pass as "exited with the expected status"."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    out = subprocess.run([str(PROXY_BIN)] + list(args), **kw)
+    text = (out.stdout or "") + (out.stderr or "")
+    reports = [l for l in text.splitlines() if any(m in l for m in SANITIZER_MARKERS)]
+    assert not reports, "sanitizer report from %s:\n%s" % (" ".join(args), "\n".join(reports))
+    return out
 
 
 def http(port, method, path, headers=None, body=None, timeout=10):
