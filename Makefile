@@ -85,9 +85,9 @@ install: extension
 	$(SUDO) $(MAKE) -C extension PG_CONFIG=$(PG_CONFIG) install >/dev/null
 	@echo "installed the zonegate extension into $$($(PG_CONFIG) --sharedir)/extension"
 
-# Every suite, in order: unit (ctest), pg_regress, isolation, integration, the sanitizer build
-# of the proxy and the core, and a short run of every fuzzer. Ends with
-# "tests: N passed, M failed".
+# Every suite, in order: unit (ctest), pg_regress, isolation, integration, pg_regress and
+# isolation against the extension's sanitizer build, the sanitizer build of the proxy and the
+# core, and a short run of every fuzzer. Ends with "tests: N passed, M failed, K skipped".
 test: deps build install fuzz-build extension-asan
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DZONEGATE_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN_BUILD_DIR) -j$(JOBS)

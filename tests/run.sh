@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Runs zonegate's suites in order and ends with one line: "tests: N passed, M failed".
+# Runs zonegate's suites in order and ends with one line: "tests: N passed, M failed, K skipped".
+# A suite that runs fewer tests than its floor (tests/floors), a skip not on tests/skips.allow, a
+# runner's non-zero exit, and a crash, sanitizer report or unexpected FATAL in any cluster's log
+# each count as failures.
 #
 #   tests/run.sh [--build-dir DIR] [--asan-build-dir DIR] [--fuzz-build-dir DIR]
 #                [--asan-extension SO] [--suites unit,regress,isolation,integration,fuzz,regress-asan]
@@ -45,6 +48,7 @@ PG_BINDIR=$(pg_config --bindir)
 PGXS_DIR=$(dirname "$(pg_config --pgxs)")/..
 TOTAL_PASSED=0
 TOTAL_FAILED=0
+TOTAL_SKIPPED=0
 SUMMARY=()
 CLUSTER_DIR=""
 
@@ -61,17 +65,54 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-record() {  # suite passed failed
-  TOTAL_PASSED=$((TOTAL_PASSED + $2))
-  TOTAL_FAILED=$((TOTAL_FAILED + $3))
-  SUMMARY+=("$(printf '%-22s %5d passed, %d failed' "$1" "$2" "$3")")
-  echo "== $1: $2 passed, $3 failed"
+# Every suite must run at least its floor (tests/floors): a suite that ran nothing, or less than
+# it used to, fails instead of passing quietly.
+record() {  # suite passed failed [skipped]
+  local suite=$1 p=$2 f=$3 k=${4:-0} floor
+  floor=$(awk -v s="$suite" '$1 == s { print $2 }' tests/floors)
+  if [ -z "$floor" ]; then
+    echo "== $suite: no floor in tests/floors"
+    f=$((f + 1))
+  elif [ $((p + f)) -lt "$floor" ]; then
+    echo "== $suite: ran $((p + f)) tests, fewer than its floor of $floor (tests/floors)"
+    f=$((f + 1))
+  fi
+  TOTAL_PASSED=$((TOTAL_PASSED + p))
+  TOTAL_FAILED=$((TOTAL_FAILED + f))
+  TOTAL_SKIPPED=$((TOTAL_SKIPPED + k))
+  SUMMARY+=("$(printf '%-22s %5d passed, %d failed, %d skipped' "$suite" "$p" "$f" "$k")")
+  echo "== $suite: $p passed, $f failed, $k skipped"
 }
 
+# Skipped tests not on tests/skips.allow, one a line (each counts as a failure).
+unexpected_skips() {  # junit.xml
+  tests/lib/junit_count.py --skipped "$1" | grep . | grep -vxF -f <(grep -vE '^(#|$)' tests/skips.allow) || true
+}
+
+# Backend crashes, sanitizer reports, PANIC, and FATAL lines other than the expected ones
+# (tests/lib/expected_fatal.txt) in server logs: a crash would not fail a test by itself, since
+# clients reconnect and tests retry. One "test" per log.
+scan_server_logs() {  # label log...
+  local label=$1 clean=0 dirty=0 log hits allowed
+  shift
+  allowed=$(grep -vE '^(#|$)' tests/lib/expected_fatal.txt | paste -sd'|')
+  [ -n "$allowed" ] || allowed='$^'  # none: a pattern that matches no line
+  for log in "$@"; do
+    [ -f "$log" ] || continue
+    hits=$(grep -E 'terminated by signal|server process .* was terminated|ERROR: AddressSanitizer|SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer|runtime error:|PANIC:|FATAL:' "$log" |
+      grep -vE "FATAL: +($allowed)" || true)
+    if [ -z "$hits" ]; then clean=$((clean + 1)); else
+      dirty=$((dirty + 1)); echo "== $label: $log:"; echo "$hits" | head -n 20; fi
+  done
+  record "$label" "$clean" "$dirty"
+}
+
+# Sanitized binaries exit with 86 on a report, a status no test expects: a test of an error
+# path that expects exit status 1 (ASan's default) fails when the path also corrupts memory.
 sanitizer_env() {
-  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1"
-  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-  export LSAN_OPTIONS="suppressions=$ROOT/tests/lib/lsan.supp"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1:exitcode=86"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=86"
+  export LSAN_OPTIONS="suppressions=$ROOT/tests/lib/lsan.supp:exitcode=86"
 }
 
 run_unit() {  # label build_dir
@@ -80,10 +121,14 @@ run_unit() {  # label build_dir
   ctest --test-dir "$dir" --output-on-failure --output-junit "$xml" -j2 >"$ARTIFACTS/$label.log" 2>&1
   local rc=$?
   tail -n 3 "$ARTIFACTS/$label.log"
-  read -r p f _ < <(tests/lib/junit_count.py "$xml")
+  read -r p f k < <(tests/lib/junit_count.py "$xml")
   if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; cat "$ARTIFACTS/$label.log"; fi
   [ "$f" -gt 0 ] && grep -B2 -A20 -E "Failed|FAILED" "$ARTIFACTS/$label.log" | head -n 80
-  record "$label" "$p" "$f"
+  local bad
+  bad=$(unexpected_skips "$xml")
+  if [ -n "$bad" ]; then echo "== $label: skipped, not on tests/skips.allow:"; echo "$bad"
+    f=$((f + $(echo "$bad" | wc -l))); fi
+  record "$label" "$p" "$f" "$k"
 }
 
 start_cluster() {  # [pgcluster start options]
@@ -118,13 +163,8 @@ run_regress() {  # [label]
   count_regress "$label" "$out/run.log" $rc
 }
 
-# A backend that crashed or a sanitizer report would not fail a test by itself: read the log.
-check_server_log() {  # label
-  local hits
-  hits=$(grep -E 'terminated by signal|server process .* was terminated|ERROR: AddressSanitizer|SUMMARY: (Address|UndefinedBehavior)Sanitizer|runtime error:' \
-    "$CLUSTER_DIR/server.log" || true)
-  if [ -z "$hits" ]; then record "$1" 1 0; else
-    echo "$hits" | head -n 20; record "$1" 0 1; fi
+check_server_log() {  # label: the current cluster's log
+  scan_server_logs "$1" "$CLUSTER_DIR/server.log"
 }
 
 run_isolation() {  # [label]
@@ -169,13 +209,25 @@ run_regress_asan() {
   rm -rf "$shimdir"
 }
 
-run_integration() {  # label proxy_binary
-  local label=$1 xml="$ARTIFACTS/$1.xml"
+run_integration() {  # label proxy_binary pg_logs_label
+  local label=$1 xml="$ARTIFACTS/$1.xml" rc
   echo "== $label: pytest tests/integration (proxy $2)"
+  rm -rf "$ARTIFACTS/pg-logs"
   ZONEGATE_PROXY_BIN="$2" ZONEGATE_ARTIFACTS="$ARTIFACTS" /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-    --junitxml="$xml" tests/integration 2>&1 | tail -n 40
-  read -r p f _ < <(tests/lib/junit_count.py "$xml")
-  record "$label" "$p" "$f"
+    -rs --junitxml="$xml" tests/integration 2>&1 | tail -n 40
+  rc=${PIPESTATUS[0]}
+  read -r p f k < <(tests/lib/junit_count.py "$xml")
+  # pytest's own status counts too: 5 is "no tests collected", anything else non-zero a failure
+  # the report may not show (an error at collection, an internal error).
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then echo "== $label: pytest exited with $rc"; f=1; fi
+  local bad
+  bad=$(unexpected_skips "$xml")
+  if [ -n "$bad" ]; then echo "== $label: skipped, not on tests/skips.allow:"; echo "$bad"
+    f=$((f + $(echo "$bad" | wc -l))); fi
+  record "$label" "$p" "$f" "$k"
+  # Every cluster the suite started left its server log here (tests/integration/zg.py).
+  scan_server_logs "$3" "$ARTIFACTS"/pg-logs/*.log
+  [ -d "$ARTIFACTS/pg-logs" ] && mv "$ARTIFACTS/pg-logs" "$ARTIFACTS/server-logs-$1"
 }
 
 run_fuzz() {
@@ -214,16 +266,17 @@ if has regress || has isolation; then
   cleanup
   CLUSTER_DIR=""
 fi
-has integration && run_integration integration "$ROOT/$BUILD_DIR/proxy/zonegate-proxy"
-if has fuzz && [ -n "$FUZZ_BUILD_DIR" ]; then run_fuzz "$FUZZ_BUILD_DIR"; fi
+has integration && run_integration integration "$ROOT/$BUILD_DIR/proxy/zonegate-proxy" pg-logs
 if has regress-asan && [ -n "$ASAN_EXTENSION" ]; then run_regress_asan "$ASAN_EXTENSION"; fi
 if [ -n "$ASAN_BUILD_DIR" ]; then
   sanitizer_env  # only the sanitized binaries read these variables
   run_unit unit-asan "$ASAN_BUILD_DIR"
-  run_integration integration-asan "$ROOT/$ASAN_BUILD_DIR/proxy/zonegate-proxy"
+  run_integration integration-asan "$ROOT/$ASAN_BUILD_DIR/proxy/zonegate-proxy" pg-logs-asan
 fi
+# Fuzzers last, as README.md and the Makefile say.
+if has fuzz && [ -n "$FUZZ_BUILD_DIR" ]; then run_fuzz "$FUZZ_BUILD_DIR"; fi
 
 echo
 printf '%s\n' "${SUMMARY[@]}"
-echo "tests: $TOTAL_PASSED passed, $TOTAL_FAILED failed"
+echo "tests: $TOTAL_PASSED passed, $TOTAL_FAILED failed, $TOTAL_SKIPPED skipped"
 [ "$TOTAL_FAILED" -eq 0 ] && [ "$TOTAL_PASSED" -gt 0 ]

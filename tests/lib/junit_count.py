@@ -1,10 +1,14 @@
 #!/usr/bin/python3
-"""Prints "<passed> <failed> <skipped>" for one or more JUnit XML files (ctest, pytest)."""
+"""Prints "<passed> <failed> <skipped>" for one or more JUnit XML files (ctest, pytest); with
+--skipped, the names of the skipped tests instead, one a line."""
 import sys
 import xml.etree.ElementTree as ET
 
+names_only = sys.argv[1:2] == ["--skipped"]
+paths = sys.argv[2:] if names_only else sys.argv[1:]
 passed = failed = skipped = 0
-for path in sys.argv[1:]:
+skipped_names = []
+for path in paths:
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError):
@@ -17,6 +21,10 @@ for path in sys.argv[1:]:
             failed += 1
         elif "skipped" in tags or status in ("notrun", "disabled"):
             skipped += 1
+            skipped_names.append(case.get("name", "?"))
         else:
             passed += 1
-print(passed, failed, skipped)
+if names_only:
+    print("\n".join(skipped_names))
+else:
+    print(passed, failed, skipped)
