@@ -36,9 +36,13 @@ try {
   report.dashboardStatus = (await page.evaluate(() => document.title));
   await page.waitForFunction(() => Number(document.body.dataset.samples || 0) >= 3, null, { timeout: 15000 });
   const s1 = Number(await page.evaluate(() => document.body.dataset.samples));
-  await page.waitForTimeout(2500);
-  const s2 = Number(await page.evaluate(() => document.body.dataset.samples));
-  report.samplesGrew = s2 > s1 || s2 >= 300;
+  // The page keeps polling: wait for the next sample (or the full window) instead of a fixed time.
+  report.samplesGrew = await page
+    .waitForFunction((before) => {
+      const n = Number(document.body.dataset.samples || 0);
+      return n > before || n >= 300;
+    }, s1, { timeout: 15000 })
+    .then(() => true, () => false);
   report.canvases = await page.locator('#charts canvas').count();
   report.status = await page.locator('#status').textContent();
   report.db = await page.locator('#db').textContent();

@@ -178,13 +178,20 @@ def test_ttl_and_stale_while_revalidate(cluster, cp):
         t = token("alice")
         assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "MISS"
         assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "HIT"
-        time.sleep(2.2)  # past the TTL (a lower bound: a slow machine only makes it longer)
-        assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "MISS"  # expired, no SWR
+        # Past the TTL, without stale-while-revalidate: the next answer is a miss (hits until
+        # then; the exact instants are unit-tested with an injected clock in cache_store_test).
+        wait_for(lambda: call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "MISS",
+                 what="the entry to expire")
         path = "/rpc/slow_stable?seconds=4&tag=swr"
         assert call(p.port, "GET", path, t)[1]["x-cache"] == "MISS"
-        time.sleep(1.2)
-        status, h, body = call(p.port, "GET", path, t)
-        assert h["x-cache"] == "STALE" and body == "slept swr"
+        answers = []
+        def stale():
+            answers.append(call(p.port, "GET", path, t))
+            return answers[-1][1]["x-cache"] == "STALE"
+        wait_for(stale, what="the entry to turn stale")
+        status, h, body = answers[-1]
+        assert status == 200 and body == "slept swr"
+        assert all(a[1]["x-cache"] in ("HIT", "STALE") for a in answers)
         # Served at once: the background refresh (a 4 s query) is still running in Postgres.
         assert int(cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")) == 1
         wait_for(lambda: call(p.port, "GET", path, t)[1]["x-cache"] == "HIT", what="the refresh")
@@ -328,3 +335,47 @@ def test_every_cached_route_has_etag_304_age_and_cache_control(cp, method, path,
     assert h2["cache-control"] == ("public, no-cache" if shared else "private, no-cache")
     s3, h3, b3 = call(cp.port, method, path, tok, body, headers={"If-None-Match": h1["etag"]})
     assert s3 == 304 and b3 is None and h3["etag"] == h1["etag"]
+
+
+# stale-if-error beyond a stopped database: a statement timeout (57014) and an error the
+# database raises (XX000), both answered 500, are served from the stale entry while its
+# stale_if_error window lasts; a key with nothing cached gets the error itself.
+def test_stale_if_error_on_statement_timeout_and_server_errors(cluster):
+    cluster.psql(Path(__file__).with_name("api_fixture.sql").read_text())
+    cluster.psql("""
+      CREATE TABLE api.mood (mode text NOT NULL);
+      INSERT INTO api.mood VALUES ('fine');
+      CREATE FUNCTION api.moody(k int) RETURNS text LANGUAGE plpgsql STABLE AS $$
+      DECLARE m text := (SELECT mode FROM api.mood);
+      BEGIN
+        IF m = 'slow' THEN PERFORM pg_sleep(5); END IF;
+        IF m = 'broken' THEN RAISE EXCEPTION 'broken on purpose' USING ERRCODE = 'XX000'; END IF;
+        RETURN 'answer ' || k;
+      END $$;""")
+    p = start_proxy(cluster, "sie-errors",
+                    database={"conninfo": cluster.conninfo,
+                              "pool": {"min": 1, "max": 2, "statement_timeout": "300ms"}},
+                    rpc={"functions": ["moody"]},
+                    cache={"rpc": {"moody": {"ttl": "200ms", "stale_while_revalidate": "0ms",
+                                             "stale_if_error": "60s", "scope": "shared"}}})
+    try:
+        t = token("alice")
+        for k, mode in ((1, "slow"), (2, "broken")):
+            cluster.psql("UPDATE api.mood SET mode = 'fine'")
+            s, h, body = call(p.port, "GET", "/rpc/moody?k=%d" % k, t)
+            assert s == 200 and h["x-cache"] == "MISS" and body == "answer %d" % k
+            cluster.psql("UPDATE api.mood SET mode = '%s'" % mode)
+            answers = []
+            def past_ttl():
+                answers.append(call(p.port, "GET", "/rpc/moody?k=%d" % k, t))
+                return answers[-1][1]["x-cache"] != "HIT"
+            wait_for(past_ttl, what="the entry to expire")
+            s, h, body = answers[-1]
+            assert s == 200 and h["x-cache"] == "STALE" and body == "answer %d" % k, (mode, s, h, body)
+            # Nothing cached under this key: the error itself, PostgREST-style.
+            s, _, body = call(p.port, "GET", "/rpc/moody?k=%d" % (k + 100), t)
+            assert s == 500 and body["code"] == ("57014" if mode == "slow" else "XX000"), body
+        assert cache_stats(p)["stale_if_error"] >= 2
+    finally:
+        stop_proxy(p)
+        cluster.psql("DROP FUNCTION IF EXISTS api.moody(int); DROP TABLE IF EXISTS api.mood")
