@@ -152,7 +152,9 @@ TEST_F(PoolTest, BatchedJobsFailCleanlyWhenTheirBackendDies) {
   // Another connection ends this pool's backend while a batch is in flight.
   PGconn* admin = PQconnectdb(cfg_.conninfo.c_str());
   ASSERT_EQ(PQstatus(admin), CONNECTION_OK) << PQerrorMessage(admin);
-  size_t a = submit("SELECT pg_catalog.pg_sleep(0.5), $1::int", {"1"}, true);
+  // Far longer than the test, so the termination below lands while the batch is in flight on
+  // any machine (0.5 s could run out first on a slow one); the termination ends it at once.
+  size_t a = submit("SELECT pg_catalog.pg_sleep(60), $1::int", {"1"}, true);
   size_t b = submit(kRead, {"2"}, true);
   uv_run(&loop_, UV_RUN_NOWAIT);  // the batch goes out
   const char* params[] = {backend.c_str()};

@@ -2,12 +2,15 @@
 authentication (HS256, RS256, ES256 and the attacks on them), errors, pool limits, outages,
 catalog reloads and graceful drain."""
 import base64
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import signal
 import socket
+import struct
+import termios
 import subprocess
 import threading
 import time
@@ -568,11 +571,14 @@ def test_backpressure_many_pipelined_requests_unread(cluster, api):
     p = start_proxy(cluster, "backpressure", server={"max_output_bytes": "4KiB", "max_pipelined": 8})
     try:
         c = RawConn(p.port, timeout=30)
-        n = 3000
+        n = 30000
         payload = b"".join(request_bytes("GET", "/healthz", {"X-Request-Id": "r%d" % i}) for i in range(n))
         sender = threading.Thread(target=c.send, args=(payload,))
         sender.start()
-        time.sleep(1.0)  # the proxy's output fills and it stops reading; our send blocks
+        # The proxy's output fills and it stops reading: bytes pile up unsent in our socket (a
+        # proxy that kept reading would drain them, and this wait would fail).
+        unsent = lambda: struct.unpack("i", fcntl.ioctl(c.sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        wait_for(lambda: unsent() > 0, what="the proxy to stop reading")
         ids = [c.read_response()[1]["x-request-id"] for _ in range(n)]
         sender.join(10)
         assert ids == ["r%d" % i for i in range(n)]

@@ -1,7 +1,10 @@
 """Config keys docs/CONFIG.md documents that no other test exercised, each through its effect on
 the running proxy: secrets from files (conninfo_file, jwt.secret_file, admin_token_file),
-jwt.leeway, service_role, metrics.enabled, log.access_log and server.max_connections."""
+jwt.leeway, service_role, metrics.enabled, log.access_log, server.max_connections and
+database.pool.connect_timeout."""
 import signal
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -115,3 +118,40 @@ def test_max_connections_closes_connections_past_the_cap(cluster, fixture_data):
         wait_for(served, what="a free slot")
     finally:
         stop_proxy(p)
+
+
+def test_connect_timeout_gives_up_on_a_server_that_never_answers(tmp_path):
+    """database.pool.connect_timeout: a server that accepts the TCP connection and then says
+    nothing (a hung Postgres, a black-holed proxy) is given up on, logged, and not ready."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(16)
+    port = mute.getsockname()[1]
+    held = []
+    stop = threading.Event()
+    def accept():
+        mute.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(mute.accept()[0])  # kept open, never answered
+            except OSError:
+                pass
+    th = threading.Thread(target=accept, daemon=True)
+    th.start()
+    cfg = {"profile": "dev", "server": {"host": "127.0.0.1", "port": 0, "workers": 1},
+           "database": {"conninfo": "host=127.0.0.1 port=%d dbname=x user=x" % port,
+                        "pool": {"min": 1, "connect_timeout": "300ms", "reconnect_max": "1s"}},
+           "auth": {"jwt": {"secret": SECRET}}}
+    p = Proxy(yaml.safe_dump(cfg), name="connect-timeout")
+    try:
+        line = p.wait_for_log(lambda l: "pool.connect_timeout" in l.get("error", ""), timeout=20)
+        assert line["level"] in ("warn", "error")
+        assert http(p.port, "GET", "/readyz")[0] == 503
+        assert held, "the proxy never connected to the mute server"
+    finally:
+        stop_proxy(p)
+        stop.set()
+        th.join(5)
+        for s in held:
+            s.close()
+        mute.close()

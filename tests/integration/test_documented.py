@@ -1,12 +1,13 @@
 """Behaviour docs/ promise that no other test pinned down: the security headers on every kind of
 answer, the admin API when no admin token is configured, logout, and 501 for /v1/zones/at
 against an extension too old to have zone_at."""
+import threading
 from pathlib import Path
 
 import pytest
 
 from test_api import ADMIN, call, start_proxy, stop_proxy, token
-from zg import http
+from zg import http, wait_sleeping
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +68,20 @@ def test_zone_at_is_501_on_an_extension_without_it(cluster):
             stop_proxy(p)
     finally:
         cluster.psql("DROP DATABASE IF EXISTS old_ext", db="postgres")
+
+
+def test_a_terminated_backend_answers_503_with_retry_after(cluster, dp):
+    """docs/API.md: a request whose backend Postgres ends mid-query gets 503 with 57P01 (or
+    08006 when the socket broke first) and Retry-After, and the proxy serves the next one."""
+    result = {}
+    def slow():
+        result["r"] = call(dp.port, "POST", "/rpc/slow", token("alice"), {"seconds": 60})
+    th = threading.Thread(target=slow)
+    th.start()
+    wait_sleeping(cluster)
+    cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
+    th.join(30)
+    status, h, body = result["r"]
+    assert status == 503 and body["code"] in ("57P01", "08006"), (status, body)
+    assert h["retry-after"] == "1"
+    assert call(dp.port, "GET", "/rpc/add?a=1&b=2", token("alice"))[2] == 3

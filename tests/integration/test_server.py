@@ -328,7 +328,7 @@ def test_logs_can_go_to_stdout(tmp_path, cluster):
 
 
 def test_access_lines_wait_for_the_flush_interval_and_sigterm_writes_them(proxy_factory,
-                                                                         tmp_path):
+                                                                         tmp_path, cluster):
     """log.access_log_flush: a worker holds its lines until the interval (10 s here, far beyond
     this test's requests) or 64 KiB; stopping the proxy writes what it holds."""
     log = tmp_path / "held.log"
@@ -339,7 +339,14 @@ def test_access_lines_wait_for_the_flush_interval_and_sigterm_writes_them(proxy_
     p.port = listening()[0]["port"]
     for i in range(3):
         assert http(p.port, "GET", "/healthz", {"X-Request-Id": f"held-{i}"})[0] == 200
-    time.sleep(0.5)
+    # Make the proxy write later lines of its own (its control connection ends and comes
+    # back), and wait for them: lines are written in order, so access lines that were not held
+    # would be in the file by then. No fixed window.
+    listens = lambda: [l for l in read_json_lines(log) if l.get("msg") == "listening for changes"]
+    wait_for(listens, what="the first LISTEN")
+    cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE application_name = 'zonegate-proxy-listen'")
+    wait_for(lambda: len(listens()) >= 2, what="the proxy to listen again")
     ids = lambda: {l.get("request_id") for l in read_json_lines(log)}
     assert not ids() & {"held-0", "held-1", "held-2"}, "lines were written before the interval"
     p.proc.send_signal(signal.SIGTERM)
