@@ -44,11 +44,14 @@ def test_access_log_line_carries_the_request_id(proxy):
 
 
 def test_threads_are_named_for_top(proxy):
-    names = set()
-    for tid in os.listdir(f"/proc/{proxy.proc.pid}/task"):
-        with open(f"/proc/{proxy.proc.pid}/task/{tid}/comm") as f:
-            names.add(f.read().strip())
-    assert "zg-log-writer" in names and "zg-worker-0" in names, names
+    def names():
+        out = set()
+        for tid in os.listdir(f"/proc/{proxy.proc.pid}/task"):
+            with open(f"/proc/{proxy.proc.pid}/task/{tid}/comm") as f:
+                out.add(f.read().strip())
+        return out
+    # The log writer thread may name itself after the listening line: wait for it.
+    wait_for(lambda: {"zg-log-writer", "zg-worker-0"} <= names(), what="the named threads")
 
 
 def test_unknown_route_404_and_wrong_method_405_are_json_errors(proxy):
