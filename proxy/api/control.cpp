@@ -10,7 +10,11 @@
 
 namespace zonegate::api {
 
-Control::Control(uv_loop_t* loop, App& app) : loop_(loop), app_(app), db_cfg_(app.cfg().database) {
+Control::Control(uv_loop_t* loop, App& app)
+    : loop_(loop),
+      app_(app),
+      db_cfg_(app.cfg().database),
+      backoff_(db_cfg_.pool.reconnect_min_ms, db_cfg_.pool.reconnect_max_ms) {
   db_cfg_.pool.statement_timeout_ms = 60'000;  // catalog queries are small; never cut them short
   uv_timer_init(loop_, &retry_);
   retry_.data = this;
@@ -99,7 +103,7 @@ void Control::connect() {
         c->close(pg::Failure::kConnection);
         return;
       }
-      attempt_ = 0;
+      backoff_.reset();
       last_error_.clear();
       app_.set_listening(true);
       app_.count_listen_up();
@@ -176,10 +180,7 @@ void Control::load_catalog() {
 }
 
 void Control::schedule_reconnect() {
-  uint64_t cap = static_cast<uint64_t>(db_cfg_.pool.reconnect_min_ms) << std::min(attempt_, 20);
-  cap = std::min<uint64_t>(cap, static_cast<uint64_t>(db_cfg_.pool.reconnect_max_ms));
-  ++attempt_;
-  uv_timer_start(&retry_, on_retry, cap == 0 ? 0 : rng_() % (cap + 1), 0);
+  uv_timer_start(&retry_, on_retry, static_cast<uint64_t>(backoff_.next_ms()), 0);
 }
 
 void Control::on_retry(uv_timer_t* t) {

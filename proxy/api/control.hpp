@@ -6,8 +6,8 @@
 #include <uv.h>
 
 #include <memory>
-#include <random>
 
+#include "common/backoff.hpp"
 #include "config/config.hpp"
 #include "pg/connection.hpp"
 
@@ -40,9 +40,8 @@ class Control {
   uv_timer_t check_{};  // health.check_interval: a round trip to the database
   bool check_in_flight_ = false;
   std::string last_error_;
-  int attempt_ = 0;
   bool stopping_ = false;
-  std::mt19937_64 rng_{std::random_device{}()};
+  Backoff backoff_;
 };
 
 }  // namespace zonegate::api

@@ -25,7 +25,9 @@ Result shutdown_result() {
 }  // namespace
 
 Pool::Pool(uv_loop_t* loop, const config::DatabaseConfig& cfg)
-    : loop_(loop), cfg_(cfg), rng_(std::random_device{}()) {
+    : loop_(loop),
+      cfg_(cfg),
+      reconnect_backoff_(cfg.pool.reconnect_min_ms, cfg.pool.reconnect_max_ms) {
   uv_timer_init(loop_, &tick_);
   tick_.data = this;
   uv_timer_init(loop_, &reconnect_timer_);
@@ -50,7 +52,7 @@ void Pool::open_connection() {
   static const Statement warm = make_statement("SELECT zonegate.zone_path(0)", {});
   ev.warmup = {warm};
   ev.on_ready = [this](Connection*) {
-    backoff_attempt_ = 0;
+    reconnect_backoff_.reset();
     dispatch();
   };
   ev.on_job_done = [this](Connection* c) {
@@ -89,13 +91,8 @@ void Pool::open_connection() {
 void Pool::schedule_reconnect() {
   if (shutting_down_ || reconnect_pending_) return;
   reconnect_pending_ = true;
-  // Full jitter: a random delay up to min(max, min * 2^attempt), so proxies do not reconnect
-  // in lockstep after an outage.
-  uint64_t cap = static_cast<uint64_t>(cfg_.pool.reconnect_min_ms)
-                 << std::min(backoff_attempt_, 20);
-  cap = std::min<uint64_t>(cap, static_cast<uint64_t>(cfg_.pool.reconnect_max_ms));
-  uint64_t delay = cap == 0 ? 0 : rng_() % (cap + 1);
-  ++backoff_attempt_;
+  // Full jitter, so proxies do not reconnect in lockstep after an outage.
+  auto delay = static_cast<uint64_t>(reconnect_backoff_.next_ms());
   uv_timer_start(&reconnect_timer_, on_reconnect, delay, 0);
 }
 

@@ -1,8 +1,9 @@
 // A worker's Postgres pool: up to pool.max pipelined connections, jobs sent to the least busy
 // ready one (up to pool.pipeline_depth in flight each), a bounded wait queue with an acquisition
 // timeout, reconnects with capped exponential backoff and full jitter, and connections replaced
-// after pool.max_lifetime. Batchable jobs submitted in one loop turn share a Sync per connection,
-// sent before the loop waits for events again. Everything runs on the worker's loop thread.
+// after pool.max_lifetime. Jobs that may share a Sync submitted in one loop turn share a Sync per
+// connection, sent before the loop waits for events again. Everything runs on the worker's loop
+// thread.
 #pragma once
 
 #include <uv.h>
@@ -10,10 +11,10 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "common/backoff.hpp"
 #include "config/config.hpp"
 #include "pg/connection.hpp"
 #include "pg/job.hpp"
@@ -74,8 +75,7 @@ class Pool {
   uv_idle_t next_turn_{};  // an idle handle: the loop does not wait for events while it is active
   bool shutting_down_ = false;
   bool reconnect_pending_ = false;
-  int backoff_attempt_ = 0;
-  std::mt19937_64 rng_;
+  Backoff reconnect_backoff_;
   PoolStats counters_;  // pool-level counters, and those of closed connections
 };
 
