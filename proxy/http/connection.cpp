@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/log.hpp"
+#include "http/server.hpp"
 
 namespace zonegate::http {
 

@@ -9,9 +9,11 @@
 #include <deque>
 #include <string>
 
-#include "http/server.hpp"
+#include "http/exchange.hpp"
 
 namespace zonegate::http {
+
+class Worker;
 
 class Connection {
  public:
