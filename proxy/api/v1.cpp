@@ -60,7 +60,8 @@ cache::Upstream statement_upstream(const ExchangePtr& ex, pg::Statement st,
           missing = std::move(missing)](std::function<void(http::Response)> done) {
     pg::Job job;
     job.statements.push_back(st);
-    job.batchable = true;  // the /v1 statements only read and set nothing
+    job.read_only = true;   // the /v1 statements only read...
+    job.share_sync = true;  // ...and set nothing
     job.done = [ex, missing, done](pg::Result r) {
       ex->upstream_ns += r.upstream_ns;
       if (!r.ok()) {

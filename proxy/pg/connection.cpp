@@ -191,7 +191,7 @@ void Connection::send(Job job) {
   Pending p;
   p.sent_ns = uv_hrtime();
   p.result.queued_ns = job.enqueued_ns != 0 ? p.sent_ns - job.enqueued_ns : 0;
-  p.batched = job.batchable && state_ == State::kReady;
+  p.batched = job.share_sync && state_ == State::kReady;
   p.job = std::move(job);
   // A job on its own must not join the open batch's transaction: that batch ends first.
   if (!p.batched && !close_batch()) {
@@ -392,7 +392,7 @@ void Connection::finish_job() {
   if (p.skipped && p.result.failure == Failure::kNone) {
     // Another job of its batch failed, so the server skipped this one: it runs again in a
     // transaction of its own. Each round ends at least the failed job, so this terminates.
-    p.job.batchable = false;
+    p.job.share_sync = false;
     ++resent_;
     send(std::move(p.job));
     return;

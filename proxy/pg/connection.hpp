@@ -1,6 +1,6 @@
 // One libpq connection in non-blocking pipeline mode, driven by a uv_poll on its socket. Jobs
 // are sent as soon as they arrive (many may be in flight); results are matched to jobs in order.
-// Batchable jobs are queued without a Sync until the owner calls sync() (once per loop turn), so
+// Jobs that may share a Sync are queued without a Sync until the owner calls sync() (once per loop turn), so
 // the jobs of one turn cost one write to the server, one implicit transaction and one write back.
 #pragma once
 
@@ -45,7 +45,7 @@ class Connection {
 
   // Starts connecting; on_ready or on_broken follows.
   void start();
-  // Sends a job now (state must be kReady); a batchable one waits in the open batch for sync().
+  // Sends a job now (state must be kReady); one that may share a Sync waits in the open batch for sync().
   void send(Job job);
   // Closes the open batch, if any, with one Sync and writes it out.
   void sync();

@@ -1,7 +1,7 @@
 // A unit of work for a pooled Postgres connection: a few statements sent back to back in
 // pipeline mode and closed by one Sync, so they run as one implicit transaction in a single
-// round trip. Its callback gets the last statement's rows, or the first error. Batchable jobs
-// (reads that set no state) sent in the same loop turn share one Sync instead.
+// round trip. Its callback gets the last statement's rows, or the first error. Jobs that may share
+// a Sync (reads that set no state) sent in the same loop turn share one Sync instead.
 #pragma once
 
 #include <cstdint>
@@ -52,13 +52,16 @@ struct Job {
   std::vector<Statement> statements;
   std::function<void(Result)> done;
   uint64_t enqueued_ns = 0;
-  // Only reads, and sets no session or transaction state (no set_config): the job may share
-  // one Sync, so one implicit transaction and one write each way, with the other batchable jobs
-  // a connection gets in the same loop turn. Its callback runs as soon as its own results are
-  // in; if an earlier job of the batch fails, the rest of the batch is skipped by the server and
+  // The job only reads: running it twice has the effect of running it once (GET routes,
+  // STABLE/IMMUTABLE functions), so a transient failure may be retried after it was sent.
+  bool read_only = false;
+  // Reads only and sets no session or transaction state (no set_config): the job may share
+  // one Sync, so one implicit transaction and one write each way, with the other such jobs a
+  // connection gets in the same loop turn. Its callback runs as soon as its own results are in;
+  // if an earlier job of the batch fails, the rest of the batch is skipped by the server and
   // sent again on its own. A job that writes or sets GUCs keeps its own Sync, so its commit is
   // never tied to another request's statements.
-  bool batchable = false;
+  bool share_sync = false;
 };
 
 // Statement with a name derived from its SQL (stable per process).

@@ -54,7 +54,7 @@ class PoolTest : public ::testing::Test {
     results_.emplace_back();
     Job job;
     job.statements.push_back(make_statement(sql, std::move(params)));
-    job.batchable = batchable;
+    job.share_sync = batchable;
     job.done = [this, index](Result r) { results_[index] = std::move(r); };
     pool_->submit(std::move(job));
     return index;
