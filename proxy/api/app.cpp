@@ -2,6 +2,7 @@
 #include "api/app.hpp"
 
 #include "api/control.hpp"
+#include "api/errors.hpp"
 
 #include "common/json.hpp"
 #include "common/log.hpp"
@@ -24,7 +25,7 @@ WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
 
 void WorkerState::on_tick(uv_timer_t* t) {
   auto* ws = static_cast<WorkerState*>(t->data);
-  ws->cache_->expire_waiters(ws->worker_);
+  ws->cache_->expire_waiters(&ws->worker_);
   if (ws->registry_ != nullptr && ++ws->ticks_ % 4 == 0) {
     pg::PoolStats p = ws->pool.stats();
     metrics::PoolSnapshot snap;
@@ -44,6 +45,11 @@ void WorkerState::on_tick(uv_timer_t* t) {
     ws->registry_->worker(ws->worker_.index())
         .set_pool(snap, static_cast<int64_t>(ws->worker_.connection_count()));
   }
+}
+
+void WorkerState::submit(const http::ExchangePtr& ex, pg::Job job) {
+  (void)ex;
+  pool.submit(std::move(job));
 }
 
 void WorkerState::shutdown() {
@@ -104,9 +110,51 @@ const config::CachePolicy& App::route_policy(const std::string& route) const {
   return it != cfg_.cache.routes.end() ? it->second : off;
 }
 
+cache::Answer to_answer(http::Response r) {
+  cache::Answer a;
+  a.status = r.status;
+  a.content_type = std::move(r.content_type);
+  a.body = std::move(r.body);
+  a.shared_body = std::move(r.shared_body);
+  a.headers.reserve(r.headers.size());
+  for (http::Header& h : r.headers)
+    a.headers.emplace_back(std::move(h.name), std::move(h.value));
+  return a;
+}
+
+http::Response to_response(cache::Answer a) {
+  http::Response r;
+  r.status = a.status;
+  r.content_type = std::move(a.content_type);
+  r.body = std::move(a.body);
+  r.shared_body = std::move(a.shared_body);
+  r.headers.reserve(a.headers.size());
+  for (auto& [name, value] : a.headers)
+    r.headers.push_back({std::move(name), std::move(value)});
+  return r;
+}
+
 void App::serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
                        cache::CacheKey key, cache::Upstream upstream) {
-  cache_->serve(ex, policy, std::move(key), std::move(upstream));
+  cache::Asker asker;
+  asker.executor = &ex->worker();
+  if (const std::string* inm = ex->req.header("if-none-match")) asker.if_none_match = *inm;
+  asker.reply = [ex](cache::Answer a) {
+    ex->cache_status = a.outcome;
+    ex->respond(to_response(std::move(a)));
+  };
+  cache_->serve(std::move(asker), policy, std::move(key), std::move(upstream));
+}
+
+cache::Upstream database_upstream(const http::ExchangePtr& ex, pg::Job job, Shape shape) {
+  return [ex, job = std::move(job), shape = std::move(shape)](cache::Reply done) {
+    pg::Job j = job;
+    j.done = [ex, shape, done = std::move(done)](pg::Result r) {
+      ex->upstream_ns += r.upstream_ns;
+      done(to_answer(r.ok() ? shape(r) : error_from_result(r)));
+    };
+    worker_state(ex).submit(ex, std::move(j));
+  };
 }
 
 App::~App() = default;

@@ -42,6 +42,8 @@ class WorkerState : public http::WorkerContext {
               std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache,
               metrics::Registry* registry);
   void shutdown() override;
+  // The one way a request's job reaches the database: through the worker's stages to its pool.
+  void submit(const http::ExchangePtr& ex, pg::Job job);
   pg::Pool pool;
   auth::Authenticator auth;
 
@@ -118,6 +120,12 @@ void add_observability_routes(App& app, http::Router& router);
 void add_dashboard_routes(App& app, http::Router& router);
 // Answers 401/403 and returns false unless the request carries the admin token.
 bool require_admin(App& app, const http::ExchangePtr& ex);
+
+// Turns a successful result into the route's response.
+using Shape = std::function<http::Response(const pg::Result&)>;
+// The cache's upstream for a request: `job` through WorkerState::submit, a failure as the
+// mapped error, a success through `shape`.
+cache::Upstream database_upstream(const http::ExchangePtr& ex, pg::Job job, Shape shape);
 
 // Authenticates the request; on failure responds 401 and returns false.
 bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims);

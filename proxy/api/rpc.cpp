@@ -232,24 +232,14 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
   who.params = {claims.subject, claims.json};
   pg::Statement call = pg::make_statement(call_sql(*f, used), std::move(params));
   bool void_fn = f->returns_void;
-  cache::Upstream upstream = [ex, who, call, void_fn](std::function<void(http::Response)> done) {
-    pg::Job job;
-    job.statements = {who, call};
-    job.done = [ex, void_fn, done](pg::Result r) {
-      ex->upstream_ns += r.upstream_ns;
-      if (!r.ok()) {
-        done(error_from_result(r));
-        return;
-      }
-      if (void_fn) {
-        done(http::Response(204, ""));
-        return;
-      }
-      const std::optional<std::string>* v = r.scalar();
-      done(http::Response(200, (v != nullptr && *v) ? **v : std::string("null")));
-    };
-    worker_state(ex).pool.submit(std::move(job));
-  };
+  pg::Job job;
+  job.statements = {std::move(who), std::move(call)};
+  job.read_only = f->volatility != 'v';  // STABLE and IMMUTABLE functions may be retried
+  cache::Upstream upstream = database_upstream(ex, std::move(job), [void_fn](const pg::Result& r) {
+    if (void_fn) return http::Response(204, "");
+    const std::optional<std::string>* v = r.scalar();
+    return http::Response(200, (v != nullptr && *v) ? **v : std::string("null"));
+  });
   app.serve_cached(ex, policy, cache::CacheKey{"rpc:" + fn, std::move(key), std::move(tag)},
                    std::move(upstream));
 }

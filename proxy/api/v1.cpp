@@ -53,30 +53,18 @@ const pg::Statement& zone_at_stmt() {
 }
 
 // The upstream for one statement: its single text value becomes a 200 response, no row or
-// NULL becomes `missing()`, a failure the mapped error.
+// NULL becomes `missing()`.
 cache::Upstream statement_upstream(const ExchangePtr& ex, pg::Statement st,
                                    std::function<http::Response()> missing) {
-  return [ex, st = std::move(st),
-          missing = std::move(missing)](std::function<void(http::Response)> done) {
-    pg::Job job;
-    job.statements.push_back(st);
-    job.read_only = true;   // the /v1 statements only read...
-    job.share_sync = true;  // ...and set nothing
-    job.done = [ex, missing, done](pg::Result r) {
-      ex->upstream_ns += r.upstream_ns;
-      if (!r.ok()) {
-        done(error_from_result(r));
-        return;
-      }
-      const std::optional<std::string>* v = r.scalar();
-      if (v == nullptr || !*v) {
-        done(missing());
-        return;
-      }
-      done(http::Response(200, **v));
-    };
-    worker_state(ex).pool.submit(std::move(job));
-  };
+  pg::Job job;
+  job.statements.push_back(std::move(st));
+  job.read_only = true;   // the /v1 statements only read...
+  job.share_sync = true;  // ...and set nothing
+  return database_upstream(ex, std::move(job), [missing = std::move(missing)](const pg::Result& r) {
+    const std::optional<std::string>* v = r.scalar();
+    if (v == nullptr || !*v) return missing();
+    return http::Response(200, **v);
+  });
 }
 
 // Runs one statement through the route's cache policy.

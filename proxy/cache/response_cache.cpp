@@ -10,8 +10,8 @@
 namespace zonegate::cache {
 
 struct ResponseCache::Waiter {
-  http::ExchangePtr ex;  // touched only on its worker's thread
-  http::Worker* worker = nullptr;
+  Asker asker;  // its reply runs only on asker.executor's thread
+  std::string route;
   int64_t deadline_ms = 0;
   std::atomic<bool> done{false};  // answered by the leader, or gone upstream itself
   Upstream upstream;
@@ -24,15 +24,15 @@ struct ResponseCache::Flight {
 
 namespace {
 
-std::string lower(std::string s) {
+std::string upper(std::string s) {
   for (char& c : s)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
 }
 
 // RFC 9110 If-None-Match: "*" or a list of entity tags, compared weakly.
-bool etag_matches(const std::string* header, const std::string& etag) {
-  if (header == nullptr) return false;
+bool etag_matches(const std::optional<std::string>& header, const std::string& etag) {
+  if (!header) return false;
   size_t pos = 0;
   while (pos < header->size()) {
     size_t comma = header->find(',', pos);
@@ -63,36 +63,36 @@ RouteStats& ResponseCache::route(const std::string& name) {
   return it != routes_.end() ? *it->second : other_;
 }
 
-void ResponseCache::respond_entry(const http::ExchangePtr& ex,
-                                  const std::shared_ptr<const Entry>& entry, const char* outcome,
-                                  bool shared) {
+void ResponseCache::answer_entry(const Asker& asker, const std::string& route_name,
+                                 const std::shared_ptr<const Entry>& entry, const char* outcome,
+                                 bool shared) {
   const Entry& e = *entry;
-  http::Response r;
-  r.status = e.status;
+  Answer a;
+  a.status = e.status;
   // The body stays the entry's (an aliasing pointer keeps the entry alive until it is sent).
-  r.shared_body = std::shared_ptr<const std::string>(entry, &e.body);
-  r.content_type = e.content_type;
-  r.headers.reserve(4);
-  r.add_header("ETag", e.etag);
-  r.add_header("Age", std::to_string(age_seconds(e, store_.now_ms())));
-  r.add_header("X-Cache", outcome);
-  r.add_header("Cache-Control", shared ? "public, no-cache" : "private, no-cache");
-  ex->cache_status = lower(outcome);
-  if (etag_matches(ex->req.header("if-none-match"), e.etag)) {
-    r.status = 304;
-    r.shared_body.reset();
-    route(ex->route).not_modified.fetch_add(1, std::memory_order_relaxed);
+  a.shared_body = std::shared_ptr<const std::string>(entry, &e.body);
+  a.content_type = e.content_type;
+  a.outcome = outcome;
+  a.headers.reserve(4);
+  a.headers.emplace_back("ETag", e.etag);
+  a.headers.emplace_back("Age", std::to_string(age_seconds(e, store_.now_ms())));
+  a.headers.emplace_back("X-Cache", upper(outcome));
+  a.headers.emplace_back("Cache-Control", shared ? "public, no-cache" : "private, no-cache");
+  if (etag_matches(asker.if_none_match, e.etag)) {
+    a.status = 304;
+    a.shared_body.reset();
+    route(route_name).not_modified.fetch_add(1, std::memory_order_relaxed);
   }
-  ex->respond(std::move(r));
+  asker.reply(std::move(a));
 }
 
-std::shared_ptr<const Entry> ResponseCache::make_entry(const http::Response& r,
+std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
                                                        const config::CachePolicy& p,
                                                        const CacheKey& key) {
   auto e = std::make_shared<Entry>();
   e->status = r.status;
   e->content_type = r.content_type;
-  e->body = r.body_bytes();
+  e->body = r.bytes();
   e->etag = make_etag(e->body);
   e->route = key.route;
   e->tag = p.shared ? std::string() : key.tag;
@@ -100,13 +100,15 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const http::Response& r,
   return e;
 }
 
-void ResponseCache::serve(const http::ExchangePtr& ex, const config::CachePolicy& policy,
-                          CacheKey key, Upstream upstream) {
+void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, CacheKey key,
+                          Upstream upstream) {
   RouteStats& rs = route(key.route);
   if (!cfg_.enabled || !policy.enabled || policy.ttl_ms == 0) {
     rs.bypass.fetch_add(1, std::memory_order_relaxed);
-    ex->cache_status = "bypass";
-    upstream([ex](http::Response r) { ex->respond(std::move(r)); });
+    upstream([reply = std::move(asker.reply)](Answer a) {
+      a.outcome = "bypass";
+      reply(std::move(a));
+    });
     return;
   }
   int64_t now = store_.now_ms();
@@ -114,13 +116,22 @@ void ResponseCache::serve(const http::ExchangePtr& ex, const config::CachePolicy
   Freshness fr = e ? freshness(*e, now) : Freshness::kExpired;
   if (fr == Freshness::kFresh) {
     rs.hits.fetch_add(1, std::memory_order_relaxed);
-    respond_entry(ex, e, "HIT", policy.shared);
+    answer_entry(asker, key.route, e, "hit", policy.shared);
     return;
   }
   if (fr == Freshness::kStaleWhileRevalidate) {
     rs.stale.fetch_add(1, std::memory_order_relaxed);
-    respond_entry(ex, e, "STALE", policy.shared);
-    lead(ex, policy, key, e, std::move(upstream), true);
+    answer_entry(asker, key.route, e, "stale", policy.shared);
+    // The refresh runs in the background: nobody waits for its answer.
+    {
+      std::lock_guard<std::mutex> lock(flights_mu_);
+      if (flights_.count(key.key) != 0) return;  // a refresh is already on its way
+      auto f = std::make_shared<Flight>();
+      f->epoch = epoch_.load();
+      flights_.emplace(key.key, std::move(f));
+      revalidations_.fetch_add(1, std::memory_order_relaxed);
+    }
+    lead(nullptr, policy, key, e, std::move(upstream));
     return;
   }
   rs.misses.fetch_add(1, std::memory_order_relaxed);
@@ -129,35 +140,27 @@ void ResponseCache::serve(const http::ExchangePtr& ex, const config::CachePolicy
     auto it = flights_.find(key.key);
     if (it != flights_.end()) {
       auto w = std::make_shared<Waiter>();
-      w->ex = ex;
-      w->worker = &ex->worker();
+      w->asker = std::move(asker);
+      w->route = key.route;
       w->deadline_ms = now + cfg_.lock_timeout_ms;
       w->upstream = std::move(upstream);
       it->second->waiters.push_back(w);
       rs.coalesced.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard<std::mutex> wl(waiters_mu_);
-      waiters_by_worker_[w->worker].push_back(std::move(w));
+      waiters_by_executor_[w->asker.executor].push_back(std::move(w));
       return;
     }
     auto f = std::make_shared<Flight>();
     f->epoch = epoch_.load();
     flights_.emplace(key.key, std::move(f));
   }
-  lead(ex, policy, key, e, std::move(upstream), false);
+  lead(std::make_shared<Asker>(std::move(asker)), policy, key, e, std::move(upstream));
 }
 
-void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy& policy,
-                         const CacheKey& key, std::shared_ptr<const Entry> stale, Upstream upstream,
-                         bool background) {
-  if (background) {
-    std::lock_guard<std::mutex> lock(flights_mu_);
-    if (flights_.count(key.key) != 0) return;  // a refresh is already on its way
-    auto f = std::make_shared<Flight>();
-    f->epoch = epoch_.load();
-    flights_.emplace(key.key, std::move(f));
-    revalidations_.fetch_add(1, std::memory_order_relaxed);
-  }
-  upstream([this, ex, policy, key, stale, background](http::Response r) {
+void ResponseCache::lead(std::shared_ptr<Asker> asker, const config::CachePolicy& policy,
+                         const CacheKey& key, std::shared_ptr<const Entry> stale,
+                         Upstream upstream) {
+  upstream([this, asker, policy, key, stale](Answer r) {
     std::shared_ptr<Flight> f;
     {
       std::lock_guard<std::mutex> lock(flights_mu_);
@@ -168,7 +171,7 @@ void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy&
       }
     }
     std::shared_ptr<const Entry> entry;
-    const char* outcome = "MISS";
+    const char* outcome = "miss";
     if (r.status == 200 || r.status == 404) {
       entry = make_entry(r, policy, key);
       // A change committed while we fetched may not be in what we got: answer, don't keep it.
@@ -180,40 +183,42 @@ void ResponseCache::lead(const http::ExchangePtr& ex, const config::CachePolicy&
       }
     } else if (r.status >= 500 && stale && serves_if_error(*stale, store_.now_ms())) {
       entry = stale;
-      outcome = "STALE";
+      outcome = "stale";
       stale_if_error_.fetch_add(1, std::memory_order_relaxed);
     }
     if (f) {
       for (auto& w : f->waiters) {
         if (w->done.exchange(true)) continue;  // went upstream itself after lock_timeout
         bool shared = policy.shared;
-        const char* waiter_outcome = entry == stale ? "STALE" : "COALESCED";
-        w->worker->post([this, w, entry, r, shared, waiter_outcome] {
+        const char* waiter_outcome = entry == stale ? "stale" : "coalesced";
+        w->asker.executor->post([this, w, entry, r, shared, waiter_outcome] {
           if (entry) {
-            respond_entry(w->ex, entry, waiter_outcome, shared);
+            answer_entry(w->asker, w->route, entry, waiter_outcome, shared);
           } else {
-            w->ex->respond(r);
+            Answer copy = r;
+            copy.outcome = "miss";
+            w->asker.reply(std::move(copy));
           }
         });
       }
     }
-    if (!background) {
+    if (asker) {  // null for a background refresh
       if (entry) {
-        respond_entry(ex, entry, outcome, policy.shared);
+        answer_entry(*asker, key.route, entry, outcome, policy.shared);
       } else {
-        ex->cache_status = "miss";
-        ex->respond(std::move(r));
+        r.outcome = "miss";
+        asker->reply(std::move(r));
       }
     }
   });
 }
 
-void ResponseCache::expire_waiters(http::Worker& worker) {
+void ResponseCache::expire_waiters(Executor* executor) {
   std::vector<std::shared_ptr<Waiter>> expired;
   {
     std::lock_guard<std::mutex> lock(waiters_mu_);
-    auto it = waiters_by_worker_.find(&worker);
-    if (it == waiters_by_worker_.end()) return;
+    auto it = waiters_by_executor_.find(executor);
+    if (it == waiters_by_executor_.end()) return;
     int64_t now = store_.now_ms();
     auto& list = it->second;
     list.erase(std::remove_if(list.begin(), list.end(),
@@ -227,8 +232,10 @@ void ResponseCache::expire_waiters(http::Worker& worker) {
   }
   for (auto& w : expired) {
     lock_timeouts_.fetch_add(1, std::memory_order_relaxed);
-    w->ex->cache_status = "lock-timeout";
-    w->upstream([w](http::Response r) { w->ex->respond(std::move(r)); });
+    w->upstream([w](Answer a) {
+      a.outcome = "lock-timeout";
+      w->asker.reply(std::move(a));
+    });
   }
 }
 

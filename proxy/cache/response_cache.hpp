@@ -2,7 +2,9 @@
 // memory, stale-while-revalidate and stale-if-error (RFC 5861), ETag / If-None-Match → 304,
 // single-flight (N concurrent misses for one key make one query; the others wait, at most
 // cache.lock_timeout, as nginx's proxy_cache_lock does), and push invalidation from
-// zonegate_changes notifications. Shared by all workers; thread-safe.
+// zonegate_changes notifications. Shared by all workers; thread-safe. It knows neither HTTP
+// nor the database: it answers through a Reply of its own type and asks an Upstream, so the
+// stages between it and the pool (breaker, retries, shedding) sit behind that function.
 #pragma once
 
 #include <atomic>
@@ -11,13 +13,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "cache/store.hpp"
+#include "common/executor.hpp"
 #include "config/config.hpp"
-#include "http/server.hpp"
 
 namespace zonegate::cache {
 
@@ -42,16 +45,35 @@ struct CacheKey {
   std::string tag;    // the user the answer is about, for invalidation ("" if shared)
 };
 
-// Produces the response for a miss; calls `done` exactly once, on the calling worker's thread.
-using Upstream = std::function<void(std::function<void(http::Response)> done)>;
+// An answer as the cache hands it out: what an upstream produced, or a stored entry.
+struct Answer {
+  int status = 200;
+  std::string content_type = "application/json; charset=utf-8";
+  std::string body;
+  std::shared_ptr<const std::string> shared_body;  // an entry's bytes, shared instead of copied
+  std::vector<std::pair<std::string, std::string>> headers;
+  const char* outcome = "";  // how the cache answered: "hit", "miss", "stale", "bypass", ...
+  const std::string& bytes() const { return shared_body ? *shared_body : body; }
+};
+
+using Reply = std::function<void(Answer)>;
+// Produces the answer for a miss; calls `done` exactly once, on the calling thread.
+using Upstream = std::function<void(Reply done)>;
+
+// Who asks. `reply` runs on `executor`'s thread (a coalesced waiter is answered from the
+// thread of the request that fetched the entry, through executor->post()).
+struct Asker {
+  Executor* executor = nullptr;
+  std::optional<std::string> if_none_match;
+  Reply reply;
+};
 
 class ResponseCache {
  public:
   ResponseCache(const config::CacheConfig& cfg, std::vector<std::string> route_names,
                 Store::Clock clock);
-  // Answers the exchange from the cache or through `upstream`, per `policy`.
-  void serve(const http::ExchangePtr& ex, const config::CachePolicy& policy, CacheKey key,
-             Upstream upstream);
+  // Answers from the cache or through `upstream`, per `policy`.
+  void serve(Asker asker, const config::CachePolicy& policy, CacheKey key, Upstream upstream);
   // A zonegate_changes payload: drops the named users' entries, or everything for "*".
   void on_change(const std::string& payload);
   size_t purge_all();
@@ -59,18 +81,19 @@ class ResponseCache {
   size_t purge_route(const std::string& route);
   CacheStats stats() const;
   // Called by each worker's timer: lets coalesced waiters past cache.lock_timeout go upstream.
-  void expire_waiters(http::Worker& w);
+  void expire_waiters(Executor* executor);
   // Receives each notification's invalidation lag in seconds (metrics).
   void set_lag_observer(std::function<void(double)> fn) { lag_observer_ = std::move(fn); }
 
  private:
   struct Waiter;
   struct Flight;
-  void lead(const http::ExchangePtr& ex, const config::CachePolicy& policy, const CacheKey& key,
-            std::shared_ptr<const Entry> stale, Upstream upstream, bool background);
-  void respond_entry(const http::ExchangePtr& ex, const std::shared_ptr<const Entry>& e,
-                     const char* outcome, bool shared);
-  std::shared_ptr<const Entry> make_entry(const http::Response& r, const config::CachePolicy& p,
+  void lead(std::shared_ptr<Asker> asker, const config::CachePolicy& policy, const CacheKey& key,
+            std::shared_ptr<const Entry> stale, Upstream upstream);
+  // Answers `asker` with the entry (or 304 when its If-None-Match matches).
+  void answer_entry(const Asker& asker, const std::string& route,
+                    const std::shared_ptr<const Entry>& e, const char* outcome, bool shared);
+  std::shared_ptr<const Entry> make_entry(const Answer& a, const config::CachePolicy& p,
                                           const CacheKey& key);
   RouteStats& route(const std::string& name);
 
@@ -81,7 +104,7 @@ class ResponseCache {
   mutable std::mutex flights_mu_;
   std::unordered_map<std::string, std::shared_ptr<Flight>> flights_;
   std::mutex waiters_mu_;
-  std::unordered_map<http::Worker*, std::vector<std::shared_ptr<Waiter>>> waiters_by_worker_;
+  std::unordered_map<Executor*, std::vector<std::shared_ptr<Waiter>>> waiters_by_executor_;
   std::atomic<int64_t> revalidations_{0}, stale_if_error_{0}, lock_timeouts_{0};
   std::atomic<int64_t> notifications_{0}, flushes_{0};
   std::atomic<int64_t> epoch_{

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/executor.hpp"
 #include "config/config.hpp"
 #include "http/exchange.hpp"
 #include "http/message.hpp"
@@ -37,7 +38,7 @@ using ResponseObserver =
 
 class Server;
 
-class Worker {
+class Worker : public Executor {
  public:
   Worker(Server& server, int index, int listen_fd);
   ~Worker();
@@ -65,7 +66,7 @@ class Worker {
 
   // Runs `task` on this worker's loop thread, soon. Callable from any thread; false (and the
   // task dropped) once the worker is shutting down.
-  bool post(std::function<void()> task);
+  bool post(std::function<void()> task) override;
 
   // Internal: used by Connection.
   void dispatch(const ExchangePtr& ex);
