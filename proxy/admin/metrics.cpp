@@ -167,16 +167,7 @@ namespace {
 
 // Prometheus label values escape backslash, quote and newline.
 std::string label(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == '\\' || c == '"') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out;
+  return label_value(v);
 }
 
 }  // namespace
@@ -189,13 +180,8 @@ void append_sample(std::string& out, const char* name, const char* type, const c
 
 namespace {
 
-// Shortest text that reads back as the same double ("0.00025", not "0.00025000000000000001").
 std::string num(double v) {
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (std::isnan(v)) return "NaN";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, res.ptr);
+  return number_text(v);
 }
 
 void histogram(std::string& out, const std::string& name, const std::string& labels,
@@ -215,7 +201,7 @@ void histogram(std::string& out, const std::string& name, const std::string& lab
 
 }  // namespace
 
-std::string Registry::render(const std::string& extra) const {
+std::string Registry::render() const {
   Totals t = totals();
   std::string out;
   out +=
@@ -284,7 +270,10 @@ std::string Registry::render(const std::string& extra) const {
   out += "# HELP zonegate_open_connections Client connections open.\n";
   out += "# TYPE zonegate_open_connections gauge\nzonegate_open_connections " +
          std::to_string(t.open_connections) + "\n";
-  out += extra;
+  Text text;
+  for (const Source* src : sources_)
+    src->describe_metrics(text);
+  out += text.out();
   return out;
 }
 

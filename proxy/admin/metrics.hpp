@@ -16,6 +16,8 @@
 #include <tuple>
 #include <vector>
 
+#include "common/metrics_text.hpp"
+
 namespace zonegate::metrics {
 
 // Latency buckets in seconds, from 100 µs to 10 s.
@@ -134,8 +136,10 @@ class Registry {
     Histogram invalidation_lag;
   };
   Totals totals() const;
-  // Prometheus text format 0.0.4 of the totals plus `extra` lines (cache, process...).
-  std::string render(const std::string& extra) const;
+  // A component whose figures /metrics shows (it must outlive the registry's readers).
+  void add_source(const Source* s) { sources_.push_back(s); }
+  // Prometheus text format 0.0.4: the totals, then every source's families.
+  std::string render() const;
 
   // Dashboard time series: `sample()` once a second adds a point computed from the change since
   // the previous call (plus the cache figures given).
@@ -144,6 +148,7 @@ class Registry {
 
  private:
   std::vector<std::unique_ptr<WorkerMetrics>> workers_;
+  std::vector<const Source*> sources_;  // added before the server starts, read-only after
   std::mutex lag_mu_;
   LiveHistogram lag_;  // writers take lag_mu_ (one at a time, as LiveHistogram needs)
   mutable std::mutex series_mu_;

@@ -88,6 +88,8 @@ App::App(config::Config cfg)
 
 void App::create_registry(int workers) {
   registry_ = std::make_unique<metrics::Registry>(workers);
+  registry_->add_source(cache_.get());
+  registry_->add_source(this);
 }
 
 DbHealth App::db_health() const {

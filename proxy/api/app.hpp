@@ -58,7 +58,7 @@ class WorkerState : public http::WorkerContext {
 
 class Control;
 
-class App {
+class App : public metrics::Source {
  public:
   explicit App(config::Config cfg);
   ~App();
@@ -90,6 +90,7 @@ class App {
   DbHealth db_health() const;
   void set_db_health(DbHealth h);
   int64_t started_ms() const { return started_ms_; }
+  void describe_metrics(metrics::Text& out) const override;  // api/observability.cpp
   // Serves a cacheable request: from the cache when the route's policy allows, else upstream.
   void serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
                     cache::CacheKey key, cache::Upstream upstream);

@@ -118,78 +118,28 @@ std::string health_json(App& app) {
   return w.take();
 }
 
-namespace {
-
-std::string extra_metrics(App& app) {
-  std::string out;
-  cache::CacheStats c = app.cache().stats();
-  auto per_route = [&](const char* name, const char* help, const char* key) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
-    for (const auto& [route, counters] : c.routes) {
-      out += std::string(name) + "{route=\"" + route + "\"} " + std::to_string(counters.at(key)) +
-             "\n";
-    }
-  };
-  per_route("zonegate_cache_hits_total", "Requests answered from a fresh cache entry.", "hits");
-  per_route("zonegate_cache_misses_total", "Cacheable requests that went to the database.",
-            "misses");
-  per_route("zonegate_cache_stale_total", "Requests answered from a stale entry (SWR).", "stale");
-  per_route("zonegate_cache_coalesced_total",
-            "Requests that waited for an identical one in flight.", "coalesced");
-  per_route("zonegate_cache_not_modified_total", "304 answers to If-None-Match.", "not_modified");
-  metrics::append_sample(out, "zonegate_cache_stale_if_error_total", "counter",
-                         "Stale entries served because the database failed.",
-                         std::to_string(c.stale_if_error));
-  metrics::append_sample(out, "zonegate_cache_evictions_total", "counter",
-                         "Entries evicted to stay within cache.max_bytes.",
-                         std::to_string(c.store.evictions));
-  metrics::append_sample(out, "zonegate_cache_invalidated_total", "counter",
-                         "Entries dropped by invalidation or purge.",
-                         std::to_string(c.store.invalidated));
-  metrics::append_sample(out, "zonegate_cache_revalidations_total", "counter",
-                         "Background refreshes (stale-while-revalidate).",
-                         std::to_string(c.revalidations));
-  metrics::append_sample(out, "zonegate_cache_lock_timeouts_total", "counter",
-                         "Coalesced requests that gave up waiting (cache.lock_timeout).",
-                         std::to_string(c.lock_timeouts));
-  metrics::append_sample(out, "zonegate_cache_entries", "gauge", "Entries in the cache.",
-                         std::to_string(c.store.entries));
-  metrics::append_sample(out, "zonegate_cache_bytes", "gauge", "Bytes the cache holds.",
-                         std::to_string(c.store.bytes));
-  metrics::append_sample(out, "zonegate_cache_max_bytes", "gauge", "cache.max_bytes.",
-                         std::to_string(c.store.max_bytes));
-  metrics::append_sample(
-      out, "zonegate_notifications_total", "counter",
-      "zonegate_changes notifications processed (counted once their invalidation is in effect).",
-      std::to_string(c.notifications));
-  metrics::append_sample(out, "zonegate_cache_flushes_total", "counter",
-                         "Times everything was dropped (\"*\" changes, listener reconnects).",
-                         std::to_string(c.flushes));
-  metrics::append_sample(out, "zonegate_listen_up", "gauge", "1 while the LISTEN connection is up.",
-                         app.listening() ? "1" : "0");
-  metrics::append_sample(
-      out, "zonegate_listen_reconnects_total", "counter",
-      "Times the LISTEN connection came back after a loss (each flushed the cache).",
-      std::to_string(app.listen_reconnects()));
-  DbHealth db = app.db_health();
-  metrics::append_sample(out, "zonegate_database_up", "gauge",
-                         "1 when the last database check succeeded.", db.connected ? "1" : "0");
-  metrics::append_sample(out, "zonegate_database_check_latency_seconds", "gauge",
-                         "Round trip of the last database check.",
-                         std::to_string(db.latency_ms < 0 ? 0 : db.latency_ms / 1000.0));
-  metrics::append_sample(out, "process_resident_memory_bytes", "gauge",
-                         "Resident memory of the proxy.",
-                         std::to_string(metrics::resident_bytes()));
-  metrics::append_sample(out, "process_start_time_seconds", "gauge",
-                         "Start time of the proxy, unix seconds.",
-                         std::to_string(static_cast<double>(app.started_ms()) / 1000.0));
-  metrics::append_sample(
-      out, "zonegate_build_info", "gauge", "Version and build of the running proxy.", "1",
-      std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"");
-  return out;
+// The proxy-wide figures: the LISTEN connection, the database check, the process and build.
+void App::describe_metrics(metrics::Text& out) const {
+  out.single("zonegate_listen_up", "gauge", "1 while the LISTEN connection is up.",
+             listening() ? 1 : 0);
+  out.single("zonegate_listen_reconnects_total", "counter",
+             "Times the LISTEN connection came back after a loss (each flushed the cache).",
+             listen_reconnects());
+  DbHealth db = db_health();
+  out.single("zonegate_database_up", "gauge", "1 when the last database check succeeded.",
+             db.connected ? 1 : 0);
+  out.single_double("zonegate_database_check_latency_seconds", "gauge",
+                    "Round trip of the last database check.",
+                    db.latency_ms < 0 ? 0 : db.latency_ms / 1000.0);
+  out.single("process_resident_memory_bytes", "gauge", "Resident memory of the proxy.",
+             metrics::resident_bytes());
+  out.single_double("process_start_time_seconds", "gauge", "Start time of the proxy, unix seconds.",
+                    static_cast<double>(started_ms()) / 1000.0);
+  out.family("zonegate_build_info", "gauge", "Version and build of the running proxy.");
+  out.sample("zonegate_build_info",
+             std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"",
+             int64_t{1});
 }
-
-}  // namespace
 
 void add_observability_routes(App& app, http::Router& router) {
   router.add("GET", "/health", "health", [&app](const ExchangePtr& ex, const Params&) {
@@ -201,7 +151,7 @@ void add_observability_routes(App& app, http::Router& router) {
           http::error_response(404, "metrics_disabled", "metrics are disabled (metrics.enabled)"));
       return;
     }
-    http::Response r(200, app.registry()->render(extra_metrics(app)));
+    http::Response r(200, app.registry()->render());
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     ex->respond(std::move(r));
   });

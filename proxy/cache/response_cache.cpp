@@ -326,4 +326,39 @@ CacheStats ResponseCache::stats() const {
   return s;
 }
 
+void ResponseCache::describe_metrics(metrics::Text& out) const {
+  CacheStats c = stats();
+  auto per_route = [&](const char* name, const char* help, const char* key) {
+    out.family(name, "counter", help);
+    for (const auto& [route, counters] : c.routes)
+      out.sample(name, "route=\"" + metrics::label_value(route) + "\"", counters.at(key));
+  };
+  per_route("zonegate_cache_hits_total", "Requests answered from a fresh cache entry.", "hits");
+  per_route("zonegate_cache_misses_total", "Cacheable requests that went to the database.",
+            "misses");
+  per_route("zonegate_cache_stale_total", "Requests answered from a stale entry (SWR).", "stale");
+  per_route("zonegate_cache_coalesced_total",
+            "Requests that waited for an identical one in flight.", "coalesced");
+  per_route("zonegate_cache_not_modified_total", "304 answers to If-None-Match.", "not_modified");
+  out.single("zonegate_cache_stale_if_error_total", "counter",
+             "Stale entries served because the database failed.", c.stale_if_error);
+  out.single("zonegate_cache_evictions_total", "counter",
+             "Entries evicted to stay within cache.max_bytes.", c.store.evictions);
+  out.single("zonegate_cache_invalidated_total", "counter",
+             "Entries dropped by invalidation or purge.", c.store.invalidated);
+  out.single("zonegate_cache_revalidations_total", "counter",
+             "Background refreshes (stale-while-revalidate).", c.revalidations);
+  out.single("zonegate_cache_lock_timeouts_total", "counter",
+             "Coalesced requests that gave up waiting (cache.lock_timeout).", c.lock_timeouts);
+  out.single("zonegate_cache_entries", "gauge", "Entries in the cache.", c.store.entries);
+  out.single("zonegate_cache_bytes", "gauge", "Bytes the cache holds.", c.store.bytes);
+  out.single("zonegate_cache_max_bytes", "gauge", "cache.max_bytes.", c.store.max_bytes);
+  out.single(
+      "zonegate_notifications_total", "counter",
+      "zonegate_changes notifications processed (counted once their invalidation is in effect).",
+      c.notifications);
+  out.single("zonegate_cache_flushes_total", "counter",
+             "Times everything was dropped (\"*\" changes, listener reconnects).", c.flushes);
+}
+
 }  // namespace zonegate::cache

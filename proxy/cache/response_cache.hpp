@@ -20,6 +20,7 @@
 
 #include "cache/store.hpp"
 #include "common/executor.hpp"
+#include "common/metrics_text.hpp"
 #include "config/config.hpp"
 
 namespace zonegate::cache {
@@ -68,7 +69,7 @@ struct Asker {
   Reply reply;
 };
 
-class ResponseCache {
+class ResponseCache : public metrics::Source {
  public:
   ResponseCache(const config::CacheConfig& cfg, std::vector<std::string> route_names,
                 Store::Clock clock);
@@ -80,6 +81,7 @@ class ResponseCache {
   size_t purge_user(const std::string& user);
   size_t purge_route(const std::string& route);
   CacheStats stats() const;
+  void describe_metrics(metrics::Text& out) const override;
   // Called by each worker's timer: lets coalesced waiters past cache.lock_timeout go upstream.
   void expire_waiters(Executor* executor);
   // Receives each notification's invalidation lag in seconds (metrics).
