@@ -178,7 +178,8 @@ int run(const Options& opt) {
   }
   http::Router router;
   admin::add_health_routes(router, [&app](const http::ExchangePtr& ex) {
-    return admin::Readiness{api::worker_state(ex).pool.has_ready(), app.listening()};
+    return admin::Readiness{api::worker_state(ex).pool.has_ready(), app.listening(),
+                            app.breaker().state() == resilience::BreakerState::kClosed};
   });
   app.add_routes(router);
   http::Server server(cfg.server, [&router](const http::ExchangePtr& ex) { router.handle(ex); });

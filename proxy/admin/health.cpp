@@ -12,12 +12,13 @@ void add_health_routes(http::Router& router,
   });
   router.add("GET", "/readyz", "readyz", [ready](const http::ExchangePtr& ex, const http::Params&) {
     Readiness r = ready(ex);
-    bool ok = r.database && r.listening;
+    bool ok = r.database && r.listening && r.breaker_closed;
     json::Writer w;
     w.start_object();
     w.field("status", ok ? "ready" : "unavailable");
     w.field("database", r.database);
     w.field("listen", r.listening);
+    w.field("breaker", r.breaker_closed ? "closed" : "open");
     w.end_object();
     http::Response resp(ok ? 200 : 503, w.take());
     if (!ok) resp.add_header("Retry-After", "1");

@@ -8,12 +8,14 @@
 namespace zonegate::admin {
 
 struct Readiness {
-  bool database = false;   // this worker's pool has a live connection
-  bool listening = false;  // the control connection LISTENs on zonegate_changes
+  bool database = false;       // this worker's pool has a live connection
+  bool listening = false;      // the control connection LISTENs on zonegate_changes
+  bool breaker_closed = true;  // the primary's circuit breaker lets requests through
 };
 
 // GET /healthz: 200 while the process serves requests. GET /readyz: 200 when `ready` says the
-// database and LISTEN are up, else 503. GET /openapi.json: docs/openapi.json, embedded at build.
+// database and LISTEN are up and the breaker is closed, else 503 (docs/API.md). GET /openapi.json:
+// docs/openapi.json, embedded at build.
 void add_health_routes(http::Router& router,
                        std::function<Readiness(const http::ExchangePtr&)> ready);
 

@@ -156,6 +156,7 @@ Registry::Totals Registry::totals() const {
     t.pool.jobs += s.pool.jobs;
     t.pool.syncs += s.pool.syncs;
     t.pool.resent += s.pool.resent;
+    t.pool.cancels += s.pool.cancels;
     if (!s.pool.last_error.empty()) t.pool.last_error = s.pool.last_error;
     t.open_connections += s.open_connections;
   }
@@ -262,6 +263,9 @@ std::string Registry::render() const {
   append_sample(out, "zonegate_pool_batch_resends_total", "counter",
                 "Batched jobs sent again because another job of their batch failed.",
                 std::to_string(t.pool.resent));
+  append_sample(out, "zonegate_pool_cancels_total", "counter",
+                "Cancel requests sent for queries whose request's deadline passed.",
+                std::to_string(t.pool.cancels));
   out +=
       "# HELP zonegate_invalidation_lag_seconds Time from a change's statement end to its cache "
       "entries being dropped.\n";

@@ -53,6 +53,7 @@ struct PoolSnapshot {
   int ready = 0, busy = 0, connecting = 0, in_flight = 0, waiting = 0;
   double max_wait_ms = 0;
   int64_t timeouts = 0, rejected = 0, reconnects = 0, jobs = 0, syncs = 0, resent = 0;
+  int64_t cancels = 0;  // cancel requests for queries past their request's deadline
   std::string last_error;
 };
 

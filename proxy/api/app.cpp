@@ -11,12 +11,22 @@ namespace zonegate::api {
 
 WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
                          std::shared_ptr<const auth::Verifier> verifier,
-                         cache::ResponseCache* cache, metrics::Registry* registry)
+                         cache::ResponseCache* cache, metrics::Registry* registry,
+                         resilience::CircuitBreaker& breaker, PathStats* path_stats)
     : pool(worker.loop(), cfg.database),
+      path(worker.loop(), pool, cfg.resilience, breaker, path_stats),
       auth(std::move(verifier), cfg.auth.admin_token),
       worker_(worker),
       cache_(cache),
       registry_(registry) {
+  pg::PoolHealth health;
+  health.connect_failed = [&breaker](const std::string& why) {
+    breaker.record_connect_failure(why);
+  };
+  health.connected = [&breaker] { breaker.reachable(); };
+  health.recovering = [&breaker] { return breaker.state() != resilience::BreakerState::kClosed; };
+  health.recovery_interval_ms = cfg.resilience.probe_interval_ms;
+  pool.set_health(std::move(health));
   pool.start();
   uv_timer_init(worker.loop(), &tick_);
   tick_.data = this;
@@ -26,6 +36,7 @@ WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
 void WorkerState::on_tick(uv_timer_t* t) {
   auto* ws = static_cast<WorkerState*>(t->data);
   ws->cache_->expire_waiters(&ws->worker_);
+  ws->path.tick();
   if (ws->registry_ != nullptr && ++ws->ticks_ % 4 == 0) {
     pg::PoolStats p = ws->pool.stats();
     metrics::PoolSnapshot snap;
@@ -41,6 +52,7 @@ void WorkerState::on_tick(uv_timer_t* t) {
     snap.jobs = p.jobs;
     snap.syncs = p.syncs;
     snap.resent = p.resent;
+    snap.cancels = p.cancels;
     snap.last_error = p.last_error;
     ws->registry_->worker(ws->worker_.index())
         .set_pool(snap, static_cast<int64_t>(ws->worker_.connection_count()));
@@ -48,11 +60,11 @@ void WorkerState::on_tick(uv_timer_t* t) {
 }
 
 void WorkerState::submit(const http::ExchangePtr& ex, pg::Job job) {
-  (void)ex;
-  pool.submit(std::move(job));
+  path.submit(ex->route, std::move(job));
 }
 
 void WorkerState::shutdown() {
+  path.shutdown();
   pool.shutdown();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
@@ -80,6 +92,16 @@ App::App(config::Config cfg)
       cache_(
           std::make_unique<cache::ResponseCache>(cfg_.cache, cache_route_names(cfg_), steady_ms)) {
   on_change([this](const std::string& payload) { cache_->on_change(payload); });
+  breaker_ =
+      std::make_unique<resilience::CircuitBreaker>("primary", cfg_.resilience.breaker, steady_ms);
+  breaker_->set_listener([](resilience::BreakerState from, resilience::BreakerState to,
+                            const std::string& reason) {
+    auto level = to == resilience::BreakerState::kClosed ? log::Level::kInfo : log::Level::kWarn;
+    log::write(level, std::string("circuit breaker ") + resilience::breaker_state_name(to),
+               {{"upstream", "primary"},
+                {"from", resilience::breaker_state_name(from)},
+                {"reason", reason}});
+  });
   cache_->set_lag_observer([this](double seconds) {
     if (registry_) registry_->record_invalidation_lag(seconds);
   });
@@ -88,7 +110,9 @@ App::App(config::Config cfg)
 
 void App::create_registry(int workers) {
   registry_ = std::make_unique<metrics::Registry>(workers);
+  resilience_metrics_ = std::make_unique<ResilienceMetrics>(*breaker_, workers);
   registry_->add_source(cache_.get());
+  registry_->add_source(resilience_metrics_.get());
   registry_->add_source(this);
 }
 
@@ -185,7 +209,8 @@ bool App::init(std::string& error) {
 }
 
 std::unique_ptr<http::WorkerContext> App::make_worker(http::Worker& w) {
-  return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get(), registry_.get());
+  return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get(), registry_.get(), *breaker_,
+                                       &resilience_metrics_->worker(w.index()));
 }
 
 void App::start_control(uv_loop_t* main_loop) {
@@ -195,6 +220,11 @@ void App::start_control(uv_loop_t* main_loop) {
 
 void App::stop_control() {
   if (control_) control_->stop();
+}
+
+void App::set_listening(bool v) {
+  listening_.store(v);
+  cache_->set_channel_up(v);
 }
 
 void App::notify_change(const std::string& payload) {

@@ -15,6 +15,7 @@
 
 #include "admin/metrics.hpp"
 #include "api/catalog.hpp"
+#include "api/database_path.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
 #include "cache/response_cache.hpp"
@@ -40,11 +41,13 @@ class WorkerState : public http::WorkerContext {
  public:
   WorkerState(http::Worker& worker, const config::Config& cfg,
               std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache,
-              metrics::Registry* registry);
+              metrics::Registry* registry, resilience::CircuitBreaker& breaker,
+              PathStats* path_stats);
   void shutdown() override;
   // The one way a request's job reaches the database: through the worker's stages to its pool.
   void submit(const http::ExchangePtr& ex, pg::Job job);
   pg::Pool pool;
+  DatabasePath path;  // the stages between a request and the pool
   auth::Authenticator auth;
 
  private:
@@ -74,7 +77,8 @@ class App : public metrics::Source {
   std::shared_ptr<const Catalog> catalog() const { return std::atomic_load(&catalog_); }
   void set_catalog(std::shared_ptr<const Catalog> c) { std::atomic_store(&catalog_, std::move(c)); }
   bool listening() const { return listening_.load(); }
-  void set_listening(bool v) { listening_.store(v); }
+  // The invalidation channel went up or down: while it is down no cache entry is fresh.
+  void set_listening(bool v);
   // LISTEN came up; every time after the first is a reconnect (and a full cache flush).
   void count_listen_up() { listen_ups_.fetch_add(1); }
   int64_t listen_reconnects() const { return std::max<int64_t>(0, listen_ups_.load() - 1); }
@@ -90,6 +94,8 @@ class App : public metrics::Source {
   DbHealth db_health() const;
   void set_db_health(DbHealth h);
   int64_t started_ms() const { return started_ms_; }
+  resilience::CircuitBreaker& breaker() { return *breaker_; }
+  const ResilienceMetrics* resilience_metrics() const { return resilience_metrics_.get(); }
   void describe_metrics(metrics::Text& out) const override;  // api/observability.cpp
   // Serves a cacheable request: from the cache when the route's policy allows, else upstream.
   void serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
@@ -105,6 +111,8 @@ class App : public metrics::Source {
   std::unique_ptr<Control> control_;
   std::unique_ptr<cache::ResponseCache> cache_;
   std::unique_ptr<metrics::Registry> registry_;
+  std::unique_ptr<resilience::CircuitBreaker> breaker_;  // the primary's
+  std::unique_ptr<ResilienceMetrics> resilience_metrics_;
   mutable std::mutex health_mu_;
   DbHealth db_health_;
   int64_t started_ms_ = 0;

@@ -14,7 +14,8 @@ Control::Control(uv_loop_t* loop, App& app)
     : loop_(loop),
       app_(app),
       db_cfg_(app.cfg().database),
-      backoff_(db_cfg_.pool.reconnect_min_ms, db_cfg_.pool.reconnect_max_ms) {
+      backoff_(db_cfg_.pool.reconnect_min_ms, db_cfg_.pool.reconnect_max_ms),
+      recovery_(app.cfg().resilience.probe_interval_ms, app.cfg().resilience.probe_interval_ms) {
   db_cfg_.pool.statement_timeout_ms = 60'000;  // catalog queries are small; never cut them short
   uv_timer_init(loop_, &retry_);
   retry_.data = this;
@@ -36,6 +37,21 @@ void Control::on_check(uv_timer_t* t) {
 
 // Times a small query on the control connection; /health and /metrics report the result.
 void Control::check() {
+  bool recovering = app_.breaker().state() != resilience::BreakerState::kClosed;
+  if (conn_ == nullptr && recovering &&
+      uv_timer_get_due_in(&retry_) >
+          static_cast<uint64_t>(app_.cfg().resilience.probe_interval_ms)) {
+    schedule_reconnect();  // the pools see the database again soon: so should LISTEN
+  }
+  if (check_in_flight_ && conn_ != nullptr &&
+      uv_hrtime() - check_started_ns_ > check_timeout_ns()) {
+    // A check that never returns: the server or the network hangs. Don't trust the
+    // connection (nor LISTEN on it) forever; reconnecting also tells us what is wrong.
+    log::warn("database check timed out: reconnecting the control connection",
+              {{"timeout_ms", static_cast<int64_t>(check_timeout_ns() / 1'000'000)}});
+    conn_->close(pg::Failure::kConnection);
+    return;
+  }
   if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) {
     DbHealth h = app_.db_health();
     h.connected = false;
@@ -45,6 +61,7 @@ void Control::check() {
   }
   if (check_in_flight_) return;  // the previous one has not come back: it will be reported
   check_in_flight_ = true;
+  check_started_ns_ = uv_hrtime();
   static const pg::Statement st = pg::make_statement(
       "SELECT pg_catalog.current_setting('server_version'), pg_catalog.pg_is_in_recovery()", {});
   pg::Job job;
@@ -180,7 +197,16 @@ void Control::load_catalog() {
 }
 
 void Control::schedule_reconnect() {
-  uv_timer_start(&retry_, on_retry, static_cast<uint64_t>(backoff_.next_ms()), 0);
+  // While the breaker is open the database is probed at resilience.breaker.probe_interval, and
+  // LISTEN comes back at the same pace (else up to pool.reconnect_max after a long outage).
+  bool recovering = app_.breaker().state() != resilience::BreakerState::kClosed;
+  int64_t delay = recovering ? recovery_.next_ms() : backoff_.next_ms();
+  uv_timer_start(&retry_, on_retry, static_cast<uint64_t>(delay), 0);
+}
+
+uint64_t Control::check_timeout_ns() const {
+  int64_t ms = std::max<int64_t>(2 * app_.cfg().health.check_interval_ms, 2000);
+  return static_cast<uint64_t>(ms) * 1'000'000ULL;
 }
 
 void Control::on_retry(uv_timer_t* t) {

@@ -42,6 +42,9 @@ class Control {
   std::string last_error_;
   bool stopping_ = false;
   Backoff backoff_;
+  Backoff recovery_;  // while the breaker is open
+  uint64_t check_started_ns_ = 0;
+  uint64_t check_timeout_ns() const;
 };
 
 }  // namespace zonegate::api

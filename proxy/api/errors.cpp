@@ -3,6 +3,7 @@
 #include "api/errors.hpp"
 
 #include <cstring>
+#include <string>
 
 namespace zonegate::api {
 
@@ -35,17 +36,56 @@ int status_for_sqlstate(std::string_view s) {
   return 400;
 }
 
-http::Response error_from_result(const pg::Result& r) {
-  switch (r.failure) {
-    case pg::Failure::kPoolTimeout:
-    case pg::Failure::kPoolFull:
-    case pg::Failure::kConnection:
-    case pg::Failure::kShutdown: {
-      http::Response resp = http::error_response(503, r.sqlstate, r.message, r.detail,
-                                                 "retry after the delay in Retry-After");
-      resp.add_header("Retry-After", "1");
-      return resp;
+namespace {
+
+// Retry-After in whole seconds, at least 1 (RFC 9110 §10.2.3 allows no fractions).
+std::string retry_after(int64_t ms) {
+  return std::to_string(ms <= 1000 ? 1 : (ms + 999) / 1000);
+}
+
+// RFC 9209 Proxy-Status for an answer the proxy gave itself.
+void add_proxy_status(http::Response& resp, const char* error, const std::string& details) {
+  std::string v = std::string("zonegate; error=") + error;
+  if (!details.empty()) {
+    v += "; details=\"";
+    for (char c : details.substr(0, 200)) {
+      if (c == '"' || c == '\\') v += '\\';
+      if (static_cast<unsigned char>(c) >= 0x20 && c != 0x7f) v += c;
     }
+    v += '"';
+  }
+  resp.add_header("Proxy-Status", std::move(v));
+}
+
+// The proxy's own answer when it did not get one from the database.
+http::Response unavailable(const pg::Result& r, int status, const char* proxy_error,
+                           const char* hint) {
+  http::Response resp = http::error_response(status, r.sqlstate, r.message, r.detail, hint);
+  if (status == 503) resp.add_header("Retry-After", retry_after(r.retry_after_ms));
+  add_proxy_status(resp, proxy_error, r.detail.empty() ? r.message : r.detail);
+  return resp;
+}
+
+}  // namespace
+
+http::Response error_from_result(const pg::Result& r) {
+  const char* retry_hint = "retry after the delay in Retry-After";
+  switch (r.failure) {
+    case pg::Failure::kBreakerOpen:
+      return unavailable(r, 503, "destination_unavailable", retry_hint);
+    case pg::Failure::kConnection:
+      return unavailable(r, 503, r.sent ? "connection_terminated" : "destination_unavailable",
+                         retry_hint);
+    case pg::Failure::kPoolTimeout:
+      return unavailable(r, 503, "connection_timeout", retry_hint);
+    case pg::Failure::kPoolFull:
+    case pg::Failure::kShed:
+      return unavailable(r, 503, "connection_limit_reached", retry_hint);
+    case pg::Failure::kShutdown:
+      return unavailable(r, 503, "destination_unavailable", retry_hint);
+    case pg::Failure::kDeadline:
+      return unavailable(r, 504, "http_response_timeout",
+                         "the deadline is resilience.deadline (docs/CONFIG.md)");
     case pg::Failure::kSql:
     case pg::Failure::kNone:
       break;

@@ -21,7 +21,8 @@ std::string health_json(App& app) {
   cache::CacheStats c = app.cache().stats();
   bool db_ok = db.connected;
   bool listen_ok = app.listening();
-  bool ok = db_ok && listen_ok && t.pool.ready > 0;
+  bool breaker_ok = app.breaker().state() == resilience::BreakerState::kClosed;
+  bool ok = db_ok && listen_ok && t.pool.ready > 0 && breaker_ok;
 
   json::Writer w;
   w.start_object();
@@ -106,10 +107,41 @@ std::string health_json(App& app) {
     w.number(c.last_invalidation_lag_ms);
   w.end_object();
 
-  // Not built yet: listed so dashboards can rely on the keys.
+  resilience::CircuitBreaker::Stats b = app.breaker().stats();
   w.key("breakers");
   w.start_array();
+  w.start_object();
+  w.field("upstream", app.breaker().name());
+  w.field("enabled", app.cfg().resilience.breaker.enabled);
+  w.field("state", resilience::breaker_state_name(b.state));
+  w.field("retry_after_ms", app.breaker().retry_after_ms());
+  w.field("open_wait_ms", b.open_wait_ms);
+  w.field("consecutive_failures", static_cast<int64_t>(b.consecutive_failures));
+  w.field("window_calls", static_cast<int64_t>(b.window_calls));
+  w.field("window_failures", static_cast<int64_t>(b.window_failures));
+  w.field("opened", b.opened);
+  w.field("rejected", b.rejected);
+  w.key("last_error");
+  if (b.last_error.empty())
+    w.null();
+  else
+    w.string(b.last_error);
+  w.end_object();
   w.end_array();
+  ResilienceMetrics::Totals rt;
+  if (app.resilience_metrics() != nullptr) rt = app.resilience_metrics()->totals();
+  w.key("resilience");
+  w.start_object();
+  w.field("retries", rt.retries);
+  w.field("retry_budget_exhausted", rt.budget_exhausted);
+  w.field("deadline_expired", rt.deadline_expired);
+  w.field("fail_fast", rt.fail_fast);
+  w.field("shed", rt.shed);
+  w.field("concurrency_limit", rt.limit);
+  w.field("in_flight", rt.in_flight);
+  w.field("deadline_ms", app.cfg().resilience.deadline_ms);
+  w.end_object();
+  // Not built yet: listed so dashboards can rely on the key.
   w.key("rate_limit");
   w.start_object();
   w.field("enabled", false);

@@ -114,6 +114,9 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, CacheK
   int64_t now = store_.now_ms();
   std::shared_ptr<const Entry> e = store_.get(key.key);
   Freshness fr = e ? freshness(*e, now) : Freshness::kExpired;
+  if (e && e->stored_ms < fresh_after_ms_.load(std::memory_order_relaxed)) {
+    fr = Freshness::kExpired;  // made while (or before) the invalidation channel was down
+  }
   if (fr == Freshness::kFresh) {
     rs.hits.fetch_add(1, std::memory_order_relaxed);
     answer_entry(asker, key.route, e, "hit", policy.shared);
@@ -239,6 +242,15 @@ void ResponseCache::expire_waiters(Executor* executor) {
   }
 }
 
+void ResponseCache::set_channel_up(bool up) {
+  if (up) {
+    fresh_after_ms_.store(store_.now_ms());
+  } else {
+    fresh_after_ms_.store(INT64_MAX);
+    epoch_.fetch_add(1);  // a fetch in flight may miss a notification too: don't store it
+  }
+}
+
 void ResponseCache::on_change(const std::string& payload) {
   epoch_.fetch_add(1);
   rapidjson::Document d;
@@ -256,6 +268,15 @@ void ResponseCache::on_change(const std::string& payload) {
         else
           everything = true;  // something we do not understand: be safe
       }
+    }
+    auto op = d.FindMember("op");
+    if (op != d.MemberEnd() && op->value.IsString() &&
+        std::string_view(op->value.GetString()) == "RECONNECT") {
+      // The channel came back: set_channel_up() made every older entry not fresh already.
+      // They are kept, to answer as stale-if-error while the database is still failing.
+      flushes_.fetch_add(1, std::memory_order_relaxed);
+      notifications_.fetch_add(1, std::memory_order_release);
+      return;
     }
     auto a = d.FindMember("at");
     if (a != d.MemberEnd() && a->value.IsInt64()) at = a->value.GetInt64();
@@ -357,8 +378,10 @@ void ResponseCache::describe_metrics(metrics::Text& out) const {
       "zonegate_notifications_total", "counter",
       "zonegate_changes notifications processed (counted once their invalidation is in effect).",
       c.notifications);
-  out.single("zonegate_cache_flushes_total", "counter",
-             "Times everything was dropped (\"*\" changes, listener reconnects).", c.flushes);
+  out.single(
+      "zonegate_cache_flushes_total", "counter",
+      "Times everything was dropped (\"*\" changes) or made not fresh (listener reconnects).",
+      c.flushes);
 }
 
 }  // namespace zonegate::cache

@@ -81,6 +81,10 @@ class ResponseCache : public metrics::Source {
   size_t purge_user(const std::string& user);
   size_t purge_route(const std::string& route);
   CacheStats stats() const;
+  // The invalidation channel (LISTEN) is up or down. While it is down a NOTIFY may be missed,
+  // so no entry is fresh: every request goes upstream, and entries answer only as
+  // stale-if-error when that fails. Entries made before it came back up stay not fresh.
+  void set_channel_up(bool up);
   void describe_metrics(metrics::Text& out) const override;
   // Called by each worker's timer: lets coalesced waiters past cache.lock_timeout go upstream.
   void expire_waiters(Executor* executor);
@@ -112,6 +116,8 @@ class ResponseCache : public metrics::Source {
   std::atomic<int64_t> epoch_{
       0};  // bumped by every invalidation; fetches that span one don't store
   std::atomic<int64_t> last_lag_us_{-1}, max_lag_us_{-1};
+  // Entries stored before this store-clock time are not fresh (INT64_MAX: none is).
+  std::atomic<int64_t> fresh_after_ms_{INT64_MAX};
   std::function<void(double)> lag_observer_;
 };
 

@@ -7,6 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "resilience/circuit_breaker.hpp"
+#include "resilience/concurrency_limit.hpp"
+#include "resilience/retry.hpp"
+
 namespace zonegate::config {
 
 struct ServerConfig {
@@ -100,6 +104,16 @@ struct HealthConfig {
   int64_t check_interval_ms = 1'000;  // how often the control connection pings the database
 };
 
+// What the proxy does when the database fails or is overloaded (docs/CONFIG.md, "resilience").
+struct ResilienceConfig {
+  int64_t deadline_ms = 0;                   // 0: pool.acquire_timeout + pool.statement_timeout
+  std::map<std::string, int64_t> deadlines;  // per route name (me_context, rpc, ...)
+  resilience::RetryConfig retries;
+  resilience::BreakerConfig breaker;
+  int64_t probe_interval_ms = 250;  // reconnect/probe pace while the breaker is open
+  resilience::LimitConfig concurrency;
+};
+
 struct Config {
   std::string source;  // file name it was read from
   std::string profile = "dev";
@@ -108,6 +122,7 @@ struct Config {
   AuthConfig auth;
   RpcConfig rpc;
   CacheConfig cache;
+  ResilienceConfig resilience;
   MetricsConfig metrics;
   HealthConfig health;
   LogConfig log;

@@ -152,6 +152,72 @@ void read_cache(Section s, CacheConfig& c, const RpcConfig& rpc) {
   s.finish();
 }
 
+const char* const kRoutes[] = {"me_context",      "user_context", "me_zones",
+                               "me_zones_filter", "zones_at",     "rpc"};
+
+void read_resilience(Section s, ResilienceConfig& c, const PoolConfig& pool) {
+  s.duration_ms("deadline", c.deadline_ms, 1, kHour);
+  s.each_entry_or_word(
+      "deadlines", [&](const std::string& name, const std::string& word, Section& p) {
+        bool known = false;
+        for (const char* r : kRoutes)
+          known = known || name == r;
+        if (!known) {
+          p.error("", "unknown route \"" + name +
+                          "\" (routes: me_context, user_context, me_zones, me_zones_filter, "
+                          "zones_at, rpc)");
+          return;
+        }
+        int64_t ms = 0;
+        if (word.empty() || !parse_duration_ms(word, ms) || ms < 1 || ms > kHour) {
+          p.error("", "must be a duration between 1ms and 1h, like 2s or 500ms");
+          return;
+        }
+        c.deadlines[name] = ms;
+      });
+  if (c.deadline_ms == 0) {
+    c.deadline_ms =
+        resilience::default_deadline_ms(pool.acquire_timeout_ms, pool.statement_timeout_ms);
+  }
+  Section r = s.section("retries");
+  r.integer("max_retries", c.retries.max_retries, 0, 10);
+  r.duration_ms("base", c.retries.base_ms, 0, 60'000);
+  r.duration_ms("cap", c.retries.cap_ms, 0, 60'000);
+  r.number("budget_ratio", c.retries.budget_ratio, 0, 1);
+  r.integer("budget_min", c.retries.budget_min, 0, 10'000);
+  if (c.retries.base_ms > c.retries.cap_ms) r.error("base", "must not exceed retries.cap");
+  r.finish();
+  Section b = s.section("breaker");
+  resilience::BreakerConfig& bc = c.breaker;
+  b.boolean("enabled", bc.enabled);
+  b.integer("consecutive_failures", bc.consecutive_failures, 1, 10'000);
+  b.integer("window", bc.window, 1, 10'000);
+  b.integer("minimum_calls", bc.minimum_calls, 1, 10'000);
+  b.number("failure_rate", bc.failure_rate, 0.01, 1);
+  b.duration_ms("open", bc.open_ms, 10, kHour);
+  b.duration_ms("open_max", bc.open_max_ms, 10, kHour);
+  b.duration_ms("probe_timeout", bc.probe_timeout_ms, 10, kHour);
+  b.duration_ms("probe_interval", c.probe_interval_ms, 10, 60'000);
+  if (bc.minimum_calls > bc.window) {
+    b.error("minimum_calls", "must not exceed breaker.window (" + std::to_string(bc.window) + ")");
+  }
+  if (bc.open_ms > bc.open_max_ms) b.error("open", "must not exceed breaker.open_max");
+  b.finish();
+  Section l = s.section("concurrency");
+  resilience::LimitConfig& lc = c.concurrency;
+  l.boolean("enabled", lc.enabled);
+  l.integer("initial", lc.initial, 1, 1'000'000);
+  l.integer("min", lc.min_limit, 1, 1'000'000);
+  l.integer("max", lc.max_limit, 1, 1'000'000);
+  l.number("tolerance", lc.tolerance, 1, 100);
+  if (lc.min_limit > lc.max_limit) l.error("min", "must not exceed concurrency.max");
+  if (lc.initial < lc.min_limit || lc.initial > lc.max_limit) {
+    l.error("initial", "must be between concurrency.min and concurrency.max");
+  }
+  l.finish();
+  s.finish();
+}
+
 // The prod profile refuses settings that are only acceptable on a developer's machine.
 void check_prod(const Config& c, Diagnostics& diag) {
   bool hs = false;
@@ -188,6 +254,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
   read_auth(top.section("auth"), r.config.auth);
   read_rpc(top.section("rpc"), r.config.rpc);
   read_cache(top.section("cache"), r.config.cache, r.config.rpc);
+  read_resilience(top.section("resilience"), r.config.resilience, r.config.database.pool);
   {
     Section m = top.section("metrics");
     m.boolean("enabled", r.config.metrics.enabled);

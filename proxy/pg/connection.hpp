@@ -1,7 +1,8 @@
 // One libpq connection in non-blocking pipeline mode, driven by a uv_poll on its socket. Jobs
 // are sent as soon as they arrive (many may be in flight); results are matched to jobs in order.
-// Jobs that may share a Sync are queued without a Sync until the owner calls sync() (once per loop turn), so
-// the jobs of one turn cost one write to the server, one implicit transaction and one write back.
+// Jobs that may share a Sync are queued without a Sync until the owner calls sync() (once per loop
+// turn), so the jobs of one turn cost one write to the server, one implicit transaction and one
+// write back.
 #pragma once
 
 #include <libpq-fe.h>
@@ -45,19 +46,26 @@ class Connection {
 
   // Starts connecting; on_ready or on_broken follows.
   void start();
-  // Sends a job now (state must be kReady); one that may share a Sync waits in the open batch for sync().
+  // Sends a job now (state must be kReady); one that may share a Sync waits in the open batch for
+  // sync().
   void send(Job job);
   // Closes the open batch, if any, with one Sync and writes it out.
   void sync();
   // Fails in-flight jobs with `failure`, closes the socket; on_closed follows.
   void close(Failure failure);
+  // Fails the jobs past their deadline now (their callbacks get kDeadline) and cancels the
+  // query of the one the server is running (PQcancel, off the loop), so the backend stops
+  // working for nobody.
+  void expire(uint64_t now_ns);
 
   State state() const { return state_; }
   size_t in_flight() const { return in_flight_; }
   uint64_t age_ms(uint64_t now_ms) const { return now_ms - created_ms_; }
   const std::string& last_error() const { return last_error_; }
-  uint64_t syncs() const { return syncs_; }    // Syncs sent: one per batch or lone job
-  uint64_t resent() const { return resent_; }  // batched jobs sent again after a batch failed
+  uint64_t syncs() const { return syncs_; }        // Syncs sent: one per batch or lone job
+  uint64_t resent() const { return resent_; }      // batched jobs sent again after a batch failed
+  uint64_t cancels() const { return cancels_; }    // cancel requests sent for expired jobs
+  bool ever_ready() const { return ever_ready_; }  // false: this was a failed connect attempt
 
  private:
   // An entry of the pipeline, in the order the server answers: a job, or the Sync that closed a
@@ -73,7 +81,10 @@ class Connection {
     bool batched = false;      // ends when its items are answered, not at a Sync
     bool sync_marker = false;  // no job: the Sync closing a batch
     bool skipped = false;      // the server skipped it after an earlier job of its batch failed
+    bool expired = false;      // answered kDeadline already; its results are read and dropped
+    bool cancel_sent = false;  // a cancel request was sent while it ran
   };
+  void cancel_running();
   static void on_poll(uv_poll_t* p, int status, int events);
   static void on_timer(uv_timer_t* t);
   void continue_connect();
@@ -109,6 +120,9 @@ class Connection {
   bool batch_open_ = false;  // batched jobs were queued after the last Sync
   uint64_t syncs_ = 0;
   uint64_t resent_ = 0;
+  uint64_t cancels_ = 0;
+  uint64_t last_cancel_ms_ = 0;
+  bool ever_ready_ = false;
   std::unordered_set<std::string> prepared_;
   uint64_t created_ms_ = 0;
   std::string last_error_;

@@ -28,6 +28,9 @@ enum class Failure {
   kPoolTimeout,  // no connection could take it within pool.acquire_timeout
   kPoolFull,     // more than pool.max_waiting jobs were queued (load shedding)
   kShutdown,     // the proxy is stopping
+  kDeadline,     // the request's deadline passed (waiting for a connection, or running)
+  kBreakerOpen,  // refused at once: the upstream's circuit breaker is open
+  kShed,         // refused at once: past the worker's adaptive concurrency limit
 };
 
 struct Result {
@@ -39,8 +42,12 @@ struct Result {
   std::string hint;
   // Rows of the last statement: text values, nullopt for NULL.
   std::vector<std::vector<std::optional<std::string>>> rows;
-  uint64_t queued_ns = 0;    // time waiting for a connection
-  uint64_t upstream_ns = 0;  // from send to Sync
+  bool sent = false;           // the statements were written to the server
+  bool fail_fast = false;      // refused without trying: the last connect attempt failed
+  bool interrupted = false;    // 57014 from a cancel the proxy sent for another job
+  int64_t retry_after_ms = 0;  // when the proxy refused it: when to try again (0: unknown)
+  uint64_t queued_ns = 0;      // time waiting for a connection
+  uint64_t upstream_ns = 0;    // from send to Sync
   bool ok() const { return failure == Failure::kNone; }
   // The single value of a one-row, one-column result, if any.
   const std::optional<std::string>* scalar() const {
@@ -52,6 +59,9 @@ struct Job {
   std::vector<Statement> statements;
   std::function<void(Result)> done;
   uint64_t enqueued_ns = 0;
+  // uv_hrtime() past which nobody waits for the answer (0: none): a queued job is failed with
+  // kDeadline, a running one too and its query cancelled.
+  uint64_t deadline_ns = 0;
   // The job only reads: running it twice has the effect of running it once (GET routes,
   // STABLE/IMMUTABLE functions), so a transient failure may be retried after it was sent.
   bool read_only = false;

@@ -53,6 +53,8 @@ void Pool::open_connection() {
   ev.warmup = {warm};
   ev.on_ready = [this](Connection*) {
     reconnect_backoff_.reset();
+    connect_failed_ = false;
+    if (health_.connected) health_.connected();
     dispatch();
   };
   ev.on_job_done = [this](Connection* c) {
@@ -68,12 +70,18 @@ void Pool::open_connection() {
   ev.on_broken = [this](Connection* c, const std::string& why) {
     counters_.last_error = why;
     log::warn("database connection failed", {{"error", why}});
-    (void)c;
+    if (!c->ever_ready()) {
+      connect_failed_ = true;
+      connect_error_ = why;
+      if (health_.connect_failed) health_.connect_failed(why);
+      if (!has_ready()) fail_waiting_fast();
+    }
     schedule_reconnect();
   };
   ev.on_closed = [this](Connection* c) {
     counters_.syncs += static_cast<int64_t>(c->syncs());
     counters_.resent += static_cast<int64_t>(c->resent());
+    counters_.cancels += static_cast<int64_t>(c->cancels());
     conns_.erase(std::remove_if(conns_.begin(), conns_.end(),
                                 [c](const std::unique_ptr<Connection>& p) { return p.get() == c; }),
                  conns_.end());
@@ -81,7 +89,8 @@ void Pool::open_connection() {
       int live = 0;
       for (auto& p : conns_)
         live += p->state() != Connection::State::kClosing;
-      if (live < cfg_.pool.min || (!waiting_.empty() && live == 0)) schedule_reconnect();
+      bool want_one = !waiting_.empty() || recovering();
+      if (live < cfg_.pool.min || (want_one && live == 0)) schedule_reconnect();
     }
   };
   conns_.push_back(std::make_unique<Connection>(loop_, cfg_, std::move(ev)));
@@ -91,9 +100,36 @@ void Pool::open_connection() {
 void Pool::schedule_reconnect() {
   if (shutting_down_ || reconnect_pending_) return;
   reconnect_pending_ = true;
-  // Full jitter, so proxies do not reconnect in lockstep after an outage.
-  auto delay = static_cast<uint64_t>(reconnect_backoff_.next_ms());
+  // Full jitter, so proxies do not reconnect in lockstep after an outage. While the upstream
+  // is known to be down, every recovery interval: recovery is seen within one.
+  auto delay = static_cast<uint64_t>(recovering() ? recovery_backoff_.next_ms()
+                                                  : reconnect_backoff_.next_ms());
   uv_timer_start(&reconnect_timer_, on_reconnect, delay, 0);
+}
+
+void Pool::hurry_reconnect() {
+  if (!reconnect_pending_ || !recovering()) return;
+  auto limit = static_cast<uint64_t>(health_.recovery_interval_ms);
+  if (uv_timer_get_due_in(&reconnect_timer_) > limit) {
+    uv_timer_start(&reconnect_timer_, on_reconnect,
+                   static_cast<uint64_t>(recovery_backoff_.next_ms()), 0);
+  }
+}
+
+Result Pool::fail_fast_result() const {
+  Result r = pool_failure(Failure::kConnection, "08001", "cannot connect to the database");
+  r.detail = connect_error_;
+  r.fail_fast = true;
+  return r;
+}
+
+void Pool::fail_waiting_fast() {
+  std::deque<Job> waiting = std::move(waiting_);
+  waiting_.clear();
+  for (Job& job : waiting) {
+    ++counters_.fail_fast;
+    complete_later(std::move(job), fail_fast_result());
+  }
 }
 
 void Pool::on_reconnect(uv_timer_t* t) {
@@ -104,7 +140,8 @@ void Pool::on_reconnect(uv_timer_t* t) {
   int live = 0;
   for (auto& p : pool->conns_)
     live += p->state() != Connection::State::kClosing;
-  if (live < std::max(pool->cfg_.pool.min, pool->waiting_.empty() ? 0 : 1)) pool->open_connection();
+  bool want_one = !pool->waiting_.empty() || pool->recovering();
+  if (live < std::max(pool->cfg_.pool.min, want_one ? 1 : 0)) pool->open_connection();
 }
 
 Connection* Pool::pick() {
@@ -122,6 +159,17 @@ void Pool::submit(Job job) {
   ++counters_.jobs;
   if (shutting_down_) {
     complete_later(std::move(job), shutdown_result());
+    return;
+  }
+  if (connect_failed_ && !has_ready()) {
+    // Nothing would answer: the last connect attempt failed. Fail now instead of waiting
+    // for pool.acquire_timeout (PgBouncer's server_login_retry idea); keep reconnecting.
+    ++counters_.fail_fast;
+    complete_later(std::move(job), fail_fast_result());
+    int live = 0;
+    for (auto& p : conns_)
+      live += p->state() != Connection::State::kClosing;
+    if (live == 0) schedule_reconnect();
     return;
   }
   Connection* c = waiting_.empty() ? pick() : nullptr;
@@ -188,21 +236,42 @@ void Pool::on_next_turn(uv_idle_t* h) {
 
 void Pool::expire_waiting(uint64_t now_ns) {
   uint64_t limit = static_cast<uint64_t>(cfg_.pool.acquire_timeout_ms) * 1'000'000ULL;
-  while (!waiting_.empty() && now_ns - waiting_.front().enqueued_ns > limit) {
-    Job job = std::move(waiting_.front());
-    waiting_.pop_front();
-    ++counters_.timeouts;
-    Result r = pool_failure(Failure::kPoolTimeout, "08000",
-                            "no database connection became available within pool.acquire_timeout");
+  // Deadlines differ per job, so the whole queue is scanned (it is bounded by max_waiting).
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    bool timed_out = now_ns - it->enqueued_ns > limit;
+    bool past_deadline = it->deadline_ns != 0 && now_ns >= it->deadline_ns;
+    if (!timed_out && !past_deadline) {
+      ++it;
+      continue;
+    }
+    Job job = std::move(*it);
+    it = waiting_.erase(it);
+    Result r;
+    if (past_deadline) {
+      ++counters_.deadlines;
+      r = pool_failure(Failure::kDeadline, "57014",
+                       "the request's deadline passed while it waited for a connection");
+    } else {
+      ++counters_.timeouts;
+      r = pool_failure(Failure::kPoolTimeout, "08000",
+                       "no database connection became available within pool.acquire_timeout");
+    }
     if (!counters_.last_error.empty()) r.detail = counters_.last_error;
     r.queued_ns = now_ns - job.enqueued_ns;
-    if (job.done) job.done(std::move(r));
+    complete_later(std::move(job), std::move(r));
   }
 }
 
 void Pool::on_tick(uv_timer_t* t) {
   auto* pool = static_cast<Pool*>(t->data);
-  pool->expire_waiting(uv_hrtime());
+  uint64_t now = uv_hrtime();
+  pool->expire_waiting(now);
+  std::vector<Connection*> all;
+  for (auto& c : pool->conns_)
+    all.push_back(c.get());
+  for (Connection* c : all)
+    c->expire(now);
+  pool->hurry_reconnect();
   pool->dispatch();
 }
 
@@ -225,6 +294,7 @@ PoolStats Pool::stats() const {
     s.in_flight += static_cast<int>(c->in_flight());
     s.syncs += static_cast<int64_t>(c->syncs());
     s.resent += static_cast<int64_t>(c->resent());
+    s.cancels += static_cast<int64_t>(c->cancels());
   }
   s.waiting = static_cast<int>(waiting_.size());
   if (!waiting_.empty())

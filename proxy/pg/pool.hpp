@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,9 +33,22 @@ struct PoolStats {
   int64_t rejected = 0;    // jobs refused because the queue was full
   int64_t reconnects = 0;
   int64_t jobs = 0;
-  int64_t syncs = 0;   // Syncs sent to the server: jobs / syncs is the mean batch size
-  int64_t resent = 0;  // batched jobs sent again because another job of their batch failed
+  int64_t syncs = 0;      // Syncs sent to the server: jobs / syncs is the mean batch size
+  int64_t resent = 0;     // batched jobs sent again because another job of their batch failed
+  int64_t fail_fast = 0;  // jobs refused at once because the last connect attempt failed
+  int64_t deadlines = 0;  // jobs failed by their deadline (queued or running)
+  int64_t cancels = 0;    // cancel requests sent for running jobs past their deadline
   std::string last_error;
+};
+
+// What the pool tells its owner about the upstream's health (the circuit breaker listens).
+struct PoolHealth {
+  std::function<void(const std::string& error)> connect_failed;  // a connect attempt failed
+  std::function<void()> connected;  // a connection completed its session setup
+  // True while the upstream is known to be down (breaker open): reconnect every
+  // recovery_interval_ms (jittered) instead of the capped exponential backoff.
+  std::function<bool()> recovering;
+  int64_t recovery_interval_ms = 250;
 };
 
 class Pool {
@@ -51,6 +65,10 @@ class Pool {
   // Fails queued and in-flight jobs, closes every connection and the timers.
   void shutdown();
   bool has_ready() const;
+  void set_health(PoolHealth h) {
+    recovery_backoff_.set_limits(h.recovery_interval_ms, h.recovery_interval_ms);
+    health_ = std::move(h);
+  }
   PoolStats stats() const;
 
  private:
@@ -64,6 +82,12 @@ class Pool {
   void complete_later(Job job, Result r);
   void schedule_reconnect();
   Connection* pick();
+  // Fails every queued job at once with the last connect error (nothing to wait for).
+  void fail_waiting_fast();
+  Result fail_fast_result() const;
+  bool recovering() const { return health_.recovering && health_.recovering(); }
+  // While recovering, a reconnect scheduled far ahead by the backoff is brought forward.
+  void hurry_reconnect();
 
   uv_loop_t* loop_;
   const config::DatabaseConfig& cfg_;
@@ -76,6 +100,10 @@ class Pool {
   bool shutting_down_ = false;
   bool reconnect_pending_ = false;
   Backoff reconnect_backoff_;
+  Backoff recovery_backoff_{250, 250};
+  PoolHealth health_;
+  bool connect_failed_ = false;  // the last connect attempt failed and none succeeded since
+  std::string connect_error_;
   PoolStats counters_;  // pool-level counters, and those of closed connections
 };
 

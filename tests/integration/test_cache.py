@@ -130,8 +130,11 @@ def test_single_flight_200_concurrent_misses_make_one_query(cp, cluster):
 
 
 def test_lock_timeout_lets_waiters_go_upstream(cluster, cp):
+    # The waiters' queries run one after the other on a pipelined connection: the last one ends
+    # after about 7.5 s, past the default deadline (7 s), which is not what this test is about.
     p = start_proxy(cluster, "locktimeout", cache={"lock_timeout": "100ms",
-                                                   "rpc": {"slow_stable": {"ttl": "60s", "scope": "shared"}}})
+                                                   "rpc": {"slow_stable": {"ttl": "60s", "scope": "shared"}}},
+                    resilience={"deadline": "30s"})
     try:
         t = token("alice")
         results = []
@@ -258,16 +261,21 @@ def test_user_scoped_rpc_is_keyed_by_caller(cp):
     assert call(cp.port, "GET", "/rpc/grants_of_caller", token("bob"))[2] == b[2]
 
 
-def test_listener_drop_flushes_the_cache(cp, cluster):
+def test_listener_drop_makes_every_entry_not_fresh(cp, cluster):
     grants(cp, "alice")
+    assert grants(cp, "alice")[1]["x-cache"] == "HIT"
     assert cache_stats(cp)["entries"] > 0
     flushes = cache_stats(cp)["flushes"]
     reconnects = get_json(cp.port, "/health")[2]["listen"]["reconnects"]
     cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                  "WHERE application_name = 'zonegate-proxy-listen'")
     wait_for(lambda: cache_stats(cp)["flushes"] > flushes, what="the reconnect flush")
-    assert cache_stats(cp)["entries"] == 0
     wait_for(lambda: call(cp.port, "GET", "/readyz")[0] == 200, what="LISTEN again")
+    # A notification may have been missed: the entries stay (a stale-if-error reserve), but
+    # none made before the reconnect is served as fresh.
+    assert cache_stats(cp)["entries"] > 0
+    assert grants(cp, "alice")[1]["x-cache"] == "MISS"
+    assert grants(cp, "alice")[1]["x-cache"] == "HIT"
     # Counted apart from "*" flushes, in /health and /metrics.
     assert get_json(cp.port, "/health")[2]["listen"]["reconnects"] == reconnects + 1
     metrics = http(cp.port, "GET", "/metrics")[2].decode()
@@ -278,6 +286,7 @@ def test_admin_needs_the_admin_token_and_purges(cp):
     assert call(cp.port, "GET", "/admin/cache/stats")[0] == 401
     assert call(cp.port, "GET", "/admin/cache/stats", "wrong-token")[0] == 401
     assert call(cp.port, "GET", "/admin/cache/stats", token("root"))[0] == 401  # a JWT is not the admin token
+    assert admin(cp, "POST", "/admin/cache/purge")[0] == 200  # what earlier tests left
     grants(cp, "alice")
     grants(cp, "bob")
     status, _, body = admin(cp, "POST", "/admin/cache/purge", {"user": "alice"})

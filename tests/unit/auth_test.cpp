@@ -231,6 +231,65 @@ TEST(Errors, PostgrestStatusTable) {
   r.message = "m";
   http::Response resp = api::error_from_result(r);
   EXPECT_EQ(resp.status, 503);
-  ASSERT_EQ(resp.headers.size(), 1u);
+  ASSERT_EQ(resp.headers.size(), 2u);
   EXPECT_EQ(resp.headers[0].name, "Retry-After");
+  EXPECT_EQ(resp.headers[0].value, "1");
+  EXPECT_EQ(resp.headers[1].name, "Proxy-Status");
+  EXPECT_EQ(resp.headers[1].value, "zonegate; error=connection_timeout; details=\"m\"");
+}
+
+// The proxy's own refusals: status, Retry-After from the breaker's remaining open time (whole
+// seconds, rounded up, never 0), RFC 9209 Proxy-Status with the reason.
+TEST(Errors, ProxyRefusals) {
+  auto header = [](const http::Response& r, const std::string& name) {
+    for (const auto& h : r.headers)
+      if (h.name == name) return h.value;
+    return std::string("<none>");
+  };
+  pg::Result r;
+  r.failure = pg::Failure::kBreakerOpen;
+  r.sqlstate = "PGRST001";
+  r.message = "the database is unavailable";
+  r.detail = "connection refused";
+  r.retry_after_ms = 2300;
+  http::Response b = api::error_from_result(r);
+  EXPECT_EQ(b.status, 503);
+  EXPECT_EQ(header(b, "Retry-After"), "3");
+  EXPECT_EQ(header(b, "Proxy-Status"),
+            "zonegate; error=destination_unavailable; details=\"connection refused\"");
+  r.retry_after_ms = 10;
+  EXPECT_EQ(header(api::error_from_result(r), "Retry-After"), "1");
+  r.retry_after_ms = 0;
+  EXPECT_EQ(header(api::error_from_result(r), "Retry-After"), "1");
+
+  pg::Result d;
+  d.failure = pg::Failure::kDeadline;
+  d.sqlstate = "57014";
+  d.message = "deadline";
+  http::Response dr = api::error_from_result(d);
+  EXPECT_EQ(dr.status, 504);
+  EXPECT_EQ(header(dr, "Retry-After"), "<none>");
+  EXPECT_EQ(header(dr, "Proxy-Status"),
+            "zonegate; error=http_response_timeout; details=\"deadline\"");
+
+  pg::Result s;
+  s.failure = pg::Failure::kShed;
+  s.sqlstate = "53000";
+  s.message = "shed";
+  s.detail = "a \"quoted\" \n detail";
+  http::Response sr = api::error_from_result(s);
+  EXPECT_EQ(sr.status, 503);
+  EXPECT_EQ(header(sr, "Proxy-Status"),
+            "zonegate; error=connection_limit_reached; details=\"a \\\"quoted\\\"  detail\"");
+
+  pg::Result lost;
+  lost.failure = pg::Failure::kConnection;
+  lost.sqlstate = "08006";
+  lost.message = "lost";
+  lost.sent = true;
+  EXPECT_EQ(header(api::error_from_result(lost), "Proxy-Status"),
+            "zonegate; error=connection_terminated; details=\"lost\"");
+  lost.sent = false;
+  EXPECT_EQ(header(api::error_from_result(lost), "Proxy-Status"),
+            "zonegate; error=destination_unavailable; details=\"lost\"");
 }
