@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <random>
 
@@ -37,7 +38,11 @@ class Backoff {
   int64_t base_ms_;
   int64_t cap_ms_;
   int attempt_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
+  // Seeded from the clock and the address, not std::random_device: a Backoff is made per
+  // failed attempt, and jitter needs spread, not unpredictability.
+  std::mt19937_64 rng_{
+      static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+      reinterpret_cast<uintptr_t>(this)};
 };
 
 }  // namespace zonegate

@@ -222,3 +222,66 @@ TEST(Units, DurationsAndSizes) {
   EXPECT_FALSE(parse_bytes("9999999999999GiB", v));
   EXPECT_FALSE(parse_bytes("-5", v));
 }
+
+TEST(Config, ResilienceDefaultsAndValues) {
+  auto d = load_string("database:\n  pool:\n    acquire_timeout: 1s\n    statement_timeout: 3s\n",
+                       "d.yaml");
+  ASSERT_TRUE(d.ok());
+  // The default deadline: a request may wait for a connection, then run one statement.
+  EXPECT_EQ(d.config.resilience.deadline_ms, 4000);
+  EXPECT_EQ(d.config.resilience.retries.max_retries, 2);
+  EXPECT_EQ(d.config.resilience.breaker.consecutive_failures, 5);
+  EXPECT_EQ(d.config.resilience.probe_interval_ms, 250);
+  auto r = load_string(
+      "resilience:\n  deadline: 2s\n  deadlines: {rpc: 500ms, me_context: 1s}\n"
+      "  retries: {max_retries: 1, base: 10ms, cap: 100ms, budget_ratio: 0.5, budget_min: 1}\n"
+      "  breaker: {enabled: false, window: 30, minimum_calls: 15, open: 2s, open_max: 1m,\n"
+      "            failure_rate: 0.25, probe_interval: 100ms}\n"
+      "  concurrency: {initial: 10, min: 2, max: 20, tolerance: 1.5}\n",
+      "r.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& c = r.config.resilience;
+  EXPECT_EQ(c.deadline_ms, 2000);
+  EXPECT_EQ(c.deadlines.at("rpc"), 500);
+  EXPECT_EQ(c.deadlines.at("me_context"), 1000);
+  EXPECT_EQ(c.retries.cap_ms, 100);
+  EXPECT_DOUBLE_EQ(c.retries.budget_ratio, 0.5);
+  EXPECT_FALSE(c.breaker.enabled);
+  EXPECT_EQ(c.breaker.open_max_ms, 60000);
+  EXPECT_DOUBLE_EQ(c.breaker.failure_rate, 0.25);
+  EXPECT_EQ(c.probe_interval_ms, 100);
+  EXPECT_EQ(c.concurrency.max_limit, 20);
+  EXPECT_DOUBLE_EQ(c.concurrency.tolerance, 1.5);
+}
+
+TEST(Config, ResilienceValidation) {
+  auto r = load_string(
+      "resilience:\n"
+      "  retries:\n    base: -5ms\n    cap: 100ms\n"
+      "  breaker:\n    window: 5\n    minimum_calls: 10\n    bogus: 1\n"
+      "  deadlines:\n    nowhere: 1s\n    rpc: soon\n"
+      "  concurrency:\n    min: 50\n    max: 10\n",
+      "b.yaml");
+  std::vector<std::string> got;
+  for (const auto& e : r.errors)
+    got.push_back(e.to_string());
+  ASSERT_EQ(got.size(), 7u) << ::testing::PrintToString(got);
+  auto has = [&](const std::string& s) {
+    for (const auto& g : got)
+      if (g.find(s) != std::string::npos) return true;
+    return false;
+  };
+  EXPECT_TRUE(has("b.yaml:3:11: resilience.retries.base:")) << ::testing::PrintToString(got);
+  EXPECT_TRUE(
+      has("b.yaml:7:20: resilience.breaker.minimum_calls: must not exceed breaker.window (5)"))
+      << ::testing::PrintToString(got);
+  EXPECT_TRUE(has("b.yaml:8:5: unknown key \"bogus\" in resilience.breaker"))
+      << ::testing::PrintToString(got);
+  EXPECT_TRUE(has("resilience.concurrency.initial: must be between concurrency.min and"))
+      << ::testing::PrintToString(got);
+  EXPECT_TRUE(has("resilience.deadlines.nowhere: unknown route \"nowhere\""))
+      << ::testing::PrintToString(got);
+  EXPECT_TRUE(has("resilience.deadlines.rpc: must be a duration")) << ::testing::PrintToString(got);
+  EXPECT_TRUE(has("b.yaml:13:10: resilience.concurrency.min: must not exceed concurrency.max"))
+      << ::testing::PrintToString(got);
+}
