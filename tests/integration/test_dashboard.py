@@ -58,6 +58,7 @@ def test_dashboard_in_headless_chromium(dp):
     assert r["samplesGrew"]
     assert r["canvases"] >= 6
     assert r["status"] == "ok" and r["db"].startswith("up")
+    assert r["breaker"].startswith("closed, 0 retries"), r["breaker"]
     assert max(r["series"]) > 0, r["series"]  # the traffic shows in requests/s
     assert shot.stat().st_size > 10000
 

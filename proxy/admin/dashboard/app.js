@@ -49,7 +49,13 @@ function render(body) {
   setText("listen", h.listen.up ? "up, " + h.listen.notifications + " notifications" : "down", h.listen.up ? "ok" : "bad");
   setText("pool", h.pool.ready + " / " + h.pool.active + " / " + h.pool.waiting, h.pool.ready > 0 ? "ok" : "bad");
   setText("cache", h.cache.entries + " / " + (100 * h.cache.hit_rate).toFixed(1) + "%");
-  setText("breaker", h.breakers.length ? h.breakers.map(b => b.state).join(", ") : "not configured", "muted");
+  const b = h.breakers[0];
+  const r = h.resilience;
+  setText("breaker", !b.enabled ? "off" : b.state.replace("_", "-") +
+          (b.state === "closed" ? "" : ", retry in " + Math.ceil(b.retry_after_ms / 1000) + " s") +
+          ", " + r.retries + " retries, " + r.shed + " shed",
+          !b.enabled ? "muted" : b.state === "closed" ? "ok" : b.state === "open" ? "bad" : "warn");
+  document.getElementById("breaker").title = b.last_error || "";
   setText("ratelimit", h.rate_limit.enabled ? "on" : "not configured", "muted");
   setText("uptime", fmtUptime(h.uptime_seconds));
   document.body.dataset.samples = String(s.length);
