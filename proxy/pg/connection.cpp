@@ -423,6 +423,8 @@ void Connection::finish_job() {
 
 void Connection::expire(uint64_t now_ns) {
   if (state_ != State::kReady) return;
+  // Callbacks run after the walk: one may submit work, which would append to jobs_.
+  std::vector<std::pair<std::function<void(Result)>, Result>> expired;
   bool front = true;
   for (Pending& p : jobs_) {
     if (p.sync_marker) continue;
@@ -435,10 +437,8 @@ void Connection::expire(uint64_t now_ns) {
       r.sent = true;
       r.queued_ns = p.result.queued_ns;
       r.upstream_ns = now_ns - p.sent_ns;
-      auto done = std::move(p.job.done);
+      expired.emplace_back(std::move(p.job.done), std::move(r));
       p.job.done = nullptr;
-      done(std::move(r));
-      if (state_ != State::kReady) return;  // the callback closed us
     }
     // Only the first job is running: cancelling later ones would hit the wrong query.
     if (front && p.expired && !p.cancel_sent) {
@@ -447,6 +447,8 @@ void Connection::expire(uint64_t now_ns) {
     }
     front = false;
   }
+  for (auto& [done, r] : expired)
+    done(std::move(r));
 }
 
 void Connection::cancel_running() {
