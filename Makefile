@@ -21,7 +21,8 @@ APT_PACKAGES := build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14
   chromium prometheus python3 python3-pytest python3-psycopg2 python3-yaml python3-jwt python3-cryptography nodejs npm curl wrk
 # Extra packages for `make bench` only (peers to compare against).
 APT_BENCH_PACKAGES := nginx-light pgbouncer libgeos++-dev \
-  python3-fastapi python3-uvicorn python3-asyncpg python3-uvloop python3-httptools valgrind
+  python3-fastapi python3-uvicorn python3-asyncpg python3-uvloop python3-httptools valgrind \
+  python3-matplotlib
 
 .PHONY: build extension extension-asan proxy install deps deps-bench npm-deps test test-unit test-sanitize \
         fuzz fuzz-build demo demo-stop bench format lint clean help

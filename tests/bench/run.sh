@@ -23,6 +23,12 @@
 #   mix        100,000 users, Zipf reads with per-user tokens, one grant change per second: hit
 #              rate, invalidation lag, RSS
 #   overhead   the cache-hit path with metrics and the access log on against both off
+#   chaos      tests/bench/resilience_bench.py: Postgres stopped 5 s, every pool backend terminated,
+#              a fast restart, all under a steady load of cached and uncached requests; draws
+#              docs/img/chaos_timeline.png
+#   overload   the uncached route at 1x, 2x, 3x its saturating concurrency: goodput, p99, shed;
+#              draws docs/img/overload.png
+#   hit_overhead  the cache-hit path with the resilience stages on against off
 # The proxy sections build build-bench/proxy/zonegate-proxy (Release) and need wrk, nginx (run as
 # root), pgbench and Debian's uvicorn/FastAPI/asyncpg (make deps-bench); they use the cluster.
 #
@@ -39,7 +45,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead)
+SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead chaos overload hit_overhead)
 PYTHON=/usr/bin/python3
 # Results (git-ignored). Note: tests/run.sh (make test) empties tests/.artifacts when it starts.
 ART=${ZONEGATE_BENCH_RESULTS:-$ROOT/tests/.artifacts/bench}
@@ -275,6 +281,21 @@ section_fastapi() { proxy_section fastapi 1200; }
 section_cache_hit() { proxy_section cache_hit 1200; }
 section_mix() { proxy_section mix 900; }
 section_overhead() { proxy_section overhead 1200; }
+
+# The resilience runs (tests/bench/resilience_bench.py): their own throwaway clusters, since they
+# stop and restart Postgres. Typical full durations: chaos 2 min, overload 2.
+resilience_section() {
+  local name=$1
+  need_proxy
+  local args=(--only "$name" --proxy-bin "$PROXY_BIN")
+  if [ "$QUICK" -eq 1 ]; then args+=(--quick); fi
+  log "$name: tests/bench/resilience_bench.py ${args[*]}"
+  bounded 900 "$PYTHON" "$ROOT/tests/bench/resilience_bench.py" "$ART" "${args[@]}" \
+    >"$ART/$name.txt"
+}
+section_chaos() { resilience_section chaos; }
+section_overload() { resilience_section overload; }
+section_hit_overhead() { resilience_section hit_overhead; }
 
 # --- main ---------------------------------------------------------------------------------------
 
