@@ -75,8 +75,13 @@ void Pool::open_connection() {
       connect_error_ = why;
       if (health_.connect_failed) health_.connect_failed(why);
       if (!has_ready()) fail_waiting_fast();
+      schedule_reconnect();
+    } else {
+      // A working connection was lost: its replacement is tried at once (the jobs it carried
+      // are being retried); only failed attempts back off. Without this a retried request
+      // waited up to pool.reconnect_min for a connection attempt to tell it anything.
+      schedule_reconnect(!has_ready());
     }
-    schedule_reconnect();
   };
   ev.on_closed = [this](Connection* c) {
     counters_.syncs += static_cast<int64_t>(c->syncs());
@@ -97,9 +102,17 @@ void Pool::open_connection() {
   conns_.back()->start();
 }
 
-void Pool::schedule_reconnect() {
-  if (shutting_down_ || reconnect_pending_) return;
+void Pool::schedule_reconnect(bool now) {
+  if (shutting_down_) return;
+  if (reconnect_pending_) {
+    if (now) uv_timer_start(&reconnect_timer_, on_reconnect, 0, 0);
+    return;
+  }
   reconnect_pending_ = true;
+  if (now) {
+    uv_timer_start(&reconnect_timer_, on_reconnect, 0, 0);
+    return;
+  }
   // Full jitter, so proxies do not reconnect in lockstep after an outage. While the upstream
   // is known to be down, every recovery interval: recovery is seen within one.
   auto delay = static_cast<uint64_t>(recovering() ? recovery_backoff_.next_ms()

@@ -80,7 +80,8 @@ class Pool {
   void dispatch();
   void expire_waiting(uint64_t now_ns);
   void complete_later(Job job, Result r);
-  void schedule_reconnect();
+  // A reconnect after the backoff's delay, or on the next loop iteration when `now`.
+  void schedule_reconnect(bool now = false);
   Connection* pick();
   // Fails every queued job at once with the last connect error (nothing to wait for).
   void fail_waiting_fast();

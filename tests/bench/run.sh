@@ -247,15 +247,19 @@ section_geo() {
 # directory under $WORK, which the EXIT trap removes.
 PROXY_BIN=""
 
-need_proxy() {
-  [ -z "$PROXY_BIN" ] || return 0
+need_tools() {
   local tool
-  for tool in wrk nginx pgbench; do
+  for tool in "$@"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
       echo "bench: $tool is missing; run 'make deps-bench'" >&2
       return 1
     fi
   done
+}
+
+need_proxy() {
+  [ -z "$PROXY_BIN" ] || return 0
+  need_tools wrk
   log "building build-bench/proxy/zonegate-proxy (Release)"
   cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DZONEGATE_BENCH=ON -DZONEGATE_TESTS=OFF \
     >"$ART/proxy-cmake.log"
@@ -266,6 +270,7 @@ need_proxy() {
 
 proxy_section() {
   local name=$1 limit=$2
+  need_tools wrk nginx pgbench
   need_cluster
   need_proxy
   local args=(--section "$name" --proxy-bin "$PROXY_BIN" --workdir "$WORK/proxy-$name")

@@ -12,7 +12,15 @@ function init(args)
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 end
 
+local headers = nil
+
 function request()
+  if headers == nil then
+    -- wrk.format's headers replace wrk.headers (-H): copy them, Authorization included.
+    headers = {}
+    for k, v in pairs(wrk.headers) do headers[k] = v end
+    headers["Content-Type"] = "application/json"
+  end
   local body = string.format('{"zones":[%d]}', math.random(1, 1000000000))
-  return wrk.format("POST", "/v1/me/zones/filter", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/v1/me/zones/filter", headers, body)
 end
