@@ -8,11 +8,12 @@
 #include <utility>
 #include <vector>
 
-#include "common/field.hpp"
-
 namespace zonegate::http {
 
-using Header = Field;  // the name is lower-cased on parse
+struct Header {
+  std::string name;  // lower-cased on parse
+  std::string value;
+};
 
 struct Request {
   std::string method;
