@@ -89,8 +89,12 @@ def test_transient_sql_errors_of_idempotent_calls_are_retried(rcluster):
 
 
 def test_terminating_every_pool_connection_costs_idempotent_requests_nothing(rcluster):
+    # Four requests may all land on one worker and all lose their connection at once; the
+    # default budget (max(3, 20% of active)) would then refuse the fourth retry, which is its job.
+    # This test is about the retry itself, so the budget is set above the burst.
     p = start(rcluster, "terminate", cache={"enabled": False},
-              database={"conninfo": rcluster.conninfo, "pool": {"min": 1, "max": 2}})
+              database={"conninfo": rcluster.conninfo, "pool": {"min": 1, "max": 2}},
+              resilience={"retries": {"budget_min": 8}})
     try:
         t = token("alice")
         results = []
@@ -108,13 +112,40 @@ def test_terminating_every_pool_connection_costs_idempotent_requests_nothing(rcl
                       "WHERE application_name = 'zonegate-proxy'")
         for th in threads:
             th.join()
-        assert [r[0] for r in results] == [200] * 4, results
+        assert [r[0] for r in results] == [200] * 4, [(r[0], r[2]) for r in results]
         assert sorted(r[2] for r in results) == ["slept t%d" % i for i in range(4)]
         assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="shutdown"') + \
             metric(p.port, "zonegate_retries_total", 'route="rpc",reason="connection"') >= 1
         # They ran again on new connections, and the breaker stayed closed.
         assert not set(pool_pids(rcluster)) & set(before)
         assert get_json(p.port, "/health")[2]["breakers"][0]["state"] == "closed"
+    finally:
+        stop_proxy(p)
+
+
+def test_an_exhausted_retry_budget_refuses_the_retry_and_says_so(rcluster):
+    # A budget of zero retries in flight: the lost connection is not retried, the client gets
+    # 503 with Retry-After, and the refusal is counted.
+    p = start(rcluster, "budget-zero", cache={"enabled": False},
+              resilience={"retries": {"budget_min": 0, "budget_ratio": 0}})
+    try:
+        res = {}
+
+        def get():
+            res["r"] = call(p.port, "GET", "/rpc/slow_stable?seconds=1&tag=b", token("alice"))
+
+        th = threading.Thread(target=get)
+        th.start()
+        wait_sleeping(rcluster, n=1)
+        rcluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE application_name = 'zonegate-proxy' AND wait_event = 'PgSleep'")
+        th.join()
+        status, h, body = res["r"]
+        assert status == 503 and "retry-after" in h, res
+        assert body["code"] in ("08006", "57P01"), body
+        assert metric(p.port, "zonegate_retry_budget_exhausted_total") == 1
+        assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="shutdown"') + \
+            metric(p.port, "zonegate_retries_total", 'route="rpc",reason="connection"') == 0
     finally:
         stop_proxy(p)
 
