@@ -142,9 +142,7 @@ cache::Answer to_answer(http::Response r) {
   a.content_type = std::move(r.content_type);
   a.body = std::move(r.body);
   a.shared_body = std::move(r.shared_body);
-  a.headers.reserve(r.headers.size());
-  for (http::Header& h : r.headers)
-    a.headers.emplace_back(std::move(h.name), std::move(h.value));
+  a.headers = std::move(r.headers);
   return a;
 }
 
@@ -154,9 +152,7 @@ http::Response to_response(cache::Answer a) {
   r.content_type = std::move(a.content_type);
   r.body = std::move(a.body);
   r.shared_body = std::move(a.shared_body);
-  r.headers.reserve(a.headers.size());
-  for (auto& [name, value] : a.headers)
-    r.headers.push_back({std::move(name), std::move(value)});
+  r.headers = std::move(a.headers);
   return r;
 }
 

@@ -74,10 +74,10 @@ void ResponseCache::answer_entry(const Asker& asker, const std::string& route_na
   a.content_type = e.content_type;
   a.outcome = outcome;
   a.headers.reserve(4);
-  a.headers.emplace_back("ETag", e.etag);
-  a.headers.emplace_back("Age", std::to_string(age_seconds(e, store_.now_ms())));
-  a.headers.emplace_back("X-Cache", upper(outcome));
-  a.headers.emplace_back("Cache-Control", shared ? "public, no-cache" : "private, no-cache");
+  a.headers.push_back({"ETag", e.etag});
+  a.headers.push_back({"Age", std::to_string(age_seconds(e, store_.now_ms()))});
+  a.headers.push_back({"X-Cache", upper(outcome)});
+  a.headers.push_back({"Cache-Control", shared ? "public, no-cache" : "private, no-cache"});
   if (etag_matches(asker.if_none_match, e.etag)) {
     a.status = 304;
     a.shared_body.reset();

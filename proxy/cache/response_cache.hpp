@@ -20,6 +20,7 @@
 
 #include "cache/store.hpp"
 #include "common/executor.hpp"
+#include "common/field.hpp"
 #include "common/metrics_text.hpp"
 #include "config/config.hpp"
 
@@ -52,7 +53,7 @@ struct Answer {
   std::string content_type = "application/json; charset=utf-8";
   std::string body;
   std::shared_ptr<const std::string> shared_body;  // an entry's bytes, shared instead of copied
-  std::vector<std::pair<std::string, std::string>> headers;
+  std::vector<Field> headers;
   const char* outcome = "";  // how the cache answered: "hit", "miss", "stale", "bypass", ...
   const std::string& bytes() const { return shared_body ? *shared_body : body; }
 };

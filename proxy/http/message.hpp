@@ -8,12 +8,11 @@
 #include <utility>
 #include <vector>
 
+#include "common/field.hpp"
+
 namespace zonegate::http {
 
-struct Header {
-  std::string name;  // lower-cased on parse
-  std::string value;
-};
+using Header = Field;  // the name is lower-cased on parse
 
 struct Request {
   std::string method;
