@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <functional>
 #include <vector>
 
 #include "admin/health.hpp"
@@ -91,6 +92,7 @@ struct MainLoop {
   uv_signal_t sigterm{}, sigint{}, sighup{};
   uv_timer_t drain_timer{};
   uv_timer_t sampler{};
+  uv_timer_t rate_sweep{};
   uv_async_t worker_exit{};
   http::Server* server = nullptr;
   api::App* app = nullptr;
@@ -106,6 +108,7 @@ void close_main_handles() {
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sighup), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.drain_timer), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.sampler), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&g_main.rate_sweep), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&g_main.worker_exit), nullptr);
 }
 
@@ -182,7 +185,19 @@ int run(const Options& opt) {
                             app.breaker().state() == resilience::BreakerState::kClosed};
   });
   app.add_routes(router);
-  http::Server server(cfg.server, [&router](const http::ExchangePtr& ex) { router.handle(ex); });
+  // The request path, step by step: each returns false when it has answered the request.
+  using Step = std::function<bool(const http::ExchangePtr&)>;
+  const std::vector<Step> steps = {
+      [&app](const http::ExchangePtr& ex) { return app.rate_limit_step(ex); },
+      [&router](const http::ExchangePtr& ex) {
+        router.handle(ex);
+        return false;
+      },
+  };
+  http::Server server(cfg.server, [&steps](const http::ExchangePtr& ex) {
+    for (const Step& step : steps)
+      if (!step(ex)) return;
+  });
   server.set_context_factory([&app](http::Worker& w) { return app.make_worker(w); });
   std::string err;
   if (!server.bind(err)) {
@@ -221,6 +236,14 @@ int run(const Options& opt) {
           a->registry()->sample(served, served + static_cast<double>(c.misses), now.count());
         },
         1000, 1000);
+  }
+  // Every 5 s: rate-limit keys whose bucket has refilled carry no state and are dropped.
+  uv_timer_init(g_main.loop, &g_main.rate_sweep);
+  g_main.rate_sweep.data = &app;
+  if (app.rate_limiter().enabled()) {
+    uv_timer_start(
+        &g_main.rate_sweep,
+        [](uv_timer_t* t) { static_cast<api::App*>(t->data)->rate_limiter().sweep(); }, 5000, 5000);
   }
   uv_async_init(g_main.loop, &g_main.worker_exit, on_worker_exit);
   server.set_on_worker_exit([] { uv_async_send(&g_main.worker_exit); });

@@ -102,6 +102,8 @@ App::App(config::Config cfg)
                 {"from", resilience::breaker_state_name(from)},
                 {"reason", reason}});
   });
+  rate_limiter_ = std::make_unique<RateLimiter>(cfg_.rate_limit,
+                                                [] { return static_cast<int64_t>(uv_hrtime()); });
   cache_->set_lag_observer([this](double seconds) {
     if (registry_) registry_->record_invalidation_lag(seconds);
   });
@@ -113,6 +115,7 @@ void App::create_registry(int workers) {
   resilience_metrics_ = std::make_unique<ResilienceMetrics>(*breaker_, workers);
   registry_->add_source(cache_.get());
   registry_->add_source(resilience_metrics_.get());
+  registry_->add_source(rate_limiter_.get());
   registry_->add_source(this);
 }
 
@@ -230,6 +233,11 @@ void App::notify_change(const std::string& payload) {
 
 WorkerState& worker_state(const http::ExchangePtr& ex) {
   return ex->worker().context_as<WorkerState>();
+}
+
+bool App::rate_limit_step(const http::ExchangePtr& ex) {
+  if (!rate_limiter_->enabled()) return true;
+  return rate_limiter_->admit(ex, worker_state(ex).auth);
 }
 
 bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims) {

@@ -16,6 +16,7 @@
 #include "admin/metrics.hpp"
 #include "api/catalog.hpp"
 #include "api/database_path.hpp"
+#include "api/rate_limiter.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
 #include "cache/response_cache.hpp"
@@ -95,6 +96,10 @@ class App : public metrics::Source {
   void set_db_health(DbHealth h);
   int64_t started_ms() const { return started_ms_; }
   resilience::CircuitBreaker& breaker() { return *breaker_; }
+  RateLimiter& rate_limiter() { return *rate_limiter_; }
+  const RateLimiter& rate_limiter() const { return *rate_limiter_; }
+  // The rate-limit step of the request path: false when it answered (429).
+  bool rate_limit_step(const http::ExchangePtr& ex);
   const ResilienceMetrics* resilience_metrics() const { return resilience_metrics_.get(); }
   void describe_metrics(metrics::Text& out) const override;  // api/observability.cpp
   // Serves a cacheable request: from the cache when the route's policy allows, else upstream.
@@ -113,6 +118,7 @@ class App : public metrics::Source {
   std::unique_ptr<metrics::Registry> registry_;
   std::unique_ptr<resilience::CircuitBreaker> breaker_;  // the primary's
   std::unique_ptr<ResilienceMetrics> resilience_metrics_;
+  std::unique_ptr<RateLimiter> rate_limiter_;
   mutable std::mutex health_mu_;
   DbHealth db_health_;
   int64_t started_ms_ = 0;

@@ -128,6 +128,7 @@ std::string health_json(App& app) {
     w.string(b.last_error);
   w.end_object();
   w.end_array();
+  app.rate_limiter().write_health(w);
   ResilienceMetrics::Totals rt;
   if (app.resilience_metrics() != nullptr) rt = app.resilience_metrics()->totals();
   w.key("resilience");
@@ -140,11 +141,6 @@ std::string health_json(App& app) {
   w.field("concurrency_limit", rt.limit);
   w.field("in_flight", rt.in_flight);
   w.field("deadline_ms", app.cfg().resilience.deadline_ms);
-  w.end_object();
-  // Not built yet: listed so dashboards can rely on the key.
-  w.key("rate_limit");
-  w.start_object();
-  w.field("enabled", false);
   w.end_object();
   w.end_object();
   return w.take();

@@ -114,6 +114,27 @@ struct ResilienceConfig {
   resilience::LimitConfig concurrency;
 };
 
+// One rate-limit policy (docs/CONFIG.md, "rate_limit").
+struct RateLimitPolicy {
+  std::string name;
+  // Route classes: an exact path ("/rpc/add"), a prefix ("/rpc/*", "/v1/me/*") or "admin".
+  std::vector<std::string> routes;
+  std::string key = "subject";  // subject | client_address | header
+  std::string header;           // the header's name (lower case) when key is "header:<name>"
+  int64_t quota = 0;            // requests per window, as written ("20/s": 20 per 1 s)
+  int64_t window_s = 1;
+  int64_t burst = 0;  // the most admitted at once; default: the quota
+  bool dry_run = false;
+  int64_t max_keys = 100'000;
+  int line = 0, column = 0;  // where it was written, for messages
+  double rate_per_s() const { return static_cast<double>(quota) / static_cast<double>(window_s); }
+};
+
+struct RateLimitConfig {
+  std::vector<std::string> trusted_proxies;  // CIDRs whose X-Forwarded-For/Forwarded is believed
+  std::vector<RateLimitPolicy> policies;
+};
+
 struct Config {
   std::string source;  // file name it was read from
   std::string profile = "dev";
@@ -123,6 +144,7 @@ struct Config {
   RpcConfig rpc;
   CacheConfig cache;
   ResilienceConfig resilience;
+  RateLimitConfig rate_limit;
   MetricsConfig metrics;
   HealthConfig health;
   LogConfig log;

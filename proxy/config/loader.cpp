@@ -11,6 +11,7 @@
 
 #include "config/config.hpp"
 #include "config/reader.hpp"
+#include "common/cidr.hpp"
 
 namespace zonegate::config {
 
@@ -218,6 +219,119 @@ void read_resilience(Section s, ResilienceConfig& c, const PoolConfig& pool) {
   s.finish();
 }
 
+// "20/s", "600/min", "1000/h": a quota and its window in seconds.
+bool parse_rate(const std::string& text, int64_t& quota, int64_t& window_s) {
+  size_t slash = text.find('/');
+  if (slash == std::string::npos || slash == 0) return false;
+  int64_t q = 0;
+  for (size_t i = 0; i < slash; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(text[i])) || q > 1'000'000'000) return false;
+    q = q * 10 + (text[i] - '0');
+  }
+  std::string unit = text.substr(slash + 1);
+  if (unit == "s" || unit == "sec" || unit == "second")
+    window_s = 1;
+  else if (unit == "min" || unit == "m" || unit == "minute")
+    window_s = 60;
+  else if (unit == "h" || unit == "hour")
+    window_s = 3600;
+  else
+    return false;
+  quota = q;
+  return q >= 1;
+}
+
+// Route classes one policy applies to, checked so that each request matches a policy at most once.
+void check_route_classes(Section& p, const std::vector<std::string>& routes) {
+  if (routes.empty()) {
+    p.error("routes",
+            "must list at least one route class (\"/v1/me/*\", \"/rpc/*\", "
+            "\"/rpc/<function>\" or \"admin\")");
+    return;
+  }
+  auto prefix_of = [](const std::string& r) {
+    return r == "admin" ? std::string("/admin/") : r.substr(0, r.size() - 1);
+  };
+  for (size_t i = 0; i < routes.size(); ++i) {
+    const std::string& r = routes[i];
+    bool prefix = r == "admin" || (r.size() >= 2 && r.compare(r.size() - 2, 2, "/*") == 0);
+    if (r != "admin" &&
+        (r.empty() || r[0] != '/' || r.find('*') != (prefix ? r.size() - 1 : std::string::npos))) {
+      p.error("routes", "\"" + r +
+                            "\" is not a route class: write an exact path (/rpc/add), "
+                            "a prefix ending in /* (/rpc/*) or admin");
+      return;
+    }
+    for (size_t j = 0; j < i; ++j) {
+      const std::string& o = routes[j];
+      bool o_prefix = o == "admin" || o.back() == '*';
+      std::string a = prefix ? prefix_of(r) : r, b = o_prefix ? prefix_of(o) : o;
+      bool overlap = (prefix && b.compare(0, a.size(), a) == 0) ||
+                     (o_prefix && a.compare(0, b.size(), b) == 0);
+      if (overlap) {
+        p.error("routes", "\"" + r + "\" overlaps \"" + o +
+                              "\" in the same policy, so a request would be counted twice: "
+                              "keep the wider one, or put the narrower in a policy of its own");
+        return;
+      }
+    }
+  }
+}
+
+void read_rate_limit(Section s, RateLimitConfig& c) {
+  s.string_list("trusted_proxies", c.trusted_proxies);
+  for (const std::string& t : c.trusted_proxies) {
+    net::Cidr cidr;
+    std::string err;
+    if (!net::Cidr::parse(t, cidr, err)) s.error("trusted_proxies", err);
+  }
+  int64_t default_max_keys = 100'000;
+  s.integer("max_keys", default_max_keys, 1, 100'000'000);
+  s.each_entry("policies", [&](const std::string& name, Section& p) {
+    RateLimitPolicy rp;
+    rp.name = name;
+    rp.max_keys = default_max_keys;
+    if (name.empty() || name.find_first_of("\"\\;,= ") != std::string::npos) {
+      p.error("", "a policy name must be a plain word (it is sent in RateLimit-Policy)");
+    }
+    p.string_list("routes", rp.routes);
+    check_route_classes(p, rp.routes);
+    std::string key = "subject";
+    p.string("key", key);
+    if (key.rfind("header:", 0) == 0 && key.size() > 7) {
+      rp.key = "header";
+      rp.header = key.substr(7);
+      std::transform(rp.header.begin(), rp.header.end(), rp.header.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    } else if (key == "subject" || key == "client_address") {
+      rp.key = key;
+    } else {
+      p.error("key",
+              "unknown key source \"" + key + "\" (subject, client_address or header:<name>)");
+    }
+    std::string rate;
+    p.string("rate", rate);
+    if (rate.empty()) {
+      p.error("rate", "is required: requests per second, minute or hour, like 20/s or 600/min");
+    } else if (!parse_rate(rate, rp.quota, rp.window_s)) {
+      p.error("rate", "\"" + rate +
+                          "\" is not a rate: a whole number above 0 per s, min or h, "
+                          "like 20/s or 600/min");
+    }
+    rp.burst = rp.quota;
+    p.integer("burst", rp.burst, 1, 1'000'000'000);
+    std::string mode = "enforce";
+    p.choice("mode", mode, {"enforce", "dry_run"});
+    rp.dry_run = mode == "dry_run";
+    p.integer("max_keys", rp.max_keys, 1, 100'000'000);
+    rp.line = p.mark().line + 1;
+    rp.column = p.mark().column + 1;
+    p.finish();
+    c.policies.push_back(std::move(rp));
+  });
+  s.finish();
+}
+
 // The prod profile refuses settings that are only acceptable on a developer's machine.
 void check_prod(const Config& c, Diagnostics& diag) {
   bool hs = false;
@@ -255,6 +369,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
   read_rpc(top.section("rpc"), r.config.rpc);
   read_cache(top.section("cache"), r.config.cache, r.config.rpc);
   read_resilience(top.section("resilience"), r.config.resilience, r.config.database.pool);
+  read_rate_limit(top.section("rate_limit"), r.config.rate_limit);
   {
     Section m = top.section("metrics");
     m.boolean("enabled", r.config.metrics.enabled);

@@ -44,6 +44,9 @@ void Exchange::respond(Response resp) {
   if (responded_) return;
   responded_ = true;
   resp_ = std::move(resp);
+  for (Field& f : extra_headers)
+    resp_.headers.push_back(std::move(f));
+  extra_headers.clear();
   if (req.method == "HEAD") resp_.head_only = true;
   if (conn_ != nullptr) conn_->on_response_ready();
 }

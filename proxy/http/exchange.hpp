@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "http/message.hpp"
 
@@ -24,6 +25,8 @@ class Exchange {
   std::string cache_status;  // "hit", "miss", "stale", ... or empty
   std::string user;          // authenticated subject
   uint64_t upstream_ns = 0;  // time spent waiting for Postgres
+  // Fields a stage before the handler wants on whatever response is sent (e.g. RateLimit).
+  std::vector<Field> extra_headers;
 
   explicit Exchange(Worker* w) : worker_(w) {}
   Worker& worker() const { return *worker_; }

@@ -11,6 +11,7 @@
 
 using zonegate::config::load_file;
 using zonegate::config::load_string;
+using zonegate::config::LoadResult;
 
 namespace {
 
@@ -111,7 +112,59 @@ INSTANTIATE_TEST_SUITE_P(
                 "No such file or directory"},
         BadCase{"server:\n  port: 1\n  port: 2\n",
                 "test.yaml:3:3: duplicate key \"port\" in server"},
-        BadCase{"- a\n- b\n", "test.yaml:1:1: the document must be a mapping of key: value"}));
+        BadCase{"- a\n- b\n", "test.yaml:1:1: the document must be a mapping of key: value"},
+        BadCase{"rate_limit:\n  policies:\n    me:\n      routes: [/v1/me/*]\n      rate: 0/s\n",
+                "test.yaml:5:13: rate_limit.policies.me.rate: \"0/s\" is not a rate: a whole "
+                "number above 0 per s, min or h, like 20/s or 600/min"},
+        BadCase{"rate_limit:\n  policies:\n    me:\n      routes: [/v1/me/*]\n      rate: -5/s\n",
+                "test.yaml:5:13: rate_limit.policies.me.rate: \"-5/s\" is not a rate: a whole "
+                "number above 0 per s, min or h, like 20/s or 600/min"},
+        BadCase{"rate_limit:\n  policies:\n    me:\n      routes: [/v1/me/*]\n      rate: 5/s\n"
+                "      burst: 0\n",
+                "test.yaml:6:14: rate_limit.policies.me.burst: 0 is out of range [1, 1000000000]"},
+        BadCase{"rate_limit:\n  policies:\n    me:\n      routes: [/v1/me/*]\n      rate: 5/s\n"
+                "      key: cookie\n",
+                "test.yaml:6:12: rate_limit.policies.me.key: unknown key source \"cookie\" "
+                "(subject, client_address or header:<name>)"},
+        BadCase{"rate_limit:\n  policies:\n    me:\n      routes: [/rpc/*, /rpc/add]\n"
+                "      rate: 5/s\n",
+                "test.yaml:4:15: rate_limit.policies.me.routes: \"/rpc/add\" overlaps \"/rpc/*\" "
+                "in the same policy, so a request would be counted twice: keep the wider one, or "
+                "put the narrower in a policy of its own"},
+        BadCase{"rate_limit:\n  policies:\n    me:\n      routes: [/rpc/*/x]\n      rate: 5/s\n",
+                "test.yaml:4:15: rate_limit.policies.me.routes: \"/rpc/*/x\" is not a route "
+                "class: write an exact path (/rpc/add), a prefix ending in /* (/rpc/*) or admin"},
+        BadCase{"rate_limit:\n  trusted_proxies: [10.0.0.0/33]\n",
+                "test.yaml:2:20: rate_limit.trusted_proxies: \"10.0.0.0/33\": the prefix length "
+                "must be 0..32"},
+        BadCase{"rate_limit:\n  trusted_proxies: [10.0.0/8]\n",
+                "test.yaml:2:20: rate_limit.trusted_proxies: \"10.0.0/8\" is not an IPv4 or IPv6 "
+                "address range (like 10.0.0.0/8)"}));
+
+TEST(Config, RateLimitPolicies) {
+  LoadResult r = load_string(
+      "rate_limit:\n  trusted_proxies: [10.0.0.0/8, \"::1\"]\n  policies:\n"
+      "    me:\n      routes: [/v1/me/*]\n      rate: 600/min\n      burst: 20\n"
+      "    keys:\n      routes: [/rpc/*, admin]\n      key: header:X-API-Key\n      rate: 5/s\n"
+      "      mode: dry_run\n      max_keys: 1000\n",
+      "test.yaml");
+  ASSERT_TRUE(r.errors.empty()) << r.errors.front().to_string();
+  const auto& p = r.config.rate_limit.policies;
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0].name, "me");
+  EXPECT_EQ(p[0].quota, 600);
+  EXPECT_EQ(p[0].window_s, 60);
+  EXPECT_EQ(p[0].burst, 20);
+  EXPECT_DOUBLE_EQ(p[0].rate_per_s(), 10.0);
+  EXPECT_EQ(p[0].key, "subject");
+  EXPECT_FALSE(p[0].dry_run);
+  EXPECT_EQ(p[1].key, "header");
+  EXPECT_EQ(p[1].header, "x-api-key");
+  EXPECT_EQ(p[1].burst, 5);  // the quota, when not given
+  EXPECT_TRUE(p[1].dry_run);
+  EXPECT_EQ(p[1].max_keys, 1000);
+  EXPECT_EQ(r.config.rate_limit.trusted_proxies.size(), 2u);
+}
 
 TEST(Config, ProdProfileRefusesUnsafeSettings) {
   auto r = load_string("profile: prod\nauth:\n  jwt:\n    secret: short\n", "p.yaml");

@@ -56,7 +56,19 @@ function render(body) {
           ", " + r.retries + " retries, " + r.shed + " shed",
           !b.enabled ? "muted" : b.state === "closed" ? "ok" : b.state === "open" ? "bad" : "warn");
   document.getElementById("breaker").title = b.last_error || "";
-  setText("ratelimit", h.rate_limit.enabled ? "on" : "not configured", "muted");
+  const rl = h.rate_limit;
+  if (!rl.enabled) {
+    setText("ratelimit", "not configured", "muted");
+  } else {
+    const sum = (k) => rl.policies.reduce((a, p) => a + p[k], 0);
+    const limited = sum("limited"), dry = sum("dry_run_limited");
+    setText("ratelimit", rl.policies.length + (rl.policies.length === 1 ? " policy, " : " policies, ") +
+            sum("allowed") + " allowed, " + limited + " limited" + (dry ? ", " + dry + " dry-run" : "") +
+            ", " + sum("keys") + " keys", limited ? "warn" : "ok");
+    document.getElementById("ratelimit").title = rl.policies.map((p) =>
+      p.name + " (" + p.mode + "): " + p.quota + "/" + p.window_s + "s burst " + p.burst + " by " + p.key +
+      " on " + p.routes.join(" ") + "; " + p.limited + " limited, " + p.keys + " keys").join("\n");
+  }
   setText("uptime", fmtUptime(h.uptime_seconds));
   document.body.dataset.samples = String(s.length);
 }
