@@ -48,6 +48,7 @@ try {
   report.db = await page.locator('#db').textContent();
   report.pool = await page.locator('#pool').textContent();
   report.breaker = await page.locator('#breaker').textContent();
+  report.ratelimit = await page.locator('#ratelimit').textContent();
   // The charts' data, from the same endpoint the page polls.
   report.series = await page.evaluate(async () => {
     const r = await fetch('/admin/api/series', { credentials: 'same-origin' });

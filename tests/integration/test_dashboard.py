@@ -3,6 +3,7 @@ and a right admin token, no console errors, charts that render and move while tr
 screenshot is saved under tests/.artifacts/. Also /health, /metrics (checked by promtool) and
 the JSON logs."""
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -20,7 +21,8 @@ from zg import ARTIFACTS, ROOT, Cluster, http, wait_for
 def dp(cluster):
     cluster.psql(Path(__file__).with_name("api_fixture.sql").read_text())
     p = start_proxy(cluster, "dashboard", health={"check_interval": "200ms"},
-                    log={"level": "info", "slow_query": "100ms"})
+                    log={"level": "info", "slow_query": "100ms"},
+                    rate_limit={"policies": {"me": {"routes": ["/v1/me/*"], "rate": "10000/s"}}})
     yield p
     stop_proxy(p)
 
@@ -59,6 +61,9 @@ def test_dashboard_in_headless_chromium(dp):
     assert r["canvases"] >= 6
     assert r["status"] == "ok" and r["db"].startswith("up")
     assert r["breaker"].startswith("closed, 0 retries"), r["breaker"]
+    # The traffic's /v1/me/context calls count against the one policy; none is refused.
+    m = re.match(r"1 policy, (\d+) allowed, 0 limited, (\d+) keys$", r["ratelimit"])
+    assert m and int(m.group(1)) > 0 and int(m.group(2)) >= 1, r["ratelimit"]
     assert max(r["series"]) > 0, r["series"]  # the traffic shows in requests/s
     assert shot.stat().st_size > 10000
 

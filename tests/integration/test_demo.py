@@ -76,6 +76,14 @@ def test_demo_start_health_stop():
             r = subprocess.run(["bash", "-c", ex + " -o /dev/null -w '%{http_code}'"], env=psql_env,
                                capture_output=True, text=True)
             assert r.stdout == "200", ex + " -> " + r.stdout + r.stderr
+        # The demo's rate limit on /v1/me/* (README's tour): a burst of 25 ends in 429.
+        auth = {"Authorization": "Bearer " + demo_env["ZONEGATE_USER_TOKEN"]}
+        burst = [http(port, "GET", "/v1/me/context", auth) for _ in range(25)]
+        codes = [b[0] for b in burst]
+        assert 429 in codes and codes[0] == 200, codes
+        last = burst[codes.index(429)][1]
+        assert int(last["retry-after"]) >= 1 and last["ratelimit-policy"] == '"me";q=10;w=1'
+        assert last["ratelimit"].startswith('"me";r=0;t=')
         for key in ("ZONEGATE_ADMIN_TOKEN", "ZONEGATE_SERVICE_TOKEN", "ZONEGATE_USER_TOKEN"):
             assert len(demo_env[key]) > 16, key
         assert int(answers[1]) > 0
