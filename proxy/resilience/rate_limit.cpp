@@ -85,22 +85,23 @@ RateDecision Gcra::decide(int64_t tat, int64_t now_ns, int64_t& new_tat) const {
   const Wide allow_at = tat0 - tau;
   RateDecision d;
   Wide stored;
-  if (now < allow_at) {
+  if (now < allow_at || tat0 + T > kMax) {
+    // The second case: the next TAT would not fit in an int64. Clamping it instead would store
+    // a TAT that forgets part of the debt and, with a large tau, admit without limit; refusing
+    // is the safe side and happens only at absurd rates or a clock ~292 years in.
     d.allowed = false;
-    d.retry_after_ns = clamp64(allow_at - now);  // > 0, and clamping keeps it >= 1
+    d.retry_after_ns = now < allow_at ? clamp64(allow_at - now) : kMax;  // > 0 either way
     new_tat = tat;
     stored = tat0;  // what the bucket looks like now; the stored tat itself is unchanged
   } else {
     d.allowed = true;
-    new_tat = clamp64(tat0 + T);
-    // From the value actually stored, so remaining/reset describe what the next call will see
-    // even when the TAT saturated.
+    new_tat = static_cast<int64_t>(tat0 + T);  // fits: checked above
     stored = new_tat;
   }
   const Wide pending = stored - now;  // ns of "debt" the bucket still has to pay back
   const Wide tokens = tau + T - pending;
   // Floor division; negative (refused) means no token, so 0.
-  d.remaining = tokens <= 0 ? 0 : clamp64(tokens / T);
+  d.remaining = !d.allowed || tokens <= 0 ? 0 : clamp64(tokens / T);
   d.reset_ns = pending <= 0 ? 0 : clamp64(pending);
   return d;
 }
@@ -110,8 +111,8 @@ RateDecision Gcra::admit(std::atomic<int64_t>& tat, int64_t now_ns) const {
   for (;;) {
     int64_t next = cur;
     const RateDecision d = decide(cur, now_ns, next);
-    // A refusal (or a saturated TAT) changes nothing: the load that saw cur is the decision's
-    // linearization point, no write needed.
+    // A refusal changes nothing (an admission always moves the TAT forward by >= 1): the load
+    // that saw cur is the decision's linearization point, no write needed.
     if (next == cur) return d;
     // On failure cur is reloaded and the decision redone on the value that won, so concurrent
     // callers each consume a distinct T of the budget.

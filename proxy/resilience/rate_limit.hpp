@@ -39,8 +39,10 @@ struct RateDecision {
 // 1e9/s clamp to 1 ns; rates so low that T exceeds INT64_MAX, and invalid rates <= 0 or NaN,
 // clamp to INT64_MAX: one request per burst, effectively forever). tau = T * (burst - 1),
 // saturating at INT64_MAX. A burst below 1 counts as 1. Internally the arithmetic is 128-bit and
-// every stored or returned value is clamped to int64, so no input (any rate, burst, tat or now)
-// overflows.
+// every returned value is clamped to int64, so no input (any rate, burst, tat or now) overflows.
+// A request whose new TAT would exceed INT64_MAX is refused (retry_after_ns = INT64_MAX) rather
+// than stored clamped, which would forget debt and admit without limit; that happens only at
+// absurd rates or a clock ~292 years in.
 //
 // Given the stored tat (0 = no state = full bucket) and now:
 //   tat0 = max(tat, now); allow_at = tat0 - tau;
