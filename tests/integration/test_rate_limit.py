@@ -216,3 +216,20 @@ def test_bad_rate_limit_config_is_refused_with_its_position(tmp_path):
     out = run_cli(["--config", str(f), "--check-config"], timeout=30)
     assert out.returncode == 1
     assert "bad.yaml:5:13: rate_limit.policies.me.rate" in out.stdout + out.stderr
+
+
+def test_cached_answers_and_304s_carry_the_fields_too(lcluster):
+    p = start_proxy(lcluster, "rl-cached",
+                    rate_limit={"policies": {"me": policy(["/v1/me/*"], "10/s", burst=20)}})
+    try:
+        t = token("alice")
+        first = call(p.port, "GET", "/v1/me/context", t)
+        hit = call(p.port, "GET", "/v1/me/context", t)
+        assert first[0] == hit[0] == 200
+        assert hit[1]["x-cache"] == "HIT", hit[1]
+        assert first[1]["ratelimit"] == '"me";r=19;t=1'
+        assert re.fullmatch(r'"me";r=1[78];t=1', hit[1]["ratelimit"]), hit[1]["ratelimit"]
+        nm = call(p.port, "GET", "/v1/me/context", t, headers={"If-None-Match": hit[1]["etag"]})
+        assert nm[0] == 304 and nm[1]["ratelimit-policy"] == '"me";q=10;w=1'
+    finally:
+        stop_proxy(p)
