@@ -29,6 +29,9 @@
 #   overload   the uncached route at 1x, 2x, 3x its saturating concurrency: goodput, p99, shed;
 #              draws docs/img/overload.png
 #   hit_overhead  the cache-hit path with the resilience stages on against off
+#   rate_limit tests/bench/rate_limit_bench.py: the limiter's accuracy at 2x and 10x a policy's
+#              rate, its cost on the cache-hit path (on against off), and KeyTable's memory and
+#              admit time at 1,000,000 keys (build-bench/tests/bench/rate_limit_keys)
 # The proxy sections build build-bench/proxy/zonegate-proxy (Release) and need wrk, nginx (run as
 # root), pgbench and Debian's uvicorn/FastAPI/asyncpg (make deps-bench); they use the cluster.
 #
@@ -45,7 +48,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead chaos overload hit_overhead)
+SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead chaos overload hit_overhead rate_limit)
 PYTHON=/usr/bin/python3
 # Results (git-ignored). Note: tests/run.sh (make test) empties tests/.artifacts when it starts.
 ART=${ZONEGATE_BENCH_RESULTS:-$ROOT/tests/.artifacts/bench}
@@ -301,6 +304,20 @@ resilience_section() {
 section_chaos() { resilience_section chaos; }
 section_overload() { resilience_section overload; }
 section_hit_overhead() { resilience_section hit_overhead; }
+
+# The rate limiter (tests/bench/rate_limit_bench.py): its own throwaway clusters, like the
+# resilience runs. Typical full duration: 3 min (--quick: 1).
+section_rate_limit() {
+  need_proxy
+  log "building build-bench/tests/bench/rate_limit_keys"
+  bounded 1800 cmake --build build-bench --target rate_limit_keys -j "$(nproc)" \
+    >>"$ART/proxy-cmake.log"
+  local args=(--proxy-bin "$PROXY_BIN" --keys-bin "$ROOT/build-bench/tests/bench/rate_limit_keys")
+  if [ "$QUICK" -eq 1 ]; then args+=(--quick); fi
+  log "rate_limit: tests/bench/rate_limit_bench.py ${args[*]}"
+  bounded 900 "$PYTHON" "$ROOT/tests/bench/rate_limit_bench.py" "$ART" "${args[@]}" \
+    >"$ART/rate_limit.txt"
+}
 
 # --- main ---------------------------------------------------------------------------------------
 
