@@ -61,27 +61,25 @@ RateLimiter::RateLimiter(const config::RateLimitConfig& cfg, resilience::NanoClo
 }
 
 std::string RateLimiter::key_of(const Policy& p, const http::ExchangePtr& ex,
-                                auth::Authenticator& auth, const std::string& client) const {
+                                auth::Authenticator& auth) const {
   if (p.cfg.key == "subject") {
     // The worker's authenticator caches verified tokens, so the handler's own check is free.
-    if (!auth::bearer_token(ex->req).empty()) {
-      auth::Claims claims;
-      http::Response ignored;
-      if (auth.authenticate(ex->req, claims, ignored) && !claims.subject.empty()) {
-        return "s:" + claims.subject;
-      }
-    }
+    std::string sub;
+    if (auth.subject(ex->req, sub)) return "s:" + sub;
   } else if (p.cfg.key == "header") {
     const std::string* v = ex->req.header(p.cfg.header);
     if (v != nullptr && !v->empty()) return "h:" + *v;
   }
-  return "a:" + client;  // client_address, and the fallback of anonymous requests
+  // client_address, and the fallback of anonymous requests. Resolved only here: a subject key
+  // (the common case) needs no header walk or address parsing.
+  const std::string* xff = ex->req.header("x-forwarded-for");
+  const std::string* fwd = ex->req.header("forwarded");
+  return "a:" + net::client_address(ex->req.client_addr, xff ? *xff : std::string_view(),
+                                    fwd ? *fwd : std::string_view(), trusted_);
 }
 
 bool RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth) {
   const std::string& path = ex->req.path;
-  std::string client;
-  bool client_known = false;
   std::string policy_field, limit_field;
   const Policy* refused_by = nullptr;
   resilience::RateDecision refusal;
@@ -94,14 +92,7 @@ bool RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth) 
       hit = hit || matches(r, path);
     if (!hit) continue;
     if (now == 0) now = clock_();
-    if (!client_known) {
-      const std::string* xff = ex->req.header("x-forwarded-for");
-      const std::string* fwd = ex->req.header("forwarded");
-      client = net::client_address(ex->req.client_addr, xff ? *xff : std::string_view(),
-                                   fwd ? *fwd : std::string_view(), trusted_);
-      client_known = true;
-    }
-    std::string key = key_of(p, ex, auth, client);
+    std::string key = key_of(p, ex, auth);
     resilience::RateDecision d = p.table->admit(key, now);
     if (d.allowed) {
       p.allowed.fetch_add(1, std::memory_order_relaxed);

@@ -50,8 +50,7 @@ class RateLimiter : public metrics::Source {
   };
 
  private:
-  std::string key_of(const Policy& p, const http::ExchangePtr& ex, auth::Authenticator& auth,
-                     const std::string& client) const;
+  std::string key_of(const Policy& p, const http::ExchangePtr& ex, auth::Authenticator& auth) const;
 
   std::vector<std::unique_ptr<Policy>> policies_;
   std::vector<net::Cidr> trusted_;

@@ -40,6 +40,21 @@ http::Response unauthorized(const std::string& description, bool token_present) 
 Authenticator::Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token)
     : verifier_(std::move(verifier)), admin_token_(std::move(admin_token)) {}
 
+bool Authenticator::subject(const http::Request& req, std::string& out) {
+  std::string token = bearer_token(req);
+  if (token.empty() || verifier_ == nullptr) return false;
+  auto it = cache_.find(token);
+  if (it != cache_.end() && static_cast<int64_t>(std::time(nullptr)) < it->second.expires_s) {
+    out = it->second.claims.subject;
+    return !out.empty();
+  }
+  Claims claims;
+  http::Response ignored;
+  if (!authenticate(req, claims, ignored)) return false;
+  out = std::move(claims.subject);
+  return !out.empty();
+}
+
 bool Authenticator::authenticate(const http::Request& req, Claims& out, http::Response& error) {
   std::string token = bearer_token(req);
   if (token.empty()) {

@@ -20,6 +20,9 @@ class Authenticator {
 
   // Claims of the request's bearer token, or false with the 401 response to send.
   bool authenticate(const http::Request& req, Claims& out, http::Response& error);
+  // The subject of the request's bearer token, verifying it (and caching it) like authenticate
+  // but copying only the subject: for the rate-limit step, which runs before the handler.
+  bool subject(const http::Request& req, std::string& out);
   // Whether the request carries the admin token (Authorization: Bearer <admin_token>).
   bool is_admin(const http::Request& req) const;
 
