@@ -36,12 +36,11 @@ int status_for_sqlstate(std::string_view s) {
   return 400;
 }
 
-namespace {
-
-// Retry-After in whole seconds, at least 1 (RFC 9110 §10.2.3 allows no fractions).
 std::string retry_after(int64_t ms) {
-  return std::to_string(ms <= 1000 ? 1 : (ms + 999) / 1000);
+  return std::to_string(ms <= 1000 ? 1 : ms / 1000 + (ms % 1000 != 0));  // no overflow near max
 }
+
+namespace {
 
 // RFC 9209 Proxy-Status for an answer the proxy gave itself.
 void add_proxy_status(http::Response& resp, const char* error, const std::string& details) {

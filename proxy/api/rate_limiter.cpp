@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "api/errors.hpp"
 #include "auth/authenticator.hpp"
 #include "common/log.hpp"
 
@@ -126,7 +127,6 @@ bool RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth) 
     ex->extra_headers.push_back({"RateLimit", std::move(limit_field)});
   }
   if (refused_by == nullptr) return true;
-  int64_t wait_s = std::max<int64_t>(1, ceil_seconds(refusal.retry_after_ns));
   const char* whose = refused_key.rfind("s:", 0) == 0   ? "subject"
                       : refused_key.rfind("h:", 0) == 0 ? "API key"
                                                         : "client address";
@@ -136,7 +136,9 @@ bool RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth) 
           std::to_string(refused_by->cfg.window_s) + " s, burst " +
           std::to_string(refused_by->cfg.burst),
       "retry after the delay in Retry-After");
-  resp.add_header("Retry-After", std::to_string(wait_s));
+  // ns to ms rounded up, then errors.cpp's rounding up to seconds: the same as ⌈ns / 1e9⌉.
+  int64_t wait_ns = refusal.retry_after_ns;
+  resp.add_header("Retry-After", retry_after(wait_ns / 1'000'000 + (wait_ns % 1'000'000 != 0)));
   resp.add_header("Cache-Control", "no-store");
   ex->route = "rate_limited";
   ex->respond(std::move(resp));

@@ -54,6 +54,18 @@ def pool_pids(cluster):
     return [int(x) for x in out.split()] if out else []
 
 
+def answer_when_its_backend_dies(cluster, request):
+    """Runs request() in a thread, terminates the backend it sleeps on, returns its answer."""
+    res = {}
+    th = threading.Thread(target=lambda: res.setdefault("r", request()))
+    th.start()
+    wait_sleeping(cluster, n=1)
+    cluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE application_name = 'zonegate-proxy' AND wait_event = 'PgSleep'")
+    th.join()
+    return res["r"]
+
+
 @pytest.fixture(scope="module")
 def rcluster():
     c = Cluster(dbname="resilience")
@@ -129,19 +141,9 @@ def test_an_exhausted_retry_budget_refuses_the_retry_and_says_so(rcluster):
     p = start(rcluster, "budget-zero", cache={"enabled": False},
               resilience={"retries": {"budget_min": 0, "budget_ratio": 0}})
     try:
-        res = {}
-
-        def get():
-            res["r"] = call(p.port, "GET", "/rpc/slow_stable?seconds=1&tag=b", token("alice"))
-
-        th = threading.Thread(target=get)
-        th.start()
-        wait_sleeping(rcluster, n=1)
-        rcluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE application_name = 'zonegate-proxy' AND wait_event = 'PgSleep'")
-        th.join()
-        status, h, body = res["r"]
-        assert status == 503 and "retry-after" in h, res
+        status, h, body = answer_when_its_backend_dies(rcluster, lambda: call(
+            p.port, "GET", "/rpc/slow_stable?seconds=1&tag=b", token("alice")))
+        assert status == 503 and "retry-after" in h, (status, h, body)
         assert body["code"] in ("08006", "57P01"), body
         assert metric(p.port, "zonegate_retry_budget_exhausted_total") == 1
         assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="shutdown"') + \
@@ -153,19 +155,9 @@ def test_an_exhausted_retry_budget_refuses_the_retry_and_says_so(rcluster):
 def test_a_volatile_call_whose_connection_dies_is_not_run_again(rcluster):
     p = start(rcluster, "volatile-once")
     try:
-        res = {}
-
-        def post():
-            res["r"] = call(p.port, "POST", "/rpc/sleepy_write", token("alice"), {"seconds": 2})
-
-        th = threading.Thread(target=post)
-        th.start()
-        wait_sleeping(rcluster, n=1)
-        rcluster.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                      "WHERE application_name = 'zonegate-proxy' AND wait_event = 'PgSleep'")
-        th.join()
-        status, h, body = res["r"]
-        assert status == 503 and "retry-after" in h, res
+        status, h, body = answer_when_its_backend_dies(rcluster, lambda: call(
+            p.port, "POST", "/rpc/sleepy_write", token("alice"), {"seconds": 2}))
+        assert status == 503 and "retry-after" in h, (status, h, body)
         assert "proxy-status" in h
         # Called exactly once: the sequence is not transactional, so a second call would show.
         assert rcluster.psql("SELECT last_value FROM api.sleepy_write_calls") == "1"

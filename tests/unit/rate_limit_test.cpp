@@ -324,42 +324,36 @@ TEST(Gcra, HugeToleranceNeverFloodsOnceTheTatIsOutOfRange) {
 
 // ---- concurrency ----
 
-TEST(Gcra, ConcurrentCasAdmitsExactlyTheBurst) {
-  const Gcra g({10, 1000});
-  std::atomic<int64_t> tat{0};
+// 4 threads × 25,000 calls of admit() at one instant; returns how many were admitted.
+template <typename Admit>
+int64_t admitted_by_four_threads(Admit admit) {
   std::atomic<int64_t> admitted{0};
-  const int64_t now = 42 * kSec;
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       int64_t mine = 0;
       for (int i = 0; i < 25000; ++i)
-        if (g.admit(tat, now).allowed) ++mine;
+        if (admit()) ++mine;
       admitted += mine;
     });
   }
   for (auto& th : threads)
     th.join();
-  EXPECT_EQ(admitted.load(), 1000);
+  return admitted.load();
+}
+
+TEST(Gcra, ConcurrentCasAdmitsExactlyTheBurst) {
+  const Gcra g({10, 1000});
+  std::atomic<int64_t> tat{0};
+  const int64_t now = 42 * kSec;
+  EXPECT_EQ(admitted_by_four_threads([&] { return g.admit(tat, now).allowed; }), 1000);
   EXPECT_EQ(tat.load(), now + 1000 * g.interval_ns());
 }
 
 TEST(KeyTable, ConcurrentAdmitsOnOneKeyAdmitExactlyTheBurst) {
   KeyTable table({10, 1000}, {});
-  std::atomic<int64_t> admitted{0};
   const int64_t now = 42 * kSec;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      int64_t mine = 0;
-      for (int i = 0; i < 25000; ++i)
-        if (table.admit("tenant-1", now).allowed) ++mine;
-      admitted += mine;
-    });
-  }
-  for (auto& th : threads)
-    th.join();
-  EXPECT_EQ(admitted.load(), 1000);
+  EXPECT_EQ(admitted_by_four_threads([&] { return table.admit("tenant-1", now).allowed; }), 1000);
   EXPECT_EQ(table.stats().keys, 1);
 }
 
