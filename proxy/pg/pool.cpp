@@ -121,7 +121,18 @@ void Pool::schedule_reconnect(bool now) {
 }
 
 void Pool::hurry_reconnect() {
-  if (!reconnect_pending_ || !recovering()) return;
+  bool recovering_now = recovering();
+  bool recovered = was_recovering_ && !recovering_now;
+  was_recovering_ = recovering_now;
+  if (!reconnect_pending_) return;
+  if (recovered) {
+    // The database is back (a connect succeeded elsewhere): the backoff this pool grew during
+    // the outage could otherwise keep it without a connection for up to reconnect_max.
+    reconnect_backoff_.reset();
+    schedule_reconnect(true);
+    return;
+  }
+  if (!recovering_now) return;
   auto limit = static_cast<uint64_t>(health_.recovery_interval_ms);
   if (uv_timer_get_due_in(&reconnect_timer_) > limit) {
     uv_timer_start(&reconnect_timer_, on_reconnect,

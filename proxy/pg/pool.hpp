@@ -87,7 +87,8 @@ class Pool {
   void fail_waiting_fast();
   Result fail_fast_result() const;
   bool recovering() const { return health_.recovering && health_.recovering(); }
-  // While recovering, a reconnect scheduled far ahead by the backoff is brought forward.
+  // While recovering, a reconnect scheduled far ahead by the backoff is brought forward; when
+  // recovery ends (another pool's connect closed the breaker), a pending one is made at once.
   void hurry_reconnect();
 
   uv_loop_t* loop_;
@@ -100,6 +101,7 @@ class Pool {
   uv_idle_t next_turn_{};  // an idle handle: the loop does not wait for events while it is active
   bool shutting_down_ = false;
   bool reconnect_pending_ = false;
+  bool was_recovering_ = false;  // recovering() at the last tick
   Backoff reconnect_backoff_;
   Backoff recovery_backoff_{250, 250};
   PoolHealth health_;
