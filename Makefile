@@ -25,7 +25,7 @@ APT_BENCH_PACKAGES := nginx-light pgbouncer libgeos++-dev \
   python3-matplotlib
 
 .PHONY: build extension extension-asan proxy install deps deps-bench npm-deps test test-unit test-sanitize \
-        fuzz fuzz-build demo demo-stop bench format lint clean help
+        fuzz fuzz-build demo demo-stop bench format lint hooks package clean help
 
 help:
 	@echo "make deps        install missing Debian and npm packages"
@@ -36,6 +36,8 @@ help:
 	@echo "make fuzz        every libFuzzer target for FUZZ_SECONDS (default 60) each"
 	@echo "make demo        deps, build, run the embedded default; make demo-stop stops it"
 	@echo "make bench       benchmarks against their peers (not part of CI)"
+	@echo "make hooks       install the pre-commit hook (clang-format check, unit suites)"
+	@echo "make package     Debian packages of the proxy and the extension (CPack)"
 	@echo "make format | lint | clean"
 
 # Installs only what is missing; prints what it installs. Idempotent.
@@ -127,6 +129,13 @@ format:
 
 lint:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
+
+# The pre-commit hook lives in the tree (tests/lib/hooks/); the hook in .git is a link to it, so
+# it stays current with the checkout.
+hooks:
+	@hooks=$$(git rev-parse --git-path hooks) && mkdir -p "$$hooks" && \
+	ln -sf "$$(pwd)/tests/lib/hooks/pre-commit" "$$hooks/pre-commit" && \
+	echo "installed $$hooks/pre-commit -> tests/lib/hooks/pre-commit (git commit --no-verify skips it)"
 
 clean:
 	$(MAKE) -C extension clean
