@@ -7,7 +7,9 @@
 -- ids=number the number itself ('1', '2', ...: what the benchmarks use, so pgbench can bind the id
 -- as a parameter instead of computing it in SQL).
 --   psql -v users=100000 -v seed=42 [-v ids=uuid|number] -f generate_users.sql
--- Needs zones loaded first (load_idn.sh). Running it again adds nothing that already exists.
+-- Needs zones loaded first (load_idn.sh). Grants go to provinces, regencies and districts by
+-- level, wherever they sit: the countries of load_world.sh (Indonesia above the provinces) get
+-- none; admins see them through sees_all. Running it again adds nothing that already exists.
 \set ON_ERROR_STOP on
 \if :{?users}
 \else

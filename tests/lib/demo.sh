@@ -35,13 +35,20 @@ cluster_dir() {
   echo "$dir"
 }
 
-# The Indonesian hierarchy and generated users, loaded once (both loaders are idempotent).
+# The Indonesian hierarchy, the Natural Earth countries above it and generated users, loaded
+# once (the loaders are idempotent; a demo directory from before the countries gets them added).
 load_data() {
   local zones users
-  zones=$(psql -X -At -c "SELECT count(*) FROM zonegate.zones")
+  zones=$(psql -X -At -c "SELECT count(*) FROM zonegate.zones WHERE attributes ->> 'source' = 'idn-area-data'")
   if [ "$zones" -lt 91000 ]; then
     say "loading the Indonesian administrative hierarchy (idn-area-data)"
     "$ROOT/sql/demo/load_idn.sh" >/dev/null 2>"$DEMO_DIR/load.log" || { cat "$DEMO_DIR/load.log" >&2; exit 1; }
+  fi
+  if [ "$(psql -X -At -c "SELECT count(*) = 0 OR EXISTS (SELECT 1 FROM zonegate.zones WHERE level = 'province'
+                AND parent_id IS NULL AND attributes ->> 'source' = 'idn-area-data')
+              FROM zonegate.zones WHERE level = 'country'")" = t ]; then
+    say "loading Natural Earth's countries above it (world-atlas 50m, public domain)"
+    "$ROOT/sql/demo/load_world.sh" >>"$DEMO_DIR/load.log" 2>&1 || { cat "$DEMO_DIR/load.log" >&2; exit 1; }
   fi
   users=$(psql -X -At -c "SELECT count(*) FROM zonegate.users")
   if [ "$users" -lt "$DEMO_USERS" ]; then
@@ -152,7 +159,7 @@ zonegate demo is running
   metrics      http://127.0.0.1:$PORT/metrics   and   http://127.0.0.1:$PORT/health
   settings     $DEMO_DIR/demo.env   (source it: set -a; . $DEMO_DIR/demo.env; set +a)
 
-  data         $(psql -X -At -c "SELECT count(*) FROM zonegate.zones") zones, $(psql -X -At -c "SELECT count(*) FROM zonegate.users") users, $(psql -X -At -c "SELECT count(*) FROM zonegate.user_zones") grants
+  data         $(psql -X -At -c "SELECT format('%s zones (%s Natural Earth countries with boundaries; Indonesia''s %s provinces to villages below Indonesia)', count(*), count(*) FILTER (WHERE level = 'country'), count(*) FILTER (WHERE level <> 'country')) FROM zonegate.zones"), $(psql -X -At -c "SELECT count(*) FROM zonegate.users") users, $(psql -X -At -c "SELECT count(*) FROM zonegate.user_zones") grants
 
 try
   curl -s http://127.0.0.1:$PORT/healthz
@@ -163,6 +170,8 @@ try
   curl -s -H "Authorization: Bearer \$ZONEGATE_USER_TOKEN" -H 'Content-Type: application/json' -d '{"zones":[32]}' \$ZONEGATE_URL/v1/me/zones/filter
   curl -s -H "Authorization: Bearer \$ZONEGATE_SERVICE_TOKEN" \$ZONEGATE_URL/v1/users/\$ZONEGATE_USER_ID/context
   curl -s -H "Authorization: Bearer \$ZONEGATE_USER_TOKEN" "\$ZONEGATE_URL/rpc/zone_path?zone_id=$EXAMPLE_ZONE"
+  # which zone is Jakarta in? (any valid token; only the countries have boundaries: Indonesia)
+  curl -s -H "Authorization: Bearer \$ZONEGATE_USER_TOKEN" "\$ZONEGATE_URL/v1/zones/at?lon=106.8&lat=-6.2"
 
   # 1. everything a request needs to know about a user, in one call
   psql -c "SELECT jsonb_pretty(zonegate.user_context('$EXAMPLE_USER'))"
