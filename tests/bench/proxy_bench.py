@@ -15,6 +15,7 @@ Sections (see docs/BENCHMARKS.md, "zonegate-proxy"):
              zonegate.user_context_json in Postgres) against pgbench -M prepared running the same
              statement, same client connections, same user distribution (zipf and uniform)
   fastapi    the same route against a FastAPI + asyncpg app doing the same (peers/fastapi_app.py)
+             (then the best shape of each at fastapi_sweep_conns too: the chart's x axis)
   cache_hit  one hot key from the response cache against nginx serving the same bytes from a file
   mix        100,000 users, Zipf requests to /v1/me/context with each user's own token, one grant
              change committed per second: hit rate, invalidation lag, RSS
@@ -68,7 +69,7 @@ FULL = {
     "secs": 10, "rounds": 3, "warm": 2,
     "db_conns": [8, 32], "db_workers": [1, 2], "db_pools": [1, 2], "db_dists": ["zipf"],
     "fastapi_conns": 32, "fastapi_variants": ["fastapi_1w", "fastapi_2w", "fastapi_2w_reset"],
-    "fastapi_pool": 4, "fastapi_proxy_pool": 2,
+    "fastapi_pool": 4, "fastapi_proxy_pool": 2, "fastapi_sweep_conns": [8, 128],
     "hit_loads": [(1, 64), (2, 128)], "overhead_loads": [(1, 64), (2, 128)],
     "overhead_rounds": 3, "overhead_shared_runs": 10, "overhead_shared_secs": 5, "mix_warmup_s": 30, "mix_secs": 60, "mix_conns": 32, "mix_max_bytes": "128MiB",
 }
@@ -76,7 +77,7 @@ QUICK = {
     "secs": 3, "rounds": 1, "warm": 1,
     "db_conns": [8], "db_workers": [1, 2], "db_pools": [1, 2], "db_dists": ["zipf"],
     "fastapi_conns": 32, "fastapi_variants": ["fastapi_2w", "fastapi_2w_reset"], "fastapi_pool": 4,
-    "fastapi_proxy_pool": 2, "hit_loads": [(1, 64)], "overhead_loads": [(1, 64)],
+    "fastapi_proxy_pool": 2, "fastapi_sweep_conns": [8, 128], "hit_loads": [(1, 64)], "overhead_loads": [(1, 64)],
     "overhead_rounds": 1, "overhead_shared_runs": 2, "overhead_shared_secs": 3, "mix_warmup_s": 5, "mix_secs": 10, "mix_conns": 32, "mix_max_bytes": "128MiB",
 }
 
@@ -917,7 +918,7 @@ def section_fastapi(ctx):
     configs = proxies + cfg["fastapi_variants"] + ["proxy_cached"]
     log(f"fastapi: wrk -t2 -c{conns}, zipf users, {cfg['secs']} s runs, {cfg['rounds']} rounds; "
         f"uvicorn --loop {impl['loop']} --http {impl['http']}, asyncpg pool {pool} per worker")
-    def run(c, rnd):
+    def run(c, rnd, conns=conns):
         args = [f"ids={ctx.ids_file}", "dist=zipf", f"s={ZIPF_S}"]
         if c.startswith("fastapi"):
             server = Uvicorn(ctx, int(c.split("_")[1][:-1]), pool, reset=c.endswith("_reset"))
@@ -954,6 +955,22 @@ def section_fastapi(ctx):
               "best_fastapi": best_fast, "best_proxy": best_proxy,
               "ratio": px["rps_median"] / fb["rps_median"],
               "ratio_cached": summ["proxy_cached"]["rps_median"] / fb["rps_median"]}
+    # The best shape of each at other concurrencies too (throughput and p99 against
+    # connections: docs/img/fastapi.png); the target above stays the one at `conns`.
+    sweep = {"conns": [], "configs": {best_proxy: {}, best_fast: {}}}
+    for n in cfg.get("fastapi_sweep_conns", []):
+        if n == conns:
+            continue
+        log(f"fastapi sweep: wrk -t2 -c{n}, {best_proxy} against {best_fast}")
+        s = alternate([best_proxy, best_fast], cfg["rounds"],
+                      lambda c, rnd, n=n: run(c, rnd, conns=n))
+        sweep["conns"].append(n)
+        for c in (best_proxy, best_fast):
+            sweep["configs"][c][str(n)] = s[c]
+        sweep.setdefault("ratios", {})[str(n)] = (s[best_proxy]["rps_median"]
+                                                  / s[best_fast]["rps_median"])
+    if sweep["conns"]:
+        result["sweep"] = sweep
     target(result, f"proxy (cache off, {best_proxy}) / FastAPI+asyncpg ({best_fast}), {conns} "
            "connections",
            round(result["ratio"], 1), ">= 10x at equal or better p99",
@@ -1659,6 +1676,12 @@ def summary_lines(section, result):
         L.append(f"  wrk -t2 -c{r['conns']}, zipf users; uvicorn {r['uvicorn']}")
         for name, s in r["configs"].items():
             L.append(row(name, s))
+        sw = r.get("sweep")
+        for n in (sw or {}).get("conns", []):
+            L.append(f"  wrk -t2 -c{n}: {r['best_proxy']} / {r['best_fastapi']} "
+                     f"{sw['ratios'][str(n)]:.1f}x")
+            for name, by in sw["configs"].items():
+                L.append(row(name, by[str(n)]))
     elif section in ("cache_hit", "overhead"):
         for cell, c in r["cells"].items():
             L.append(f" {cell}:")

@@ -3,10 +3,11 @@
 # build and install first). Not part of CI. Timings are reported, never asserted: the exit status
 # is non-zero only when a benchmark could not run or produced wrong results.
 #
-#   tests/bench/run.sh [--quick] [--only SECTION[,SECTION...]] [--list]
+#   tests/bench/run.sh [--quick] [--only SECTION[,SECTION...]] [--list] [--charts-only]
 #
 #   --quick   short durations and a 200,000-row RLS table: a smoke run (minutes, not a quarter hour)
 #   --only    run only these sections, in the order of SECTIONS below
+#   --charts-only  run no section: redraw the charts from the results there are (charts.py)
 #
 # Sections (a function section_NAME each; see docs/BENCHMARKS.md for what they measure):
 #   core       Google Benchmark micro-benchmarks of the pure core (build-bench/core_bench)
@@ -19,6 +20,7 @@
 #   proxy_db   tests/bench/proxy_bench.py: zonegate-proxy's database path (cache off) against
 #              pgbench running the same statement, same connections and user distribution
 #   fastapi    the same route against a FastAPI + asyncpg app (tests/bench/peers/fastapi_app.py)
+#              (the best shape of each also at 8 and 128 connections, for docs/img/fastapi.png)
 #   cache_hit  one hot key from the proxy's cache against nginx serving the same bytes
 #   mix        100,000 users, Zipf reads with per-user tokens, one grant change per second: hit
 #              rate, invalidation lag, RSS
@@ -42,6 +44,11 @@
 # and Ctrl-C. Results: tests/.artifacts/bench/NAME.json and NAME.txt (the section's summary), or
 # $ZONEGATE_BENCH_RESULTS/ when set.
 #
+# Charts: after each section, `charts.py --record` stamps its JSON with how it was made (command,
+# date, commit, machine); at the end tests/bench/charts.py draws every side-by-side comparison
+# there are results for into docs/img/ (quick-mode results into $ART/charts/ instead, so a smoke
+# run leaves the docs' charts alone). A missing section is skipped, a malformed result fails.
+#
 # Adding a section: write section_NAME (call need_cluster if it needs Postgres, run long commands
 # through `bounded SECONDS CMD...`, write $ART/NAME.txt), then add NAME to SECTIONS.
 set -euo pipefail
@@ -54,6 +61,13 @@ PYTHON=/usr/bin/python3
 ART=${ZONEGATE_BENCH_RESULTS:-$ROOT/tests/.artifacts/bench}
 QUICK=0
 ONLY=""
+CHARTS_ONLY=0
+# The command as typed, for the charts' captions (make exports MAKELEVEL to `make bench`'s recipe).
+if [ $# -eq 0 ] && [ -n "${MAKELEVEL:-}" ]; then
+  COMMAND="make bench"
+else
+  COMMAND="tests/bench/run.sh${*:+ $*}"
+fi
 
 usage() { sed -n '2,/^[^#]/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -63,6 +77,7 @@ while [ $# -gt 0 ]; do
     --only) ONLY=${2:?--only needs a list}; shift 2 ;;
     --only=*) ONLY=${1#--only=}; shift ;;
     --list) printf '%s\n' "${SECTIONS[@]}"; exit 0 ;;
+    --charts-only) CHARTS_ONLY=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -283,7 +298,7 @@ proxy_section() {
 }
 
 # Time limits (full runs; --quick gets a third). Typical full durations: proxy_db 12 min,
-# fastapi 4, cache_hit 5, mix 2, overhead 8.
+# fastapi 7, cache_hit 5, mix 2, overhead 8.
 section_proxy_db() { proxy_section proxy_db 2700; }
 section_fastapi() { proxy_section fastapi 1200; }
 section_cache_hit() { proxy_section cache_hit 1200; }
@@ -319,9 +334,20 @@ section_rate_limit() {
     >"$ART/rate_limit.txt"
 }
 
+# --- charts -------------------------------------------------------------------------------------
+
+charts() {
+  log "charts: tests/bench/charts.py"
+  ZONEGATE_BENCH_RESULTS="$ART" "$PYTHON" "$ROOT/tests/bench/charts.py"
+}
+
 # --- main ---------------------------------------------------------------------------------------
 
 mkdir -p "$ART"
+if [ "$CHARTS_ONLY" -eq 1 ]; then
+  charts
+  exit
+fi
 MODE=""
 if [ "$QUICK" -eq 1 ]; then MODE=", quick"; fi
 log "sections: ${RUN[*]}$MODE; $(nproc) CPUs; load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -331,8 +357,13 @@ for s in "${RUN[@]}"; do
   mkdir -p "$ART"
   rm -f "$ART/$s.txt"
   started=$SECONDS
+  started_at=$(date +%s)
   log "== $s"
   "section_$s"
+  # Stamp the section's JSON with how it was made (the charts' captions); never fails the bench.
+  ZONEGATE_BENCH_RESULTS="$ART" "$PYTHON" "$ROOT/tests/bench/charts.py" --record "$s" \
+    --command "$COMMAND" --started "$started_at" --quick "$QUICK" ||
+    log "warning: could not record $s's run in its JSON"
   DONE+=("$(printf '%-10s %5ds' "$s" $((SECONDS - started)))")
 done
 
@@ -353,3 +384,5 @@ done
 echo "-- durations"
 printf '  %s\n' "${DONE[@]}"
 echo "results in ${ART#"$ROOT"/}/"
+echo
+charts
