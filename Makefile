@@ -25,7 +25,7 @@ APT_BENCH_PACKAGES := nginx-light pgbouncer libgeos++-dev \
   python3-matplotlib
 
 .PHONY: build extension extension-asan proxy install deps deps-bench npm-deps test test-unit test-sanitize \
-        fuzz fuzz-build demo demo-stop bench format lint hooks package clean help
+        fuzz fuzz-build demo demo-stop bench format lint hooks clean help
 
 help:
 	@echo "make deps        install missing Debian and npm packages"
@@ -37,7 +37,6 @@ help:
 	@echo "make demo        deps, build, run the embedded default; make demo-stop stops it"
 	@echo "make bench       benchmarks against their peers (not part of CI)"
 	@echo "make hooks       install the pre-commit hook (clang-format check, unit suites)"
-	@echo "make package     Debian packages of the proxy and the extension (CPack)"
 	@echo "make format | lint | clean"
 
 # Installs only what is missing; prints what it installs. Idempotent.
