@@ -13,6 +13,9 @@
 // fields as a compact record (write_access), and the writer thread turns the records into JSON
 // lines as it writes them, as Quill and NanoLog do. Formatting a line on the loop was the larger
 // part of the access log's cost on a cache hit (docs/BENCHMARKS.md, section 9).
+//
+// Implemented by log.cpp (levels, configure, write), log_output.cpp (the fd, reopen),
+// log_writer.cpp (batches, the writer thread) and access_log.cpp (write_access, unix_ms_at).
 #pragma once
 
 #include <cstddef>
