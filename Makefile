@@ -13,19 +13,21 @@ ASAN_EXT_DIR ?= build-asan-extension
 FUZZ_SECONDS ?= 60
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] && echo "" || echo sudo)
 
-# Debian packages the build, the test suites and the demo need.
+# Debian packages the build, the test suites and the demo need (file and systemd: make package
+# runs dpkg-shlibdeps, which needs file, and the package suite runs systemd-analyze verify).
 APT_PACKAGES := build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14-dev \
   postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev postgresql-15-postgis-3 \
   libuv1-dev node-llhttp libyaml-cpp-dev rapidjson-dev libssl-dev \
   googletest libgtest-dev libbenchmark-dev \
-  chromium prometheus python3 python3-pytest python3-psycopg2 python3-yaml python3-jwt python3-cryptography nodejs npm curl wrk
+  chromium prometheus python3 python3-pytest python3-psycopg2 python3-yaml python3-jwt python3-cryptography nodejs npm curl wrk \
+  file systemd
 # Extra packages for `make bench` only (peers to compare against).
 APT_BENCH_PACKAGES := nginx-light pgbouncer libgeos++-dev \
   python3-fastapi python3-uvicorn python3-asyncpg python3-uvloop python3-httptools valgrind \
   python3-matplotlib
 
 .PHONY: build extension extension-asan proxy install deps deps-bench npm-deps test test-unit test-sanitize \
-        fuzz fuzz-build demo demo-stop bench format lint hooks clean help
+        fuzz fuzz-build demo demo-stop bench format lint hooks package clean help
 
 help:
 	@echo "make deps        install missing Debian and npm packages"
@@ -35,9 +37,11 @@ help:
 	@echo "make test-sanitize  proxy, core and extension suites under ASan+UBSan"
 	@echo "make fuzz        every libFuzzer target for FUZZ_SECONDS (default 60) each"
 	@echo "make demo        deps, build, run the embedded default; make demo-stop stops it"
+	@echo "make package     Debian packages: zonegate-proxy and postgresql-15-zonegate (CPack)"
 	@echo "make bench       benchmarks against their peers (not part of CI)"
 	@echo "make hooks       install the pre-commit hook (clang-format check, unit suites)"
-	@echo "make format | lint | clean"
+	@echo "make lint        clang-format check and clang-tidy (.clang-tidy), every finding an error"
+	@echo "make format | clean"
 
 # Installs only what is missing; prints what it installs. Idempotent.
 deps:
@@ -114,6 +118,10 @@ test-sanitize: deps extension install extension-asan
 	tests/run.sh --build-dir $(ASAN_BUILD_DIR) --suites unit,integration,regress-asan --sanitized \
 	  --asan-extension $(ASAN_EXT_DIR)/extension/zonegate.so
 
+# Debian packages of the proxy and the extension (CPack; deploy/package.sh, docs/DEPLOYMENT.md).
+package: deps
+	deploy/package.sh
+
 demo: deps build install
 	tests/lib/demo.sh start
 
@@ -126,8 +134,10 @@ bench: deps-bench build install
 format:
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format -i
 
-lint:
+# clang-format over every tracked C++ file, then clang-tidy (.clang-tidy; tests/lib/lint.sh).
+lint: npm-deps
 	git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror
+	tests/lib/lint.sh
 
 # The pre-commit hook lives in the tree (tests/lib/hooks/); the hook in .git is a link to it, so
 # it stays current with the checkout.
@@ -138,4 +148,4 @@ hooks:
 
 clean:
 	$(MAKE) -C extension clean
-	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR) $(ASAN_EXT_DIR) build-bench
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR) $(FUZZ_BUILD_DIR) $(ASAN_EXT_DIR) build-bench build-lint build-package

@@ -1,5 +1,5 @@
 // zonegate-proxy entry point: command line, config, signals, and the server's lifetime.
-#include <signal.h>
+#include <csignal>
 #include <uv.h>
 
 #include <chrono>
@@ -73,7 +73,7 @@ int mint_token(const Options& opt) {
                  opt.config_path.c_str());
     return 1;
   }
-  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const auto now = static_cast<int64_t>(std::time(nullptr));
   json::Writer w;
   w.start_object();
   w.field(cfg.auth.jwt.subject_claim, opt.token_sub);
@@ -230,7 +230,7 @@ int run(const Options& opt) {
         [](uv_timer_t* t) {
           auto* a = static_cast<api::App*>(t->data);
           cache::CacheStats c = a->cache().stats();
-          double served = static_cast<double>(c.hits + c.stale + c.coalesced);
+          const auto served = static_cast<double>(c.hits + c.stale + c.coalesced);
           auto now =
               std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch());
           a->registry()->sample(served, served + static_cast<double>(c.misses), now.count());
@@ -298,10 +298,12 @@ int main(int argc, char** argv) {
     if (a == "--version" || a == "-V") {
       std::printf("zonegate-proxy %s\n", ZONEGATE_VERSION);
       return 0;
-    } else if (a == "--help" || a == "-h") {
+    }
+    if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;
-    } else if (a == "--config" || a == "-c") {
+    }
+    if (a == "--config" || a == "-c") {
       if (i + 1 >= args.size()) {
         std::fprintf(stderr, "zonegate-proxy: --config needs a file name\n");
         return 2;

@@ -168,7 +168,7 @@ BEGIN
 END
 $$;
 
--- The API (DESIGN.md §5). These C functions resolve no names at run time (their internal
+-- The API (docs/API.md, "Functions"). These C functions resolve no names at run time (their internal
 -- queries are fully schema-qualified, operators included), so they do not pin search_path: a
 -- SET clause would make every per-row RLS call pay for a GUC save and restore.
 CREATE FUNCTION zonegate.user_context(user_id text) RETURNS jsonb

@@ -5,7 +5,8 @@
 # each count as failures.
 #
 #   tests/run.sh [--build-dir DIR] [--asan-build-dir DIR] [--fuzz-build-dir DIR]
-#                [--asan-extension SO] [--suites unit,regress,isolation,integration,fuzz,regress-asan]
+#                [--asan-extension SO]
+#                [--suites unit,regress,isolation,integration,fuzz,regress-asan,lint,package]
 #                [--sanitized]
 #
 # unit         GoogleTest via ctest (pure core and proxy parts)
@@ -17,6 +18,9 @@
 # regress-asan with --asan-extension: pg_regress and isolation again against a server that loads
 #              the extension's ASan+UBSan build (the runtime preloaded); any sanitizer report or
 #              backend crash in its log fails it. The normal library is put back afterwards.
+# lint         clang-format over every tracked C++ file, then clang-tidy (tests/lib/lint.sh)
+# package      tests/package/test_package.sh: builds the Debian packages, checks them and, as
+#              root, installs, runs and purges them (the machine is put back as it was)
 # fuzz         with --fuzz-build-dir: every libFuzzer target for $FUZZ_SECONDS (default 15) from
 #              its seed corpus; a crash or sanitizer report fails it (artifacts kept)
 set -uo pipefail
@@ -26,7 +30,7 @@ BUILD_DIR=build
 ASAN_BUILD_DIR=""
 FUZZ_BUILD_DIR=""
 ASAN_EXTENSION=""
-SUITES="unit,regress,isolation,integration,fuzz,regress-asan"
+SUITES="unit,regress,isolation,integration,fuzz,regress-asan,lint,package"
 SANITIZED=0
 while [ $# -gt 0 ]; do
   case $1 in
@@ -251,6 +255,36 @@ run_fuzz() {
   done
 }
 
+run_lint() {
+  local p=0 f=0
+  echo "== lint: clang-format and clang-tidy"
+  if git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run -Werror >"$ARTIFACTS/clang-format.log" 2>&1; then
+    p=$((p + 1)); else f=$((f + 1)); head -n 40 "$ARTIFACTS/clang-format.log"; fi
+  if LINT_BUILD_DIR=build-lint tests/lib/lint.sh >"$ARTIFACTS/clang-tidy.log" 2>&1; then
+    p=$((p + 1)); tail -n 1 "$ARTIFACTS/clang-tidy.log"
+  else f=$((f + 1)); tail -n 60 "$ARTIFACTS/clang-tidy.log"; fi
+  record lint "$p" "$f"
+}
+
+# TAP-like lines of tests/package/test_package.sh: "ok - ", "not ok - ", "skip - ".
+run_package() {
+  local log="$ARTIFACTS/package.log" p f k
+  echo "== package: tests/package/test_package.sh"
+  JOBS=2 tests/package/test_package.sh >"$log" 2>&1
+  local rc=$?
+  p=$(grep -c '^ok - ' "$log" || true)
+  f=$(grep -c '^not ok - ' "$log" || true)
+  k=$(grep -c '^skip - ' "$log" || true)
+  grep -E '^(not ok|skip) - ' -A 25 "$log" | head -n 80 || true
+  if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then f=1; tail -n 30 "$log"; fi
+  # Skips are allowed only where tests/skips.allow names them.
+  local bad
+  bad=$(sed -n 's/^skip - //p' "$log" | grep -vxF -f <(grep -vE '^(#|$)' tests/skips.allow) || true)
+  if [ -n "$bad" ]; then echo "== package: skipped, not on tests/skips.allow:"; echo "$bad"
+    f=$((f + $(echo "$bad" | wc -l))); fi
+  record package "$p" "$f" "$k"
+}
+
 has() { [[ ",$SUITES," == *",$1,"* ]]; }
 
 if [ $SANITIZED -eq 1 ]; then sanitizer_env; fi
@@ -273,6 +307,8 @@ if [ -n "$ASAN_BUILD_DIR" ]; then
   run_unit unit-asan "$ASAN_BUILD_DIR"
   run_integration integration-asan "$ROOT/$ASAN_BUILD_DIR/proxy/zonegate-proxy" pg-logs-asan
 fi
+has lint && run_lint
+has package && run_package
 # Fuzzers last, as README.md and the Makefile say.
 if has fuzz && [ -n "$FUZZ_BUILD_DIR" ]; then run_fuzz "$FUZZ_BUILD_DIR"; fi
 

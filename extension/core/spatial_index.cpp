@@ -178,13 +178,13 @@ inline uint32_t bucket(double d, double scale, uint32_t n) {
 // The largest float <= v (v is finite and within float range): the candidate lists' float boxes
 // only ever grow, so they never drop a polygon.
 inline float float_down(double v) {
-  float f = static_cast<float>(v);
+  const auto f = static_cast<float>(v);
   return static_cast<double>(f) > v ? std::nextafter(f, -std::numeric_limits<float>::infinity())
                                     : f;
 }
 // The smallest float >= v.
 inline float float_up(double v) {
-  float f = static_cast<float>(v);
+  const auto f = static_cast<float>(v);
   return static_cast<double>(f) < v ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
 }
 
@@ -304,14 +304,14 @@ void SpatialIndex::build_polygon_accelerators(const Polygon& polygon, uint32_t p
   poly.first_ring = static_cast<uint32_t>(ring_start_.size());
   poly.n_rings = static_cast<uint32_t>(polygon.rings.size());
   for (const Ring& ring : polygon.rings) {
-    uint32_t base = static_cast<uint32_t>(verts_.size());
+    const auto base = static_cast<uint32_t>(verts_.size());
     ring_start_.push_back(base);
     verts_.insert(verts_.end(), ring.begin(), ring.end());
     for (uint32_t k = 0; k + 1 < ring.size(); ++k)
       edges.push_back(base + k);
   }
   ring_start_.push_back(static_cast<uint32_t>(verts_.size()));  // the last ring's end
-  const uint32_t n_edges = static_cast<uint32_t>(edges.size());
+  const auto n_edges = static_cast<uint32_t>(edges.size());
 
   // Stripes: bucket each edge under every stripe its latitude range touches.
   double height = poly.max_y - poly.min_y;
@@ -319,7 +319,8 @@ void SpatialIndex::build_polygon_accelerators(const Polygon& polygon, uint32_t p
   for (uint32_t e : edges)
     spans += std::fabs(verts_[e + 1].lat - verts_[e].lat);
   spans = height > 0 ? spans / height : 0;
-  double wanted = std::min<double>(n_edges / kEdgesPerStripe,
+  const uint32_t whole = n_edges / kEdgesPerStripe;  // stripes of kEdgesPerStripe edges each
+  double wanted = std::min<double>(static_cast<double>(whole),
                                    spans > 0 ? kStripeBudget * n_edges / spans : n_edges);
   uint32_t n_stripes = static_cast<uint32_t>(std::max(1.0, wanted));
   double scale = height > 0 ? n_stripes / height : 0;
@@ -483,7 +484,7 @@ void SpatialIndex::build_candidate_grid() {
   const double budget = kListBudget * static_cast<double>(n);
   Grid top{};
   double total = 0;
-  for (double cells = std::max(1.0, kCellsPerPolygon * n);; cells /= 4) {
+  for (double cells = std::max(1.0, kCellsPerPolygon * static_cast<double>(n));; cells /= 4) {
     top = make_grid(bounds_.min_lon, bounds_.min_lat, w, h, cells, 0);
     total = 0;
     for (uint32_t p = 0; p < n; ++p) {
@@ -533,10 +534,11 @@ void SpatialIndex::build_candidate_grid() {
       }
       entries += double(s.i1 - s.i0 + 1) * (s.j1 - s.j0 + 1);
     }
-    bool halves = entries / sub_lists.size() <= list.size() / 2.0;
-    if (!halves || total - list.size() + entries > budget) continue;
-    total += entries - list.size();
-    uint32_t sub_index = static_cast<uint32_t>(grids_.size());
+    const auto listed = static_cast<double>(list.size());
+    bool halves = entries / static_cast<double>(sub_lists.size()) <= listed / 2.0;
+    if (!halves || total - listed + entries > budget) continue;
+    total += entries - listed;
+    const auto sub_index = static_cast<uint32_t>(grids_.size());
     grids_.push_back(sub);
     cell_sub_[at.cell] = sub_index;
     std::vector<uint32_t>().swap(list);  // invalidated below by the growth of lists

@@ -1,5 +1,5 @@
-// The SQL functions of DESIGN.md §5 (zone_at excepted): thin bodies over the cache. Each body
-// starts with cache_begin_call() so the statement sees every committed change.
+// The SQL functions (docs/API.md, "Functions"; zone_at excepted): thin bodies over the cache. Each
+// body starts with cache_begin_call() so the statement sees every committed change.
 #include <cmath>
 #include <optional>
 #include <string>

@@ -1,4 +1,5 @@
-// The two guards of the C/C++ boundary (DESIGN.md §6), in the style of pg_duckdb:
+// The two guards of the C/C++ boundary (docs/ARCHITECTURE.md, "The C/C++ boundary"), in the style
+// of pg_duckdb:
 //
 //  * invoke_cpp() runs the C++ body of a SQL-callable function. Whatever it throws is caught,
 //    the C++ frames unwind, and only then is a Postgres ERROR raised. A C++ exception never

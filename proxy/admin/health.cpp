@@ -1,6 +1,8 @@
 // Liveness and readiness routes; see health.hpp.
 #include "admin/health.hpp"
 
+#include <utility>
+
 #include "common/json.hpp"
 
 namespace zonegate::admin {
@@ -10,20 +12,21 @@ void add_health_routes(http::Router& router,
   router.add("GET", "/healthz", "healthz", [](const http::ExchangePtr& ex, const http::Params&) {
     ex->respond(http::Response(200, R"({"status":"ok"})"));
   });
-  router.add("GET", "/readyz", "readyz", [ready](const http::ExchangePtr& ex, const http::Params&) {
-    Readiness r = ready(ex);
-    bool ok = r.database && r.listening && r.breaker_closed;
-    json::Writer w;
-    w.start_object();
-    w.field("status", ok ? "ready" : "unavailable");
-    w.field("database", r.database);
-    w.field("listen", r.listening);
-    w.field("breaker", r.breaker_closed ? "closed" : "open");
-    w.end_object();
-    http::Response resp(ok ? 200 : 503, w.take());
-    if (!ok) resp.add_header("Retry-After", "1");
-    ex->respond(std::move(resp));
-  });
+  router.add("GET", "/readyz", "readyz",
+             [ready = std::move(ready)](const http::ExchangePtr& ex, const http::Params&) {
+               Readiness r = ready(ex);
+               bool ok = r.database && r.listening && r.breaker_closed;
+               json::Writer w;
+               w.start_object();
+               w.field("status", ok ? "ready" : "unavailable");
+               w.field("database", r.database);
+               w.field("listen", r.listening);
+               w.field("breaker", r.breaker_closed ? "closed" : "open");
+               w.end_object();
+               http::Response resp(ok ? 200 : 503, w.take());
+               if (!ok) resp.add_header("Retry-After", "1");
+               ex->respond(std::move(resp));
+             });
   router.add("GET", "/openapi.json", "openapi",
              [](const http::ExchangePtr& ex, const http::Params&) {
                http::Response resp(200, kOpenApiJson);

@@ -129,7 +129,7 @@ Registry::Registry(int workers) {
 
 void Registry::record_invalidation_lag(double seconds) {
   std::lock_guard<std::mutex> lock(lag_mu_);
-  lag_.observe_ns(seconds > 0 ? static_cast<uint64_t>(seconds * 1e9 + 0.5) : 0);
+  lag_.observe_ns(seconds > 0 ? static_cast<uint64_t>(std::llround(seconds * 1e9)) : 0);
 }
 
 Registry::Totals Registry::totals() const {

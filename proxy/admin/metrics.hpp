@@ -1,7 +1,9 @@
-// One metrics registry: per-worker counters and histograms, updated on the worker's own thread
-// without a lock (each is written by that thread alone) and merged only when /metrics (or the
-// dashboard sampler) reads them. Names follow Prometheus conventions and are stable API
-// (docs/OBSERVABILITY in docs/API.md).
+// One metrics registry: per-worker request, latency, query and pool series, updated on the
+// worker's own thread without a lock (each is written by that thread alone) and merged only when
+// /metrics (or the dashboard sampler) reads them, plus the invalidation lag. Every other family
+// is described by the component that owns the figures (a metrics::Source,
+// common/metrics_text.hpp), which the registry renders after its own. Names follow Prometheus
+// conventions and are stable API (docs/API.md, "Health, metrics and the dashboard").
 #pragma once
 
 #include <array>
@@ -28,8 +30,11 @@ inline constexpr std::array<double, 16> kBuckets = {0.0001, 0.00025, 0.0005, 0.0
 // The bucket bounds in nanoseconds, for the hot path's integer compares.
 inline constexpr std::array<uint64_t, kBuckets.size()> kBucketsNs = [] {
   std::array<uint64_t, kBuckets.size()> ns{};
-  for (size_t i = 0; i < kBuckets.size(); ++i)
+  for (size_t i = 0; i < kBuckets.size(); ++i) {
+    // std::llround is not constexpr in C++17; the bounds are positive, so + 0.5 rounds them.
+    // NOLINTNEXTLINE(bugprone-incorrect-roundings)
     ns[i] = static_cast<uint64_t>(kBuckets[i] * 1e9 + 0.5);
+  }
   return ns;
 }();
 
@@ -44,7 +49,8 @@ struct Histogram {
   Histogram minus(const Histogram& earlier) const;
 };
 
-// Appends one sample with its HELP and TYPE lines (Prometheus text format 0.0.4).
+// Appends a family of one sample with its HELP and TYPE lines (Prometheus text format 0.0.4):
+// the registry's single-sample pool families. Components write theirs with metrics::Text.
 void append_sample(std::string& out, const char* name, const char* type, const char* help,
                    const std::string& value, const std::string& labels = "");
 
@@ -124,9 +130,10 @@ class Registry {
   explicit Registry(int workers);
   WorkerMetrics& worker(int i) { return *workers_[static_cast<size_t>(i)]; }
   int worker_count() const { return static_cast<int>(workers_.size()); }
+  // A change's statement end to its cache entries being dropped; any thread.
   void record_invalidation_lag(double seconds);
 
-  // Merged view of every worker.
+  // Merged view of every worker, and the invalidation lag.
   struct Totals {
     std::map<std::tuple<std::string, std::string, int>, uint64_t> requests;
     std::map<std::tuple<std::string, std::string, int>, Histogram> latency;
@@ -137,9 +144,10 @@ class Registry {
     Histogram invalidation_lag;
   };
   Totals totals() const;
-  // A component whose figures /metrics shows (it must outlive the registry's readers).
+  // A component that describes its own families for /metrics (it must outlive the registry's
+  // readers); call before the server starts.
   void add_source(const Source* s) { sources_.push_back(s); }
-  // Prometheus text format 0.0.4: the totals, then every source's families.
+  // Prometheus text format 0.0.4: the totals' families, then every source's, in the order added.
   std::string render() const;
 
   // Dashboard time series: `sample()` once a second adds a point computed from the change since

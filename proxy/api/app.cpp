@@ -160,7 +160,7 @@ http::Response to_response(cache::Answer a) {
 }
 
 void App::serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
-                       cache::CacheKey key, cache::Upstream upstream) {
+                       const cache::CacheKey& key, cache::Upstream upstream) {
   cache::Asker asker;
   asker.executor = &ex->worker();
   if (const std::string* inm = ex->req.header("if-none-match")) asker.if_none_match = *inm;
@@ -168,13 +168,13 @@ void App::serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& p
     ex->cache_status = a.outcome;
     ex->respond(to_response(std::move(a)));
   };
-  cache_->serve(std::move(asker), policy, std::move(key), std::move(upstream));
+  cache_->serve(std::move(asker), policy, key, std::move(upstream));
 }
 
 cache::Upstream database_upstream(const http::ExchangePtr& ex, pg::Job job, Shape shape) {
   return [ex, job = std::move(job), shape = std::move(shape)](cache::Reply done) {
     pg::Job j = job;
-    j.done = [ex, shape, done = std::move(done)](pg::Result r) {
+    j.done = [ex, shape, done = std::move(done)](const pg::Result& r) {
       ex->upstream_ns += r.upstream_ns;
       done(to_answer(r.ok() ? shape(r) : error_from_result(r)));
     };

@@ -1,6 +1,8 @@
-// The application: configuration, shared read-only state (JWT verifier, /rpc catalog), the
-// routes, each worker's state (its Postgres pool and token cache), and the control connection
-// that LISTENs on zonegate_changes and reloads the catalog.
+// The application: configuration, the state the workers share (the JWT verifier, the /rpc
+// catalog the control connection swaps in, the response cache, the circuit breaker, the rate
+// limiter, the metrics registry, the database's health), the routes, each worker's state (its
+// Postgres pool, the database path's stages in front of it, its token cache), and the control
+// connection that LISTENs on zonegate_changes and reloads the catalog.
 #pragma once
 
 #include <uv.h>
@@ -27,7 +29,6 @@
 
 namespace zonegate::api {
 
-// What a worker owns.
 // The database as the control connection's periodic check sees it.
 struct DbHealth {
   bool connected = false;
@@ -38,6 +39,7 @@ struct DbHealth {
   int64_t checked_at_ms = 0;  // unix milliseconds, 0 = never
 };
 
+// What a worker owns.
 class WorkerState : public http::WorkerContext {
  public:
   WorkerState(http::Worker& worker, const config::Config& cfg,
@@ -57,7 +59,8 @@ class WorkerState : public http::WorkerContext {
   cache::ResponseCache* cache_;
   metrics::Registry* registry_;
   int ticks_ = 0;
-  uv_timer_t tick_{};  // cache waiter timeouts; publishes pool figures every 100 ms
+  // Every 25 ms: cache waiter timeouts and path.tick(); publishes pool figures every 100 ms.
+  uv_timer_t tick_{};
 };
 
 class Control;
@@ -65,7 +68,7 @@ class Control;
 class App : public metrics::Source {
  public:
   explicit App(config::Config cfg);
-  ~App();
+  ~App() override;
   // Builds the JWT verifier; false with a message when the auth settings are unusable.
   bool init(std::string& error);
   void add_routes(http::Router& router);
@@ -83,13 +86,16 @@ class App : public metrics::Source {
   // LISTEN came up; every time after the first is a reconnect (and a full cache flush).
   void count_listen_up() { listen_ups_.fetch_add(1); }
   int64_t listen_reconnects() const { return std::max<int64_t>(0, listen_ups_.load() - 1); }
-  // Subscribers to zonegate_changes payloads (the response cache, later); main thread.
+  // Subscribers to zonegate_changes payloads (the response cache subscribes itself); main
+  // thread.
   void on_change(std::function<void(const std::string&)> fn) {
     change_subscribers_.push_back(std::move(fn));
   }
   void notify_change(const std::string& payload);
   cache::ResponseCache& cache() { return *cache_; }
-  // The metrics registry, made once the number of workers is known.
+  // The metrics registry and the database path's per-worker figures, made once the number of
+  // workers is known; the cache, the database path, the rate limiter and the app itself are its
+  // metrics::Sources. Before make_worker().
   void create_registry(int workers);
   metrics::Registry* registry() { return registry_.get(); }
   DbHealth db_health() const;
@@ -100,11 +106,13 @@ class App : public metrics::Source {
   const RateLimiter& rate_limiter() const { return *rate_limiter_; }
   // The rate-limit step of the request path: false when it answered (429).
   bool rate_limit_step(const http::ExchangePtr& ex);
+  // Null until create_registry().
   const ResilienceMetrics* resilience_metrics() const { return resilience_metrics_.get(); }
-  void describe_metrics(metrics::Text& out) const override;  // api/observability.cpp
+  // The app's own families (LISTEN, database check, process, build); api/observability.cpp.
+  void describe_metrics(metrics::Text& out) const override;
   // Serves a cacheable request: from the cache when the route's policy allows, else upstream.
   void serve_cached(const http::ExchangePtr& ex, const config::CachePolicy& policy,
-                    cache::CacheKey key, cache::Upstream upstream);
+                    const cache::CacheKey& key, cache::Upstream upstream);
   const config::CachePolicy& route_policy(const std::string& route) const;
 
  private:
@@ -125,15 +133,17 @@ class App : public metrics::Source {
   std::vector<std::function<void(const std::string&)>> change_subscribers_;
 };
 
-// Route handlers (api/v1.cpp, api/rpc.cpp).
+// Route handlers, each added by App::add_routes(): /v1 (api/v1.cpp), /rpc (api/rpc.cpp), the
+// admin cache API (api/admin.cpp).
 void add_v1_routes(App& app, http::Router& router);
 void add_rpc_routes(App& app, http::Router& router);
 void add_admin_routes(App& app, http::Router& router);
-// GET /health (JSON detail) and GET /metrics (Prometheus text).
+// GET /health (JSON detail) and GET /metrics (Prometheus text); api/observability.cpp.
 void add_observability_routes(App& app, http::Router& router);
-// GET /admin/ (the live dashboard), its assets, sign-in and data endpoint.
+// GET /admin/ (the live dashboard), its assets, sign-in and data endpoint; api/dashboard.cpp.
 void add_dashboard_routes(App& app, http::Router& router);
-// Answers 401/403 and returns false unless the request carries the admin token.
+// Answers 403 when no admin token is configured, 401 unless the request carries it, and then
+// returns false (api/admin.cpp).
 bool require_admin(App& app, const http::ExchangePtr& ex);
 
 // Turns a successful result into the route's response.
@@ -142,8 +152,10 @@ using Shape = std::function<http::Response(const pg::Result&)>;
 // mapped error, a success through `shape`.
 cache::Upstream database_upstream(const http::ExchangePtr& ex, pg::Job job, Shape shape);
 
-// Authenticates the request; on failure responds 401 and returns false.
+// Authenticates the request with its worker's Authenticator (and sets ex->user); on failure
+// responds with the Authenticator's error (401) and returns false.
 bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims);
+// The WorkerState of the worker that owns the request.
 WorkerState& worker_state(const http::ExchangePtr& ex);
 
 }  // namespace zonegate::api

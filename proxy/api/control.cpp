@@ -188,7 +188,7 @@ void Control::load_catalog() {
                   {{"function", app_.cfg().rpc.schema + "." + name}});
       }
     }
-    int64_t n = static_cast<int64_t>(cat->functions.size());
+    const auto n = static_cast<int64_t>(cat->functions.size());
     bool zone_at = cat->zone_at;
     app_.set_catalog(std::move(cat));  // before the log line: readers may act on it at once
     log::info("/rpc catalog loaded", {{"functions", n}, {"zone_at", zone_at}});

@@ -26,7 +26,7 @@ class Control {
   void connect();
   void load_catalog();
   // Warns once per connection when the login role may not set identities (docs/SECURITY.md).
-  void check_trust(pg::Connection* c);
+  static void check_trust(pg::Connection* c);
   void schedule_reconnect();
   static void on_retry(uv_timer_t* t);
   static void on_check(uv_timer_t* t);

@@ -26,7 +26,7 @@ constexpr const char* kCsp =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 constexpr const char* kCookie = "zg_admin";
-constexpr int64_t kSessionSeconds = 12 * 3600;
+constexpr int64_t kSessionSeconds = int64_t{12} * 3600;
 
 int64_t now_s() {
   return std::chrono::duration_cast<std::chrono::seconds>(

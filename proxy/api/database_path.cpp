@@ -57,7 +57,7 @@ DatabasePath::DatabasePath(uv_loop_t* loop, pg::Pool& pool, const config::Resili
       limit_(cfg.concurrency),
       stats_(stats) {}
 
-int64_t DatabasePath::now_ms() const {
+int64_t DatabasePath::now_ms() {
   return static_cast<int64_t>(uv_hrtime() / 1'000'000);
 }
 
@@ -214,7 +214,7 @@ void DatabasePath::send_probe() {
   job.read_only = true;
   job.deadline_ns =
       uv_hrtime() + static_cast<uint64_t>(cfg_.breaker.probe_timeout_ms) * 1'000'000ULL;
-  job.done = [this](pg::Result r) {
+  job.done = [this](const pg::Result& r) {
     breaker_.probe_result(r.ok(), r.ok() ? "" : r.sqlstate + ": " + r.message);
   };
   pool_.submit(std::move(job));

@@ -72,7 +72,7 @@ class DatabasePath {
   bool retry_later(const std::shared_ptr<Call>& call, const pg::Result& r);
   void finish(const std::shared_ptr<Call>& call, pg::Result r);
   void send_probe();
-  int64_t now_ms() const;
+  static int64_t now_ms();
 
   uv_loop_t* loop_;
   pg::Pool& pool_;

@@ -1,5 +1,5 @@
-// The /v1 routes of DESIGN.md §7: user context, visible zones, the effective filter, zone at a
-// point. Each is one prepared statement sent through the worker's pool.
+// The /v1 routes (docs/API.md, "Routes"): user context, visible zones, the effective filter, zone
+// at a point. Each is one prepared statement sent through the worker's pool.
 #include <cerrno>
 #include <cmath>
 #include <cstdio>

@@ -65,7 +65,7 @@ bool Authenticator::authenticate(const http::Request& req, Claims& out, http::Re
     error = unauthorized("JWT verification is not configured (auth.jwt)", true);
     return false;
   }
-  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const auto now = static_cast<int64_t>(std::time(nullptr));
   auto it = cache_.find(token);
   if (it != cache_.end()) {
     if (now < it->second.expires_s) {

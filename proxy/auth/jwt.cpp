@@ -54,7 +54,7 @@ bool es256_raw_to_der(const std::string& raw, std::string& der) {
   bool ok = len > 0;
   if (ok) {
     der.resize(static_cast<size_t>(len));
-    unsigned char* p = reinterpret_cast<unsigned char*>(der.data());
+    auto* p = reinterpret_cast<unsigned char*>(der.data());
     ok = i2d_ECDSA_SIG(sig, &p) == len;
   }
   ECDSA_SIG_free(sig);
@@ -223,10 +223,8 @@ bool Verifier::verify(std::string_view token, int64_t now_s, Claims& out,
     bool match = false;
     auto accepts = [&](const rapidjson::Value& a) {
       if (!a.IsString()) return false;
-      for (const std::string& want : cfg_.audience) {
-        if (want == a.GetString()) return true;
-      }
-      return false;
+      return std::any_of(cfg_.audience.begin(), cfg_.audience.end(),
+                         [&](const std::string& want) { return want == a.GetString(); });
     };
     if (it != p.MemberEnd()) {
       if (it->value.IsArray()) {

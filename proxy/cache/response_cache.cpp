@@ -100,7 +100,7 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
   return e;
 }
 
-void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, CacheKey key,
+void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, const CacheKey& key,
                           Upstream upstream) {
   RouteStats& rs = route(key.route);
   if (!cfg_.enabled || !policy.enabled || policy.ttl_ms == 0) {
@@ -134,7 +134,7 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, CacheK
       flights_.emplace(key.key, std::move(f));
       revalidations_.fetch_add(1, std::memory_order_relaxed);
     }
-    lead(nullptr, policy, key, e, std::move(upstream));
+    lead(nullptr, policy, key, e, upstream);
     return;
   }
   rs.misses.fetch_add(1, std::memory_order_relaxed);
@@ -157,13 +157,13 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, CacheK
     f->epoch = epoch_.load();
     flights_.emplace(key.key, std::move(f));
   }
-  lead(std::make_shared<Asker>(std::move(asker)), policy, key, e, std::move(upstream));
+  lead(std::make_shared<Asker>(std::move(asker)), policy, key, e, upstream);
 }
 
 void ResponseCache::lead(std::shared_ptr<Asker> asker, const config::CachePolicy& policy,
                          const CacheKey& key, std::shared_ptr<const Entry> stale,
-                         Upstream upstream) {
-  upstream([this, asker, policy, key, stale](Answer r) {
+                         const Upstream& upstream) {
+  upstream([this, asker = std::move(asker), policy, key, stale = std::move(stale)](Answer r) {
     std::shared_ptr<Flight> f;
     {
       std::lock_guard<std::mutex> lock(flights_mu_);

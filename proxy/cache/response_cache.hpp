@@ -1,8 +1,8 @@
-// The coherent response cache in front of the database (DESIGN.md §8): fresh hits served from
-// memory, stale-while-revalidate and stale-if-error (RFC 5861), ETag / If-None-Match → 304,
-// single-flight (N concurrent misses for one key make one query; the others wait, at most
-// cache.lock_timeout, as nginx's proxy_cache_lock does), and push invalidation from
-// zonegate_changes notifications. Shared by all workers; thread-safe. It knows neither HTTP
+// The coherent response cache in front of the database (docs/ARCHITECTURE.md, "The response
+// cache"): fresh hits served from memory, stale-while-revalidate and stale-if-error (RFC 5861),
+// ETag / If-None-Match → 304, single-flight (N concurrent misses for one key make one query; the
+// others wait, at most cache.lock_timeout, as nginx's proxy_cache_lock does), and push invalidation
+// from zonegate_changes notifications. Shared by all workers; thread-safe. It knows neither HTTP
 // nor the database: it answers through a Reply of its own type and asks an Upstream, so the
 // stages between it and the pool (breaker, retries, shedding) sit behind that function.
 #pragma once
@@ -75,7 +75,8 @@ class ResponseCache : public metrics::Source {
   ResponseCache(const config::CacheConfig& cfg, std::vector<std::string> route_names,
                 Store::Clock clock);
   // Answers from the cache or through `upstream`, per `policy`.
-  void serve(Asker asker, const config::CachePolicy& policy, CacheKey key, Upstream upstream);
+  void serve(Asker asker, const config::CachePolicy& policy, const CacheKey& key,
+             Upstream upstream);
   // A zonegate_changes payload: drops the named users' entries, or everything for "*".
   void on_change(const std::string& payload);
   size_t purge_all();
@@ -96,11 +97,11 @@ class ResponseCache : public metrics::Source {
   struct Waiter;
   struct Flight;
   void lead(std::shared_ptr<Asker> asker, const config::CachePolicy& policy, const CacheKey& key,
-            std::shared_ptr<const Entry> stale, Upstream upstream);
+            std::shared_ptr<const Entry> stale, const Upstream& upstream);
   // Answers `asker` with the entry (or 304 when its If-None-Match matches).
   void answer_entry(const Asker& asker, const std::string& route,
                     const std::shared_ptr<const Entry>& e, const char* outcome, bool shared);
-  std::shared_ptr<const Entry> make_entry(const Answer& a, const config::CachePolicy& p,
+  std::shared_ptr<const Entry> make_entry(const Answer& r, const config::CachePolicy& p,
                                           const CacheKey& key);
   RouteStats& route(const std::string& name);
 

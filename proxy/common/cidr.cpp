@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace zonegate::net {
@@ -121,9 +122,7 @@ bool Cidr::contains(const Address& a) const {
 namespace {
 
 bool trusted_address(const Address& a, const std::vector<Cidr>& trusted) {
-  for (const Cidr& c : trusted)
-    if (c.contains(a)) return true;
-  return false;
+  return std::any_of(trusted.begin(), trusted.end(), [&](const Cidr& c) { return c.contains(a); });
 }
 
 // The hops of X-Forwarded-For ("a, b, c") or of Forwarded's for= ("for=a;proto=x, for=b"),

@@ -30,7 +30,7 @@ std::string_view iso8601_ms_view(int64_t ms) {
     sec -= 1;
   }
   if (sec != formatted_sec) {
-    std::time_t secs = static_cast<std::time_t>(sec);
+    const auto secs = static_cast<std::time_t>(sec);
     std::tm tm{};
     gmtime_r(&secs, &tm);
     std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.000Z", tm.tm_year + 1900,

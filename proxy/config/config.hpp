@@ -22,12 +22,12 @@ struct ServerConfig {
   int64_t body_timeout_ms = 30'000;
   int64_t idle_timeout_ms = 60'000;
   int64_t drain_timeout_ms = 10'000;
-  int64_t max_url_bytes = 8 * 1024;
-  int64_t max_header_bytes = 16 * 1024;
+  int64_t max_url_bytes = int64_t{8} * 1024;
+  int64_t max_header_bytes = int64_t{16} * 1024;
   int64_t max_headers = 64;
-  int64_t max_body_bytes = 1024 * 1024;
+  int64_t max_body_bytes = int64_t{1024} * 1024;
   int64_t max_pipelined = 32;  // requests in flight per connection before reading pauses
-  int64_t max_output_bytes = 1024 * 1024;  // queued response bytes before reading pauses
+  int64_t max_output_bytes = int64_t{1024} * 1024;  // queued response bytes before reading pauses
 };
 
 struct PoolConfig {
@@ -38,9 +38,9 @@ struct PoolConfig {
   int64_t acquire_timeout_ms = 2'000;    // a queued request waits at most this long
   int64_t statement_timeout_ms = 5'000;  // SET statement_timeout on every connection
   int64_t connect_timeout_ms = 5'000;
-  int64_t max_lifetime_ms = 30 * 60'000;  // connections are replaced after this (when idle)
-  int64_t reconnect_min_ms = 100;         // backoff after a failed connect: doubles...
-  int64_t reconnect_max_ms = 10'000;      // ...up to this, with full jitter
+  int64_t max_lifetime_ms = 30 * 60'000LL;  // connections are replaced after this (when idle)
+  int64_t reconnect_min_ms = 100;           // backoff after a failed connect: doubles...
+  int64_t reconnect_max_ms = 10'000;        // ...up to this, with full jitter
 };
 
 struct DatabaseConfig {

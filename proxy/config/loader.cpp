@@ -12,12 +12,14 @@
 #include "config/config.hpp"
 #include "config/reader.hpp"
 #include "common/cidr.hpp"
+#include "common/errno_text.hpp"
 
 namespace zonegate::config {
 
 namespace {
 
 constexpr int64_t kHour = 3'600'000;
+constexpr int64_t kDay = 24 * kHour;
 
 void read_server(Section s, ServerConfig& c) {
   s.non_empty_string("host", c.host);
@@ -45,7 +47,7 @@ void read_pool(Section s, PoolConfig& c) {
   s.duration_ms("acquire_timeout", c.acquire_timeout_ms, 1, kHour);
   s.duration_ms("statement_timeout", c.statement_timeout_ms, 0, kHour);
   s.duration_ms("connect_timeout", c.connect_timeout_ms, 100, kHour);
-  s.duration_ms("max_lifetime", c.max_lifetime_ms, 1000, 7 * 24 * kHour);
+  s.duration_ms("max_lifetime", c.max_lifetime_ms, 1000, 7 * kDay);
   s.duration_ms("reconnect_min", c.reconnect_min_ms, 1, kHour);
   s.duration_ms("reconnect_max", c.reconnect_max_ms, 1, kHour);
   if (c.min > c.max) s.error("min", "must not exceed pool.max (" + std::to_string(c.max) + ")");
@@ -105,9 +107,9 @@ void read_policy(const std::string& word, Section& s, CachePolicy& p) {
     return;
   }
   s.boolean("enabled", p.enabled);
-  s.duration_ms("ttl", p.ttl_ms, 0, 7 * 24 * kHour);
-  s.duration_ms("stale_while_revalidate", p.stale_while_revalidate_ms, 0, 7 * 24 * kHour);
-  s.duration_ms("stale_if_error", p.stale_if_error_ms, 0, 30 * 24 * kHour);
+  s.duration_ms("ttl", p.ttl_ms, 0, 7 * kDay);
+  s.duration_ms("stale_while_revalidate", p.stale_while_revalidate_ms, 0, 7 * kDay);
+  s.duration_ms("stale_if_error", p.stale_if_error_ms, 0, 30 * kDay);
   std::string scope = p.shared ? "shared" : "user";
   s.choice("scope", scope, {"user", "shared"});
   p.shared = scope == "shared";
@@ -405,8 +407,7 @@ LoadResult load_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     LoadResult r;
-    Diagnostics(path, r.errors)
-        .global(std::string("cannot read config file: ") + std::strerror(errno));
+    Diagnostics(path, r.errors).global("cannot read config file: " + errno_text(errno));
     return r;
   }
   std::ostringstream ss;

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/errno_text.hpp"
+
 namespace zonegate::config {
 
 std::string Diagnostic::to_string() const {
@@ -115,8 +117,8 @@ bool parse_bytes(const std::string& s, int64_t& out) {
     int64_t mult;
   };
   static const Unit units[] = {
-      {"KiB", 1LL << 10},  {"MiB", 1LL << 20},           {"GiB", 1LL << 30}, {"KB", 1000},
-      {"MB", 1000 * 1000}, {"GB", 1000LL * 1000 * 1000}, {"B", 1},           {"", 1}};
+      {"KiB", 1LL << 10},    {"MiB", 1LL << 20},           {"GiB", 1LL << 30}, {"KB", 1000},
+      {"MB", 1000LL * 1000}, {"GB", 1000LL * 1000 * 1000}, {"B", 1},           {"", 1}};
   for (const Unit& u : units) {
     size_t n = std::strlen(u.suffix);
     if (s.size() <= n || s.compare(s.size() - n, n, u.suffix) != 0) continue;
@@ -149,7 +151,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
-Section::Section(Diagnostics& diag, YAML::Node node, std::string path, YAML::Mark mark)
+Section::Section(Diagnostics& diag, const YAML::Node& node, std::string path, YAML::Mark mark)
     : diag_(diag), node_(node), path_(std::move(path)), mark_(mark) {
   if (node_.IsDefined() && !node_.IsNull()) {
     mark_ = node_.Mark();
@@ -166,7 +168,7 @@ std::string Section::key_path(const char* key) const {
   return path_.empty() ? std::string(key) : path_ + "." + key;
 }
 
-void Section::error(const char* key, std::string message) {
+void Section::error(const char* key, const std::string& message) {
   if (key == nullptr || key[0] == '\0') {  // about the section itself
     diag_.at(mark_, path_ + ": " + message);
     return;
@@ -364,7 +366,7 @@ void Section::secret(const char* key, std::string& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     diag_.at(file_node.Mark(),
-             key_path(file_key.c_str()) + ": cannot read " + path + ": " + std::strerror(errno));
+             key_path(file_key.c_str()) + ": cannot read " + path + ": " + errno_text(errno));
     return;
   }
   std::ostringstream ss;

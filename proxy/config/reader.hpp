@@ -39,7 +39,7 @@ bool parse_bytes(const std::string& s, int64_t& out);
 
 class Section {
  public:
-  Section(Diagnostics& diag, YAML::Node node, std::string path, YAML::Mark mark);
+  Section(Diagnostics& diag, const YAML::Node& node, std::string path, YAML::Mark mark);
 
   void string(const char* key, std::string& out);
   void non_empty_string(const char* key, std::string& out);
@@ -69,7 +69,7 @@ class Section {
 
   const std::string& path() const { return path_; }
   YAML::Mark mark() const { return mark_; }
-  void error(const char* key, std::string message);
+  void error(const char* key, const std::string& message);
 
  private:
   YAML::Node take(const char* key);

@@ -24,10 +24,9 @@ constexpr uint64_t kLingerMs = 2000;
 
 bool valid_request_id(const std::string& s) {
   if (s.empty() || s.size() > 128) return false;
-  for (unsigned char c : s) {
-    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.' && c != ':') return false;
-  }
-  return true;
+  return std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == ':';
+  });
 }
 
 bool safe_header_text(const std::string& s) {
@@ -415,7 +414,7 @@ void Connection::write(const std::string& data) {
     }
   }
   auto* wr = new WriteReq{};
-  wr->data.assign(data, sent, std::string::npos);
+  wr->data.assign(data, sent);  // from `sent` to the end
   wr->req.data = this;
   uv_buf_t buf = uv_buf_init(wr->data.data(), static_cast<unsigned>(wr->data.size()));
   output_bytes_ += wr->data.size();

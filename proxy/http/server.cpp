@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "common/errno_text.hpp"
 #include "common/log.hpp"
 #include "http/connection.hpp"
 
@@ -36,7 +37,7 @@ std::string random_hex(int n) {
 }  // namespace
 
 Worker::Worker(Server& server, int index, int listen_fd)
-    : server_(server), index_(index), listen_fd_(listen_fd), read_buffer_(64 * 1024) {
+    : server_(server), index_(index), listen_fd_(listen_fd), read_buffer_(size_t{64} * 1024) {
   id_prefix_ = random_hex(8) + "-" + std::to_string(index) + "-";
 }
 
@@ -234,8 +235,7 @@ Server::~Server() {
 }
 
 std::string Server::listen_error(int err) const {
-  return "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " +
-         std::strerror(err);
+  return "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " + errno_text(err);
 }
 
 // SO_REUSEPORT lets every socket that sets it bind the same port, including another process's:

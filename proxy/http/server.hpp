@@ -41,7 +41,7 @@ class Server;
 class Worker : public Executor {
  public:
   Worker(Server& server, int index, int listen_fd);
-  ~Worker();
+  ~Worker() override;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 

@@ -169,7 +169,7 @@ void Connection::on_connected() {
   Job job;
   job.statements.push_back(setup);
   job.statements.back().params = {std::to_string(cfg_.pool.statement_timeout_ms) + "ms"};
-  job.done = [this](Result r) {
+  job.done = [this](const Result& r) {
     if (!r.ok()) {
       fail("session setup failed: " + r.message);
       return;

@@ -51,7 +51,7 @@ struct Result {
   bool ok() const { return failure == Failure::kNone; }
   // The single value of a one-row, one-column result, if any.
   const std::optional<std::string>* scalar() const {
-    return rows.size() == 1 && rows[0].size() == 1 ? &rows[0][0] : nullptr;
+    return rows.size() == 1 && rows[0].size() == 1 ? rows[0].data() : nullptr;
   }
 };
 

@@ -78,7 +78,7 @@ void CircuitBreaker::record_connect_failure(const std::string& error) {
 // Adds one outcome to the ring and trips the breaker when either rule says so. A success can
 // trip it too: it may bring the window up to minimum_calls with the rate already too high.
 void CircuitBreaker::record_locked(bool failure) {
-  size_t slot = static_cast<size_t>(ring_next_);
+  const auto slot = static_cast<size_t>(ring_next_);
   if (ring_calls_ == cfg_.window) {
     if (ring_[slot]) --ring_failures_;  // the oldest outcome leaves the window
   } else {

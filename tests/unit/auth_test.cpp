@@ -66,7 +66,7 @@ struct KeyPair {
     sig.resize(len);
     EVP_MD_CTX_free(ctx);
     if (alg == "ES256") {  // DER -> JWS raw r||s
-      const unsigned char* p = reinterpret_cast<const unsigned char*>(sig.data());
+      const auto* p = reinterpret_cast<const unsigned char*>(sig.data());
       ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
       unsigned char raw[64];
       BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32);

@@ -68,7 +68,7 @@ TEST(CacheStore, OversizedEntriesAreNotStored) {
 }
 
 TEST(CacheStore, FloodStaysWithinBudget) {
-  Store s(64 * 1024, 8, [] { return int64_t{0}; });
+  Store s(size_t{64} * 1024, 8, [] { return int64_t{0}; });
   for (int i = 0; i < 20000; ++i) {
     s.put("key-" + std::to_string(i), entry(std::string(static_cast<size_t>(i % 500), 'y')));
     ASSERT_LE(s.stats().bytes, 64 * 1024);

@@ -2,6 +2,7 @@
 // file:line:col diagnostics a bad file gets.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -215,8 +216,9 @@ TEST(Config, MissingFileIsAnErrorWithoutPosition) {
 }
 
 TEST(Config, ExpandsEnvironmentWithDefaults) {
-  setenv("ZG_TEST_PORT", "7001", 1);
-  unsetenv("ZG_TEST_HOST");
+  // setenv while no other thread runs (each test is a process of its own under ctest).
+  setenv("ZG_TEST_PORT", "7001", 1);  // NOLINT(concurrency-mt-unsafe): no other thread
+  unsetenv("ZG_TEST_HOST");           // NOLINT(concurrency-mt-unsafe): no other thread
   auto r = load_string("server:\n  port: ${ZG_TEST_PORT}\n  host: ${ZG_TEST_HOST:-127.0.0.2}\n",
                        "t.yaml");
   ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
@@ -236,8 +238,8 @@ TEST(Config, SecretFromFileDropsTrailingNewline) {
 TEST(EnvExpansion, Cases) {
   using zonegate::config::expand_env;
   std::string out, err;
-  setenv("ZG_A", "alpha", 1);
-  setenv("ZG_EMPTY", "", 1);
+  setenv("ZG_A", "alpha", 1);  // NOLINT(concurrency-mt-unsafe): no other thread
+  setenv("ZG_EMPTY", "", 1);   // NOLINT(concurrency-mt-unsafe): no other thread
   EXPECT_TRUE(expand_env("x${ZG_A}y", out, err));
   EXPECT_EQ(out, "xalphay");
   EXPECT_TRUE(expand_env("$${ZG_A}", out, err));
@@ -320,9 +322,8 @@ TEST(Config, ResilienceValidation) {
     got.push_back(e.to_string());
   ASSERT_EQ(got.size(), 7u) << ::testing::PrintToString(got);
   auto has = [&](const std::string& s) {
-    for (const auto& g : got)
-      if (g.find(s) != std::string::npos) return true;
-    return false;
+    return std::any_of(got.begin(), got.end(),
+                       [&](const std::string& g) { return g.find(s) != std::string::npos; });
   };
   EXPECT_TRUE(has("b.yaml:3:11: resilience.retries.base:")) << ::testing::PrintToString(got);
   EXPECT_TRUE(

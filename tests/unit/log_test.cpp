@@ -63,6 +63,7 @@ class LogFile : public ::testing::Test {
 // flushing every `flush_every` lines.
 void write_from_threads(int threads, int lines, int flush_every, int pad_mod) {
   std::vector<std::thread> all;
+  all.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) {
     all.emplace_back([=] {
       log::batch_this_thread(true);
@@ -309,7 +310,7 @@ std::vector<log::AccessRecord> sample_records(std::vector<std::string>& keep) {
   std::vector<log::AccessRecord> out;
   for (int i = 0; i < 50; ++i) {
     log::AccessRecord r;
-    r.unix_ms = i == 7 ? -1 : 1'767'323'045'678 + i * 999;  // 2026-01-02T03:04:05.678Z + i
+    r.unix_ms = i == 7 ? -1 : 1'767'323'045'678 + int64_t{i} * 999;  // 2026-01-02T03:04:05.678Z + i
     r.worker = i % 3;
     r.status = i % 5 == 0 ? 404 : 200;
     r.bytes = i == 3 ? UINT64_C(1) << 40 : 2796u + static_cast<uint64_t>(i);
@@ -412,6 +413,7 @@ TEST_F(LogFile, AccessRecordsFromManyThreadsThroughTheWriter) {
   log::start_writer(size_t{1} << 20);
   std::vector<std::thread> all;
   const int kThreads = 3, kLines = 20000;
+  all.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     all.emplace_back([t] {
       log::batch_this_thread(true);
@@ -502,7 +504,7 @@ TEST_F(LogFile, WrittenChunksLeaveThePageCache) {
     ASSERT_GT(size, size_t{16} << 20);
     void* map = mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
     ASSERT_NE(map, MAP_FAILED);
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     std::vector<unsigned char> resident((size + page - 1) / page);
     ASSERT_EQ(mincore(map, size, resident.data()), 0);
     munmap(map, size);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cmath>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -59,7 +60,7 @@ TEST(LiveHistogram, BucketsAreInclusiveUpperBounds) {
   EXPECT_EQ(r.count, 5u);
   EXPECT_DOUBLE_EQ(r.sum, 20.000200002);
   for (size_t i = 0; i < kBuckets.size(); ++i)
-    EXPECT_EQ(kBucketsNs[i], static_cast<uint64_t>(kBuckets[i] * 1e9 + 0.5)) << i;
+    EXPECT_EQ(kBucketsNs[i], static_cast<uint64_t>(std::llround(kBuckets[i] * 1e9))) << i;
 }
 
 // The worker's thread counts without a lock while another thread reads: counts seen by the reader

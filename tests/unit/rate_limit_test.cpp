@@ -103,7 +103,7 @@ TEST(Gcra, MatchesExactTokenBucketOnRandomSequences) {
     Gcra g({rate, burst});
     ASSERT_EQ(g.interval_ns(), T) << "rate " << rate;
     ASSERT_EQ(g.tolerance_ns(), T * (burst - 1));
-    int64_t now = static_cast<int64_t>(rng() % 1000000000000LL);
+    auto now = static_cast<int64_t>(rng() % 1000000000000LL);
     TokenBucket model(T, burst, now);
     int64_t tat = 0;
     const int steps = 50 + static_cast<int>(rng() % 100);
@@ -329,6 +329,7 @@ template <typename Admit>
 int64_t admitted_by_four_threads(Admit admit) {
   std::atomic<int64_t> admitted{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       int64_t mine = 0;

@@ -575,6 +575,7 @@ TEST(ResilienceBreaker, ThreadSafetySmoke) {
   std::atomic<int64_t> ticks{0};
   std::atomic<bool> stop{false};
   std::vector<std::thread> workers;
+  workers.reserve(4);
   for (int t = 0; t < 4; ++t) {
     workers.emplace_back([&, t] {
       // At least 5000 calls, and on until the timer has driven some open/probe cycles.

@@ -179,10 +179,12 @@ Ring star(Rng& rng, double cx, double cy, int n, double r_min, double r_max) {
 // A convex ring: n points on a circle, sorted by angle.
 Ring convex(Rng& rng, double cx, double cy, int n, double r) {
   std::vector<double> angles;
+  angles.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i)
     angles.push_back(rng.uniform(0, 2 * M_PI));
   std::sort(angles.begin(), angles.end());
   std::vector<Point> pts;
+  pts.reserve(angles.size());
   for (double a : angles)
     pts.push_back({snap(cx + r * std::cos(a), 30), snap(cy + r * std::sin(a), 30)});
   return ring(pts);
@@ -208,6 +210,7 @@ Polygon holed(Rng& rng, double cx, double cy, double r) {
 // degenerate case at once.
 Ring integer_ring(Rng& rng, int n, int side) {
   std::vector<Point> pts;
+  pts.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i)
     pts.push_back({double(rng.integer(0, side)), double(rng.integer(0, side))});
   return ring(pts);
@@ -619,7 +622,7 @@ TEST(SpatialProperty, ArbitraryDoublesMatchBruteForce) {
       if (i % 3 == 0) {
         q = {cx + rng.uniform(-r, r), cy + rng.uniform(-r, r)};
       } else {
-        size_t k = static_cast<size_t>(rng.integer(0, static_cast<int>(outer.size()) - 2));
+        const auto k = static_cast<size_t>(rng.integer(0, static_cast<int>(outer.size()) - 2));
         double t = rng.uniform(0, 1);
         q = {outer[k].lon + t * (outer[k + 1].lon - outer[k].lon),
              outer[k].lat + t * (outer[k + 1].lat - outer[k].lat)};
@@ -742,6 +745,7 @@ TEST(SpatialProperty, ManyZonesDeepestThenSmallestId) {
     entries.push_back({1000 - 7 * z, rng.integer(0, 3), std::move(mp)});
   }
   std::vector<Point> points;
+  points.reserve(6000);
   for (int i = 0; i < 6000; ++i)
     points.push_back(
         {snap(rng.uniform(-5, 75), kFixedBits), snap(rng.uniform(-5, 75), kFixedBits)});

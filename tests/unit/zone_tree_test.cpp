@@ -105,6 +105,7 @@ TEST(ZoneTree, PreOrderPositionsAndSubtreeRanges) {
   ASSERT_EQ(t->size(), 7u);
   // Roots in id order (5, 10), children in id order: 5 | 10 20 21 22 30 31
   std::vector<int64_t> ids;
+  ids.reserve(t->size());
   for (Pos p = 0; p < static_cast<Pos>(t->size()); ++p)
     ids.push_back(t->id(p));
   EXPECT_EQ(ids, (std::vector<int64_t>{5, 10, 20, 21, 22, 30, 31}));
