@@ -58,3 +58,49 @@ def test_fork_ci_workflow_runs_the_ci_command():
     assert "bash .ci/run" in runs
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert job["timeout-minutes"] <= 90
+
+
+DOC_FILES = ["README.md", "CONTRIBUTING.md", "deploy/README.md"] + sorted(
+    str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))
+
+
+def doc_text():
+    return {f: (ROOT / f).read_text() for f in DOC_FILES}
+
+
+def test_every_make_target_the_docs_name_exists():
+    """`make X` in any doc is a target of the Makefile."""
+    import re
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-z][a-z-]*):", makefile, re.M))
+    named = set()
+    for f, text in doc_text().items():
+        for m in re.finditer(r"`make ([a-z][a-z-]*)", text):
+            named.add((m.group(1), f))
+    assert len({t for t, _ in named}) >= 10, named
+    for target, f in sorted(named):
+        assert target in targets, f"{f} names `make {target}`, which the Makefile does not have"
+
+
+def test_every_suite_and_repository_path_the_docs_name_exists():
+    """`tests/run.sh --suites S` names suites run.sh knows, and every repository path a doc
+    names in backticks (tests/..., deploy/..., proxy/..., docs/...) is there, but for what a run
+    makes (git-ignored)."""
+    import re
+    run_sh = (ROOT / "tests" / "run.sh").read_text()
+    known = set(re.search(r'SUITES="([^"]+)"', run_sh).group(1).split(","))
+    assert {"unit", "integration", "lint", "package"} <= known
+    paths = 0
+    for f, text in doc_text().items():
+        for m in re.finditer(r"--suites ([a-z,-]+)", text):
+            for s in m.group(1).split(","):
+                assert s in known, f"{f}: tests/run.sh has no suite {s}"
+        for m in re.finditer(r"`((?:tests|deploy|proxy|docs|extension|sql|cmake)/[A-Za-z0-9_./-]+)", text):
+            p = m.group(1).rstrip(".")
+            if any(ch in p for ch in "*{<") or "X" in p.split("/")[-1]:
+                continue
+            if git(ROOT, "check-ignore", "-q", p).returncode == 0:
+                continue  # made by a run (tests/.artifacts/, build-*/), not kept in the tree
+            paths += 1
+            assert (ROOT / p).exists(), f"{f} names {p}, which is not in the repository"
+    assert paths >= 20
