@@ -18,6 +18,7 @@
 #include "api/observer.hpp"
 #include "auth/jwt.hpp"
 #include "common/json.hpp"
+#include "common/cidr.hpp"
 #include "common/log.hpp"
 #include "config/config.hpp"
 #include "core/version.hpp"
@@ -194,10 +195,21 @@ int run(const Options& opt) {
         return false;
       },
   };
-  http::Server server(cfg.server, [&steps](const http::ExchangePtr& ex) {
-    for (const Step& step : steps)
-      if (!step(ex)) return;
-  });
+  // Load balancers (rate_limit.trusted_proxies) carry many clients: no per-address cap for them.
+  std::vector<net::Cidr> exempt;
+  for (const std::string& t : cfg.rate_limit.trusted_proxies) {
+    net::Cidr c;
+    std::string ignored;  // validated by the loader
+    if (net::Cidr::parse(t, c, ignored)) exempt.push_back(c);
+  }
+  http::Server server(
+      cfg.server,
+      [&steps](const http::ExchangePtr& ex) {
+        for (const Step& step : steps)
+          if (!step(ex)) return;
+      },
+      std::move(exempt));
+  server.set_admin_listener(cfg.admin);
   server.set_context_factory([&app](http::Worker& w) { return app.make_worker(w); });
   std::string err;
   if (!server.bind(err)) {
@@ -206,6 +218,7 @@ int run(const Options& opt) {
     return 1;
   }
   app.create_registry(server.worker_count());
+  app.registry()->add_source(&server);
   metrics::Registry* registry = cfg.metrics.enabled ? app.registry() : nullptr;
   if (http::ResponseObserver o = api::make_response_observer(cfg, registry)) {
     server.set_observer(std::move(o));
@@ -250,6 +263,9 @@ int run(const Options& opt) {
 
   server.start();
   app.start_control(g_main.loop);
+  if (cfg.admin.enabled) {
+    log::info("admin listening", {{"host", cfg.admin.host}, {"port", server.admin_port()}});
+  }
   log::info("listening", {{"host", cfg.server.host},
                           {"port", server.port()},
                           {"workers", server.worker_count()},

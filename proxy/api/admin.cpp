@@ -70,12 +70,12 @@ std::string stats_json(const cache::CacheStats& s) {
 }  // namespace
 
 bool require_admin(App& app, const ExchangePtr& ex) {
-  if (app.cfg().auth.admin_token.empty()) {
+  if (!app.admin_auth().enabled()) {
     ex->respond(http::error_response(403, "admin_disabled", "the admin API is disabled", "",
                                      "set auth.admin_token"));
     return false;
   }
-  if (!worker_state(ex).auth.is_admin(ex->req)) {
+  if (!app.admin_auth().bearer_matches(ex->req)) {
     ex->respond(
         auth::unauthorized("the admin token is required", !auth::bearer_token(ex->req).empty()));
     return false;
@@ -84,11 +84,13 @@ bool require_admin(App& app, const ExchangePtr& ex) {
 }
 
 void add_admin_routes(App& app, http::Router& router) {
-  router.add("GET", "/admin/cache/stats", "admin_cache_stats",
-             [&app](const ExchangePtr& ex, const Params&) {
-               if (!require_admin(app, ex)) return;
-               ex->respond(http::Response(200, stats_json(app.cache().stats())));
-             });
+  router.add(
+      "GET", "/admin/cache/stats", "admin_cache_stats",
+      [&app](const ExchangePtr& ex, const Params&) {
+        if (!require_admin(app, ex)) return;
+        ex->respond(http::Response(200, stats_json(app.cache().stats())));
+      },
+      http::Exposure::kAdmin);
   router.add(
       "POST", "/admin/cache/purge", "admin_cache_purge",
       [&app](const ExchangePtr& ex, const Params&) {
@@ -122,7 +124,8 @@ void add_admin_routes(App& app, http::Router& router) {
         w.field("scope", !user.empty() ? "user" : !route.empty() ? "route" : "all");
         w.end_object();
         ex->respond(http::Response(200, w.take()));
-      });
+      },
+      http::Exposure::kAdmin);
 }
 
 }  // namespace zonegate::api

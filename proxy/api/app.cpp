@@ -107,6 +107,9 @@ App::App(config::Config cfg)
   cache_->set_lag_observer([this](double seconds) {
     if (registry_) registry_->record_invalidation_lag(seconds);
   });
+  admin_auth_ = std::make_unique<AdminAuth>(
+      cfg_.auth, cfg_.admin, [] { return json::now_unix_ms() / 1000; },
+      [] { return static_cast<int64_t>(uv_hrtime()); });
   started_ms_ = json::now_unix_ms();
 }
 

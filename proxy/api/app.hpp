@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "admin/metrics.hpp"
+#include "api/admin_auth.hpp"
 #include "api/catalog.hpp"
 #include "api/database_path.hpp"
 #include "api/rate_limiter.hpp"
@@ -104,6 +105,8 @@ class App : public metrics::Source {
   resilience::CircuitBreaker& breaker() { return *breaker_; }
   RateLimiter& rate_limiter() { return *rate_limiter_; }
   const RateLimiter& rate_limiter() const { return *rate_limiter_; }
+  // The admin token, dashboard sessions and the sign-in throttle (the admin listener's routes).
+  AdminAuth& admin_auth() { return *admin_auth_; }
   // The rate-limit step of the request path: false when it answered (429).
   bool rate_limit_step(const http::ExchangePtr& ex);
   // Null until create_registry().
@@ -131,6 +134,7 @@ class App : public metrics::Source {
   DbHealth db_health_;
   int64_t started_ms_ = 0;
   std::vector<std::function<void(const std::string&)>> change_subscribers_;
+  std::unique_ptr<AdminAuth> admin_auth_;
 };
 
 // Route handlers, each added by App::add_routes(): /v1 (api/v1.cpp), /rpc (api/rpc.cpp), the

@@ -1,21 +1,16 @@
 // The live dashboard at /admin/: the page, its assets (embedded) and its data endpoint. The page
 // and data need the admin token, as a bearer token or a session cookie that a small sign-in form
 // sets. Everything is served under a strict Content-Security-Policy.
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-#include <chrono>
-#include <cstdio>
 #include <string>
 
 #include "admin/dashboard.hpp"
 #include "api/app.hpp"
+#include "api/errors.hpp"
 #include "common/json.hpp"
 
 namespace zonegate::api {
 
-std::string health_json(App& app);  // api/observability.cpp
+std::string health_json(App& app, bool full);  // api/observability.cpp
 
 namespace {
 
@@ -26,34 +21,6 @@ constexpr const char* kCsp =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 constexpr const char* kCookie = "zg_admin";
-constexpr int64_t kSessionSeconds = int64_t{12} * 3600;
-
-int64_t now_s() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::string session_mac(const std::string& token, int64_t expires) {
-  std::string msg = "zonegate-admin-session:" + std::to_string(expires);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), token.data(), static_cast<int>(token.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), out, &len);
-  std::string hex;
-  char buf[3];
-  for (unsigned int i = 0; i < len; ++i) {
-    std::snprintf(buf, sizeof buf, "%02x", out[i]);
-    hex += buf;
-  }
-  return hex;
-}
-
-// A session cookie value: "<expiry>.<HMAC(admin token, expiry)>". It never contains the token.
-std::string session_value(const std::string& token) {
-  int64_t exp = now_s() + kSessionSeconds;
-  return std::to_string(exp) + "." + session_mac(token, exp);
-}
 
 std::string cookie(const http::Request& req, const std::string& name) {
   const std::string* h = req.header("cookie");
@@ -71,20 +38,9 @@ std::string cookie(const http::Request& req, const std::string& name) {
   return {};
 }
 
-bool valid_session(const std::string& value, const std::string& token) {
-  size_t dot = value.find('.');
-  if (dot == std::string::npos || token.empty()) return false;
-  char* end = nullptr;
-  long long exp = std::strtoll(value.c_str(), &end, 10);
-  if (end != value.c_str() + dot || exp < now_s()) return false;
-  std::string want = session_mac(token, exp);
-  std::string got = value.substr(dot + 1);
-  return got.size() == want.size() && CRYPTO_memcmp(got.data(), want.data(), got.size()) == 0;
-}
-
 bool signed_in(App& app, const ExchangePtr& ex) {
-  return worker_state(ex).auth.is_admin(ex->req) ||
-         valid_session(cookie(ex->req, kCookie), app.cfg().auth.admin_token);
+  const AdminAuth& admin = app.admin_auth();
+  return admin.bearer_matches(ex->req) || admin.valid_session(cookie(ex->req, kCookie));
 }
 
 void secure(http::Response& r) {
@@ -135,6 +91,12 @@ http::Response login_page(int status, const std::string& error) {
   return r;
 }
 
+// Every dashboard route is the admin listener's alone.
+void add_admin_route(http::Router& router, const char* method, const char* pattern,
+                     const char* name, http::RouteFn fn) {
+  router.add(method, pattern, name, std::move(fn), http::Exposure::kAdmin);
+}
+
 http::Response asset_response(const admin::Asset& a) {
   http::Response r(200, std::string(reinterpret_cast<const char*>(a.data), a.size));
   r.content_type = a.content_type;
@@ -180,7 +142,7 @@ std::string series_json(App& app) {
   }
   w.end_array();
   w.key("health");
-  w.raw(health_json(app));
+  w.raw(health_json(app, true));
   w.end_object();
   return w.take();
 }
@@ -189,7 +151,7 @@ std::string series_json(App& app) {
 
 void add_dashboard_routes(App& app, http::Router& router) {
   auto page = [&app](const ExchangePtr& ex, const Params&) {
-    if (app.cfg().auth.admin_token.empty()) {
+    if (!app.admin_auth().enabled()) {
       ex->respond(login_page(403, "The admin API is disabled: set auth.admin_token."));
       return;
     }
@@ -199,67 +161,82 @@ void add_dashboard_routes(App& app, http::Router& router) {
     }
     ex->respond(asset_response(*admin::find_asset("index.html")));
   };
-  router.add("GET", "/admin", "admin_page", page);
-  router.add("GET", "/admin/", "admin_page", page);
+  add_admin_route(router, "GET", "/admin", "admin_page", page);
+  add_admin_route(router, "GET", "/admin/", "admin_page", page);
 
-  router.add("GET", "/admin/assets/{name}", "admin_asset",
-             [&app](const ExchangePtr& ex, const Params& p) {
-               const admin::Asset* a = p[0] == "index.html" ? nullptr : admin::find_asset(p[0]);
-               if (a == nullptr) {
-                 ex->respond(http::error_response(404, "not_found", "no asset " + p[0]));
-                 return;
-               }
-               // The stylesheet is public: the sign-in form uses it. Scripts need a session.
-               if (p[0] != "app.css" && !signed_in(app, ex)) {
-                 ex->respond(auth::unauthorized("the admin token is required", false));
-                 return;
-               }
-               ex->respond(asset_response(*a));
-             });
+  add_admin_route(router, "GET", "/admin/assets/{name}", "admin_asset",
+                  [&app](const ExchangePtr& ex, const Params& p) {
+                    const admin::Asset* a =
+                        p[0] == "index.html" ? nullptr : admin::find_asset(p[0]);
+                    if (a == nullptr) {
+                      ex->respond(http::error_response(404, "not_found", "no asset " + p[0]));
+                      return;
+                    }
+                    // The stylesheet is public: the sign-in form uses it. Scripts need a session.
+                    if (p[0] != "app.css" && !signed_in(app, ex)) {
+                      ex->respond(auth::unauthorized("the admin token is required", false));
+                      return;
+                    }
+                    ex->respond(asset_response(*a));
+                  });
 
-  router.add("POST", "/admin/login", "admin_login", [&app](const ExchangePtr& ex, const Params&) {
-    const std::string& token = app.cfg().auth.admin_token;
-    std::vector<std::pair<std::string, std::string>> form;
-    std::string given;
-    if (http::parse_query(ex->req.body, form)) {
-      for (auto& [k, v] : form) {
-        if (k == "token") given = v;
-      }
-    }
-    if (token.empty() || given.size() != token.size() ||
-        CRYPTO_memcmp(given.data(), token.data(), token.size()) != 0) {
-      ex->respond(login_page(401, "That is not the admin token."));
-      return;
-    }
-    http::Response r(303, "");
-    r.add_header("Location", "/admin/");
-    r.add_header("Set-Cookie", std::string(kCookie) + "=" + session_value(token) +
-                                   "; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=" +
-                                   std::to_string(kSessionSeconds));
-    secure(r);
-    ex->respond(std::move(r));
-  });
+  add_admin_route(
+      router, "POST", "/admin/login", "admin_login", [&app](const ExchangePtr& ex, const Params&) {
+        AdminAuth& admin = app.admin_auth();
+        // Every attempt counts, before the token is looked at: a guesser learns
+        // nothing past the throttle.
+        resilience::RateDecision d = admin.admit_login(ex->req.client_addr);
+        if (!d.allowed) {
+          http::Response r = login_page(429, "Too many sign-in attempts: wait.");
+          const int64_t ns = d.retry_after_ns;
+          r.add_header("Retry-After", retry_after(ns / 1'000'000 + (ns % 1'000'000 != 0)));
+          ex->respond(std::move(r));
+          return;
+        }
+        std::vector<std::pair<std::string, std::string>> form;
+        std::string given;
+        if (http::parse_query(ex->req.body, form)) {
+          for (auto& [k, v] : form) {
+            if (k == "token") given = v;
+          }
+        }
+        const bool ok = admin.token_matches(given);
+        admin.count_login(ok);
+        if (!ok) {
+          ex->respond(login_page(401, "That is not the admin token."));
+          return;
+        }
+        http::Response r(303, "");
+        r.add_header("Location", "/admin/");
+        r.add_header("Set-Cookie", std::string(kCookie) + "=" + admin.new_session() +
+                                       admin.cookie_attributes(false));
+        secure(r);
+        ex->respond(std::move(r));
+      });
 
-  router.add("POST", "/admin/logout", "admin_logout", [](const ExchangePtr& ex, const Params&) {
-    http::Response r(303, "");
-    r.add_header("Location", "/admin/");
-    r.add_header("Set-Cookie",
-                 std::string(kCookie) + "=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0");
-    secure(r);
-    ex->respond(std::move(r));
-  });
+  // Signing out ends every session (the epoch moves): a leaked cookie dies with it.
+  add_admin_route(router, "POST", "/admin/logout", "admin_logout",
+                  [&app](const ExchangePtr& ex, const Params&) {
+                    if (signed_in(app, ex)) app.admin_auth().revoke_sessions();
+                    http::Response r(303, "");
+                    r.add_header("Location", "/admin/");
+                    r.add_header("Set-Cookie", std::string(kCookie) + "=" +
+                                                   app.admin_auth().cookie_attributes(true));
+                    secure(r);
+                    ex->respond(std::move(r));
+                  });
 
-  router.add("GET", "/admin/api/series", "admin_series",
-             [&app](const ExchangePtr& ex, const Params&) {
-               if (!signed_in(app, ex)) {
-                 ex->respond(auth::unauthorized("the admin token is required",
-                                                !auth::bearer_token(ex->req).empty()));
-                 return;
-               }
-               http::Response r(200, series_json(app));
-               secure(r);
-               ex->respond(std::move(r));
-             });
+  add_admin_route(router, "GET", "/admin/api/series", "admin_series",
+                  [&app](const ExchangePtr& ex, const Params&) {
+                    if (!signed_in(app, ex)) {
+                      ex->respond(auth::unauthorized("the admin token is required",
+                                                     !auth::bearer_token(ex->req).empty()));
+                      return;
+                    }
+                    http::Response r(200, series_json(app));
+                    secure(r);
+                    ex->respond(std::move(r));
+                  });
 }
 
 }  // namespace zonegate::api

@@ -14,7 +14,22 @@ using http::Params;
 
 }  // namespace
 
-std::string health_json(App& app) {
+namespace {
+
+// An error text of /health: in full on the admin listener; on the public one only whether there
+// is one, since libpq's messages name hosts, ports and roles.
+void error_field(json::Writer& w, const char* key, const std::string& error, bool full) {
+  w.key(key);
+  if (error.empty()) {
+    w.null();
+  } else {
+    w.string(full ? error : std::string("(details on the admin listener)"));
+  }
+}
+
+}  // namespace
+
+std::string health_json(App& app, bool full) {
   const DbHealth db = app.db_health();
   metrics::Registry::Totals t;
   if (app.registry() != nullptr) t = app.registry()->totals();
@@ -44,18 +59,14 @@ std::string health_json(App& app) {
     w.null();
   else
     w.number(db.latency_ms);
-  w.field("server_version", db.server_version);
+  if (full) w.field("server_version", db.server_version);
   w.field("in_recovery", db.in_recovery);
   w.key("checked_at");
   if (db.checked_at_ms == 0)
     w.null();
   else
     w.int64(db.checked_at_ms);
-  w.key("error");
-  if (db.error.empty())
-    w.null();
-  else
-    w.string(db.error);
+  error_field(w, "error", db.error, full);
   w.end_object();
   w.end_array();
 
@@ -75,11 +86,7 @@ std::string health_json(App& app) {
   w.field("jobs", t.pool.jobs);
   w.field("syncs", t.pool.syncs);
   w.field("batch_resends", t.pool.resent);
-  w.key("last_error");
-  if (t.pool.last_error.empty())
-    w.null();
-  else
-    w.string(t.pool.last_error);
+  error_field(w, "last_error", t.pool.last_error, full);
   w.end_object();
 
   w.key("listen");
@@ -121,11 +128,7 @@ std::string health_json(App& app) {
   w.field("window_failures", static_cast<int64_t>(b.window_failures));
   w.field("opened", b.opened);
   w.field("rejected", b.rejected);
-  w.key("last_error");
-  if (b.last_error.empty())
-    w.null();
-  else
-    w.string(b.last_error);
+  error_field(w, "last_error", b.last_error, full);
   w.end_object();
   w.end_array();
   app.rate_limiter().write_health(w);
@@ -163,6 +166,7 @@ void App::describe_metrics(metrics::Text& out) const {
              metrics::resident_bytes());
   out.single_double("process_start_time_seconds", "gauge", "Start time of the proxy, unix seconds.",
                     static_cast<double>(started_ms()) / 1000.0);
+  admin_auth_->describe_metrics(out);
   out.family("zonegate_build_info", "gauge", "Version and build of the running proxy.");
   out.sample("zonegate_build_info",
              std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"",
@@ -170,19 +174,25 @@ void App::describe_metrics(metrics::Text& out) const {
 }
 
 void add_observability_routes(App& app, http::Router& router) {
-  router.add("GET", "/health", "health", [&app](const ExchangePtr& ex, const Params&) {
-    ex->respond(http::Response(200, health_json(app)));
-  });
-  router.add("GET", "/metrics", "metrics", [&app](const ExchangePtr& ex, const Params&) {
-    if (app.registry() == nullptr || !app.cfg().metrics.enabled) {
-      ex->respond(
-          http::error_response(404, "metrics_disabled", "metrics are disabled (metrics.enabled)"));
-      return;
-    }
-    http::Response r(200, app.registry()->render());
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    ex->respond(std::move(r));
-  });
+  router.add(
+      "GET", "/health", "health",
+      [&app](const ExchangePtr& ex, const Params&) {
+        ex->respond(http::Response(200, health_json(app, ex->req.admin)));
+      },
+      http::Exposure::kBoth);
+  router.add(
+      "GET", "/metrics", "metrics",
+      [&app](const ExchangePtr& ex, const Params&) {
+        if (app.registry() == nullptr || !app.cfg().metrics.enabled) {
+          ex->respond(http::error_response(404, "metrics_disabled",
+                                           "metrics are disabled (metrics.enabled)"));
+          return;
+        }
+        http::Response r(200, app.registry()->render());
+        r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        ex->respond(std::move(r));
+      },
+      http::Exposure::kAdmin);
 }
 
 }  // namespace zonegate::api

@@ -17,9 +17,17 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8080;
   int workers = 0;                  // 0: one per core
-  int64_t max_connections = 10000;  // per worker
-  int64_t header_timeout_ms = 10'000;
-  int64_t body_timeout_ms = 30'000;
+  int64_t max_connections = 10000;  // client connections of the public listener, all workers
+  // Per client address (0: no cap); the addresses of rate_limit.trusted_proxies are exempt.
+  int64_t max_connections_per_address = 256;
+  int64_t header_timeout_ms = 10'000;  // also: a new connection's first byte
+  int64_t body_timeout_ms = 15'000;
+  // A connection with response bytes queued that the client has not taken for this long is
+  // closed (a client that never reads).
+  int64_t write_timeout_ms = 30'000;
+  // SO_SNDBUF of client sockets (0: the kernel's autotuning, up to net.ipv4.tcp_wmem's 4 MiB):
+  // what a client that does not read can park in kernel memory, per connection.
+  int64_t send_buffer_bytes = int64_t{128} * 1024;
   int64_t idle_timeout_ms = 60'000;
   int64_t drain_timeout_ms = 10'000;
   int64_t max_url_bytes = int64_t{8} * 1024;
@@ -27,7 +35,23 @@ struct ServerConfig {
   int64_t max_headers = 64;
   int64_t max_body_bytes = int64_t{1024} * 1024;
   int64_t max_pipelined = 32;  // requests in flight per connection before reading pauses
-  int64_t max_output_bytes = int64_t{1024} * 1024;  // queued response bytes before reading pauses
+  // Response bytes queued for a connection before reading pauses and further ready responses
+  // wait unserialized: what one client that does not read can make the proxy hold.
+  int64_t max_output_bytes = int64_t{256} * 1024;
+};
+
+// The admin listener (docs/CONFIG.md, "admin"): /admin* and /metrics are served only here, and
+// /health in full (the public listener's /health leaves out error texts).
+struct AdminConfig {
+  bool enabled = true;
+  std::string host = "127.0.0.1";
+  int port = 8081;               // 0: a port the kernel picks (logged)
+  int64_t max_connections = 64;  // apart from the public listener's, so a flood there leaves
+                                 // the operator a way in
+  bool secure_cookie = false;    // Secure on the session cookie: set it when served over TLS
+  int64_t session_ttl_ms = 12 * 3'600'000LL;
+  int64_t login_quota = 5;      // failed sign-ins per client address...
+  int64_t login_window_s = 60;  // ...per this window ("5/min"), then 429
 };
 
 struct PoolConfig {
@@ -139,6 +163,7 @@ struct Config {
   std::string source;  // file name it was read from
   std::string profile = "dev";
   ServerConfig server;
+  AdminConfig admin;
   DatabaseConfig database;
   AuthConfig auth;
   RpcConfig rpc;

@@ -20,14 +20,20 @@ namespace {
 
 constexpr int64_t kHour = 3'600'000;
 constexpr int64_t kDay = 24 * kHour;
+// The admin token opens the dashboard and the cache API from the network: long enough that
+// guessing it is hopeless even without the sign-in throttle.
+constexpr size_t kMinAdminToken = 32;
 
 void read_server(Section s, ServerConfig& c) {
   s.non_empty_string("host", c.host);
   s.integer("port", c.port, 0, 65535);
   s.integer("workers", c.workers, 0, 256);
-  s.integer("max_connections", c.max_connections, 1, 1'000'000);
+  s.integer("max_connections", c.max_connections, 1, 10'000'000);
+  s.integer("max_connections_per_address", c.max_connections_per_address, 0, 10'000'000);
   s.duration_ms("header_timeout", c.header_timeout_ms, 100, kHour);
   s.duration_ms("body_timeout", c.body_timeout_ms, 100, kHour);
+  s.duration_ms("write_timeout", c.write_timeout_ms, 100, kHour);
+  s.bytes("send_buffer", c.send_buffer_bytes, 0, 1LL << 30);
   s.duration_ms("idle_timeout", c.idle_timeout_ms, 100, 24 * kHour);
   s.duration_ms("drain_timeout", c.drain_timeout_ms, 0, kHour);
   s.bytes("max_url_bytes", c.max_url_bytes, 64, 1 << 20);
@@ -36,6 +42,28 @@ void read_server(Section s, ServerConfig& c) {
   s.bytes("max_body_bytes", c.max_body_bytes, 0, 1LL << 30);
   s.integer("max_pipelined", c.max_pipelined, 1, 1024);
   s.bytes("max_output_bytes", c.max_output_bytes, 4096, 1LL << 30);
+  s.finish();
+}
+
+bool parse_rate(const std::string& text, int64_t& quota, int64_t& window_s);
+
+void read_admin(Section s, AdminConfig& c, const ServerConfig& server) {
+  s.boolean("enabled", c.enabled);
+  s.non_empty_string("host", c.host);
+  s.integer("port", c.port, 0, 65535);
+  s.integer("max_connections", c.max_connections, 1, 100'000);
+  s.boolean("secure_cookie", c.secure_cookie);
+  s.duration_ms("session_ttl", c.session_ttl_ms, 60'000, 30 * kDay);
+  std::string rate;
+  s.string("login_rate", rate);
+  if (!rate.empty() && !parse_rate(rate, c.login_quota, c.login_window_s)) {
+    s.error("login_rate", "\"" + rate +
+                              "\" is not a rate: a whole number above 0 per s, min or h, like "
+                              "5/min");
+  }
+  if (c.enabled && c.port != 0 && c.port == server.port && c.host == server.host) {
+    s.error("port", "must differ from server.port: the admin listener is a listener of its own");
+  }
   s.finish();
 }
 
@@ -82,6 +110,11 @@ void read_auth(Section s, AuthConfig& c) {
   jwt.finish();
   s.non_empty_string("service_role", c.service_role);
   s.secret("admin_token", c.admin_token);
+  if (!c.admin_token.empty() && c.admin_token.size() < kMinAdminToken) {
+    s.error("admin_token", "must be at least " + std::to_string(kMinAdminToken) +
+                               " bytes long (every profile): generate one with "
+                               "`head -c 32 /dev/urandom | base64`");
+  }
   s.finish();
 }
 
@@ -345,8 +378,8 @@ void check_prod(const Config& c, Diagnostics& diag) {
   if (!hs && c.auth.jwt.public_key.empty()) {
     diag.global("profile prod: auth.jwt.public_key must be set for RS256/ES256");
   }
-  if (c.auth.admin_token.size() < 16) {
-    diag.global("profile prod: auth.admin_token must be set and at least 16 bytes long");
+  if (c.auth.admin_token.empty() && c.admin.enabled) {
+    diag.global("profile prod: auth.admin_token must be set (or admin.enabled: false)");
   }
 }
 
@@ -366,6 +399,7 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
   Section top(diag, root, "", YAML::Mark());
   top.choice("profile", r.config.profile, {"dev", "prod"});
   read_server(top.section("server"), r.config.server);
+  read_admin(top.section("admin"), r.config.admin, r.config.server);
   read_database(top.section("database"), r.config.database);
   read_auth(top.section("auth"), r.config.auth);
   read_rpc(top.section("rpc"), r.config.rpc);

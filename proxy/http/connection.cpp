@@ -1,6 +1,9 @@
 // HTTP/1.1 connection handling; see connection.hpp.
 #include "http/connection.hpp"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -29,9 +32,28 @@ bool valid_request_id(const std::string& s) {
   });
 }
 
-bool safe_header_text(const std::string& s) {
-  return s.find_first_of("\r\n") == std::string::npos;
+// RFC 9110 §5.6.2: a field name is a token.
+bool tchar(unsigned char c) {
+  return std::isalnum(c) != 0 || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
 }
+
+bool is_token(std::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](unsigned char c) { return c != 0 && tchar(c); });
+}
+
+// RFC 9110 §5.5: a field value holds visible characters, spaces, tabs and obs-text; never a
+// control byte (CR and LF above all: they would split a response).
+bool valid_field_value(std::string_view s) {
+  return std::all_of(s.begin(), s.end(),
+                     [](unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); });
+}
+
+// Fields a request may carry once: a second copy is either an attack on whichever hop reads
+// the other one (request smuggling, a second Authorization a gateway never checked) or a bug.
+constexpr const char* kSingletons[] = {"host",           "authorization", "content-type",
+                                       "content-length", "cookie",        "x-request-id",
+                                       "range",          "origin",        "proxy-authorization"};
 
 Connection* self(llhttp_t* p) {
   return static_cast<Connection*>(p->data);
@@ -66,7 +88,7 @@ const llhttp_settings_t& Connection::settings() {
   return s;
 }
 
-Connection::Connection(Worker& worker) : worker_(worker) {
+Connection::Connection(Worker& worker, bool admin) : worker_(worker), admin_(admin) {
   tcp_.data = this;
   llhttp_init(&parser_, HTTP_REQUEST, &settings());
   parser_.data = this;
@@ -80,6 +102,12 @@ bool Connection::accept(uv_stream_t* listener) {
     return false;
   }
   uv_tcp_nodelay(&tcp_, 1);
+  if (worker_.cfg().send_buffer_bytes > 0) {
+    // A fixed send buffer instead of autotuning: a client with a closed window can then park at
+    // most about twice this in kernel memory (what TCP memory pressure would make everyone pay).
+    auto size = static_cast<int>(worker_.cfg().send_buffer_bytes);
+    uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(&tcp_), &size);
+  }
   sockaddr_storage ss{};
   int len = sizeof ss;
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
@@ -91,9 +119,25 @@ bool Connection::accept(uv_stream_t* listener) {
     }
     client_addr_ = buf;
   }
-  last_activity_ms_ = state_since_ms_ = uv_now(worker_.loop());
+  last_activity_ms_ = state_since_ms_ = write_progress_ms_ = uv_now(worker_.loop());
   update_reading();
   return true;
+}
+
+void Connection::admit() {
+  ConnectionLimits& caps = worker_.limits(admin_);
+  const ConnectionLimits::Verdict v = caps.acquire(client_addr_);
+  if (v == ConnectionLimits::Verdict::kAdmitted) {
+    limits_ = &caps;
+    return;
+  }
+  // A clean refusal rather than a reset: the client learns why and when to come back.
+  reject_status_ = 503;
+  reject_code_ = "too_many_connections";
+  reject_message_ = v == ConnectionLimits::Verdict::kTotal
+                        ? "the server has too many open connections"
+                        : "too many open connections from this client address";
+  fail_current("", "connection_limit_reached");
 }
 
 void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -146,12 +190,13 @@ void Connection::parse(const char* data, size_t len) {
   flush();
 }
 
-void Connection::fail_current(const char* details) {
+void Connection::fail_current(const char* details, const char* proxy_status) {
   ExchangePtr ex = current_ ? std::move(current_) : std::make_shared<Exchange>(&worker_);
   current_.reset();
   if (ex->req.request_id.empty()) ex->req.request_id = worker_.next_request_id();
   if (ex->req.start_ns == 0) ex->req.start_ns = uv_hrtime();
   ex->req.client_addr = client_addr_;
+  ex->req.admin = admin_;
   ex->req.keep_alive = false;
   ex->route = "rejected";
   ex->conn_ = this;
@@ -163,6 +208,10 @@ void Connection::fail_current(const char* details) {
   Response r = error_response(reject_status_, reject_code_, reject_message_,
                               details != nullptr ? details : "");
   r.close = true;
+  if (proxy_status != nullptr) {
+    r.add_header("Retry-After", "1");
+    r.add_header("Proxy-Status", std::string("zonegate-proxy; error=") + proxy_status);
+  }
   ex->respond(std::move(r));
 }
 
@@ -178,6 +227,8 @@ int Connection::cb_message_begin(llhttp_t* p) {
   c->current_ = std::make_shared<Exchange>(&c->worker_);
   c->current_->req.start_ns = c->parse_ns_;
   c->current_->req.client_addr = c->client_addr_;
+  c->current_->req.admin = c->admin_;
+  c->started_request_ = true;
   c->state_ = State::kHeaders;
   c->state_since_ms_ = uv_now(c->worker_.loop());
   c->header_bytes_ = 0;
@@ -209,12 +260,18 @@ bool Connection::commit_header() {
 
 int Connection::cb_header_field(llhttp_t* p, const char* at, size_t len) {
   Connection* c = self(p);
-  if (c->in_value_ && !c->commit_header()) {
-    return c->reject(431, "headers_too_large", "too many request headers (server.max_headers)");
-  }
   c->header_bytes_ += len;
   if (c->header_bytes_ > static_cast<size_t>(c->worker_.cfg().max_header_bytes)) {
     return c->reject(431, "headers_too_large", "request headers exceed server.max_header_bytes");
+  }
+  // Trailers (fields after a chunked body) never become headers: a trailer could otherwise
+  // supply an Authorization that no gateway in front of us saw. They are counted and dropped.
+  if (c->state_ == State::kBody) return 0;
+  if (c->in_value_ && !c->commit_header()) {
+    return c->reject(431, "headers_too_large", "too many request headers (server.max_headers)");
+  }
+  if (!std::all_of(at, at + len, [](char ch) { return tchar(static_cast<unsigned char>(ch)); })) {
+    return c->reject(400, "malformed_request", "a header field name is not a token (RFC 9110)");
   }
   c->field_.append(at, len);
   return 0;
@@ -222,12 +279,40 @@ int Connection::cb_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int Connection::cb_header_value(llhttp_t* p, const char* at, size_t len) {
   Connection* c = self(p);
-  c->in_value_ = true;
   c->header_bytes_ += len;
   if (c->header_bytes_ > static_cast<size_t>(c->worker_.cfg().max_header_bytes)) {
     return c->reject(431, "headers_too_large", "request headers exceed server.max_header_bytes");
   }
+  if (c->state_ == State::kBody) return 0;  // a trailer's value: dropped
+  if (!valid_field_value(std::string_view(at, len))) {
+    return c->reject(400, "malformed_request", "a header field value holds a control character");
+  }
+  c->in_value_ = true;
   c->value_.append(at, len);
+  return 0;
+}
+
+int Connection::check_header_section() {
+  const Request& r = current_->req;
+  size_t counts[std::size(kSingletons)] = {};
+  for (const Header& h : r.headers) {
+    if (h.name.empty()) {
+      return reject(400, "malformed_request", "a header field has an empty name");
+    }
+    for (size_t i = 0; i < std::size(kSingletons); ++i) {
+      if (h.name == kSingletons[i] && ++counts[i] > 1) {
+        std::string what = std::string("more than one ") + kSingletons[i] + " header field";
+        reject_status_ = 400;
+        reject_code_ = "malformed_request";
+        reject_message_ = what;
+        return HPE_USER;
+      }
+    }
+  }
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with more than one, gets 400.
+  if (r.http_minor >= 1 && counts[0] == 0) {
+    return reject(400, "malformed_request", "an HTTP/1.1 request needs a Host header field");
+  }
   return 0;
 }
 
@@ -239,6 +324,7 @@ int Connection::cb_headers_complete(llhttp_t* p) {
   Request& r = c->current_->req;
   r.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
   r.http_minor = p->http_minor;
+  if (int rc = c->check_header_section(); rc != 0) return rc;
   size_t q = r.target.find('?');
   r.path = r.target.substr(0, q);
   r.query = q == std::string::npos ? std::string() : r.target.substr(q + 1);
@@ -285,6 +371,13 @@ int Connection::cb_message_complete(llhttp_t* p) {
     return HPE_PAUSED;
   }
   if (c->pending_.size() >= static_cast<size_t>(c->worker_.cfg().max_pipelined)) return HPE_PAUSED;
+  // Answers made at once (cache hits, /openapi.json) wait here until parse() returns and flushes:
+  // stop taking requests once they, with what is queued, reach max_output_bytes, so a client
+  // that pipelines many and reads nothing holds that much, not max_pipelined whole answers.
+  size_t ready = c->output_bytes_;
+  for (const ExchangePtr& e : c->pending_)
+    if (e->responded_) ready += e->resp_.body_bytes().size();
+  if (ready >= static_cast<size_t>(c->worker_.cfg().max_output_bytes)) return HPE_PAUSED;
   return 0;
 }
 
@@ -297,7 +390,7 @@ void Connection::serialize(Exchange& ex, std::string& out) {
   const Response& r = ex.resp_;
   const std::string& body = r.body_bytes();
   bool no_body = r.status == 204 || r.status == 304 || (r.status >= 100 && r.status < 200);
-  out.reserve(out.size() + 320 + body.size());
+  out.reserve(out.size() + 400 + body.size());
   out += "HTTP/1.1 ";
   out += std::to_string(r.status);
   out += ' ';
@@ -317,16 +410,21 @@ void Connection::serialize(Exchange& ex, std::string& out) {
   out +=
       "\r\nX-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
       "Referrer-Policy: no-referrer\r\n";
-  bool has_cache_control = false;
+  bool has_cache_control = false, has_csp = false;
   for (const Header& h : r.headers) {
-    if (!safe_header_text(h.name) || !safe_header_text(h.value)) continue;
+    // A field that is not a token, or a value with a control byte (request bytes that reached
+    // a header), is dropped rather than sent: it could split or forge the response.
+    if (!is_token(h.name) || !valid_field_value(h.value)) continue;
     if (strcasecmp(h.name.c_str(), "cache-control") == 0) has_cache_control = true;
+    if (strcasecmp(h.name.c_str(), "content-security-policy") == 0) has_csp = true;
     out += h.name;
     out += ": ";
     out += h.value;
     out += "\r\n";
   }
   if (!has_cache_control) out += "Cache-Control: no-store\r\n";
+  // An API answer is never a document to render: no scripts, no frames, whatever its type.
+  if (!has_csp) out += "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'\r\n";
   if (r.close) {
     out += "Connection: close\r\n";
   } else if (ex.req.http_minor == 0) {
@@ -344,7 +442,12 @@ void Connection::flush() {
   out.clear();
   bool last_sent = false;
   uint64_t done_ns = 0;  // read at the first response: the responses below go out in one write
-  while (!pending_.empty() && pending_.front()->responded_) {
+  // Backpressure: while the client has not taken max_output_bytes already queued, ready
+  // responses wait as they are (on_write flushes again), so what one connection queues stays
+  // bounded by that plus one response, however many it pipelined.
+  const auto max_output = static_cast<size_t>(worker_.cfg().max_output_bytes);
+  while (!pending_.empty() && pending_.front()->responded_ && output_bytes_ < max_output &&
+         (out.empty() || output_bytes_ + out.size() < max_output)) {
     ExchangePtr ex = std::move(pending_.front());
     pending_.pop_front();
     bool nothing_follows = pending_.empty() && state_ == State::kIdle && backlog_.empty();
@@ -400,6 +503,10 @@ void Connection::write(const std::string& data) {
   // queues too, so the order holds.
   size_t sent = 0;
   auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  if (!outstanding_) {
+    outstanding_ = true;  // the janitor watches these bytes until the client has taken them
+    write_progress_ms_ = uv_now(worker_.loop());
+  }
   if (writes_in_flight_ == 0) {
     uv_buf_t now = uv_buf_init(const_cast<char*>(data.data()), static_cast<unsigned>(data.size()));
     int n = uv_try_write(stream, &now, 1);
@@ -484,27 +591,64 @@ void Connection::update_reading() {
   }
 }
 
+size_t Connection::untaken_bytes() {
+  size_t n = uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_));
+  uv_os_fd_t fd = -1;
+  int outq = 0;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp_), &fd) == 0 &&
+      ioctl(fd, SIOCOUTQ, &outq) == 0 && outq > 0) {
+    n += static_cast<size_t>(outq);
+  }
+  return n;
+}
+
 void Connection::check_timeouts(uint64_t now) {
   const config::ServerConfig& cfg = worker_.cfg();
+  if (state_ == State::kClosing) return;
+  if (outstanding_) {
+    // Progress is the untaken bytes going down (a large answer drains in pieces before its
+    // write completes; the kernel's queue empties as the client reads): a client that takes
+    // nothing for write_timeout is not reading, whether the bytes wait in libuv or the kernel.
+    const size_t untaken = untaken_bytes();
+    if (untaken == 0) {
+      outstanding_ = false;
+      queued_seen_ = 0;
+    } else {
+      if (untaken < queued_seen_) write_progress_ms_ = now;
+      queued_seen_ = untaken;
+      if (now - write_progress_ms_ > static_cast<uint64_t>(cfg.write_timeout_ms)) {
+        worker_.count_close(CloseReason::kWriteTimeout);
+        close();
+        return;
+      }
+    }
+  }
   switch (state_) {
     case State::kHeaders:
       if (now - state_since_ms_ > static_cast<uint64_t>(cfg.header_timeout_ms)) {
+        worker_.count_close(CloseReason::kHeaderTimeout);
         reject(408, "request_timeout", "request headers not received within server.header_timeout");
         fail_current("");
       }
       break;
     case State::kBody:
       if (now - state_since_ms_ > static_cast<uint64_t>(cfg.body_timeout_ms)) {
+        worker_.count_close(CloseReason::kBodyTimeout);
         reject(408, "request_timeout", "request body not received within server.body_timeout");
         fail_current("");
       }
       break;
-    case State::kIdle:
+    case State::kIdle: {
+      // A connection that has not begun a request gets header_timeout, not the keep-alive
+      // idle_timeout: an idle socket costs the same whether it sent nothing or its headers slowly.
+      const int64_t limit = started_request_ ? cfg.idle_timeout_ms : cfg.header_timeout_ms;
       if (pending_.empty() && writes_in_flight_ == 0 &&
-          now - last_activity_ms_ > static_cast<uint64_t>(cfg.idle_timeout_ms)) {
+          now - last_activity_ms_ > static_cast<uint64_t>(limit)) {
+        if (!started_request_) worker_.count_close(CloseReason::kHeaderTimeout);
         close();
       }
       break;
+    }
     case State::kLingering:
       if (now - state_since_ms_ > kLingerMs) close();
       break;
@@ -529,6 +673,7 @@ void Connection::close() {
 
 void Connection::on_close(uv_handle_t* h) {
   auto* c = static_cast<Connection*>(h->data);
+  if (c->limits_ != nullptr) c->limits_->release(c->client_addr_);
   c->worker_.remove_connection(c);
   delete c;
 }

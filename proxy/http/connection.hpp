@@ -9,6 +9,7 @@
 #include <deque>
 #include <string>
 
+#include "http/connection_limits.hpp"
 #include "http/exchange.hpp"
 
 namespace zonegate::http {
@@ -25,9 +26,12 @@ class Connection {
     kClosing,    // uv_close issued
   };
 
-  explicit Connection(Worker& worker);
+  // `admin`: accepted on the admin listener.
+  Connection(Worker& worker, bool admin);
   // Accepts from the listener and starts reading; false (and closed) on failure.
   bool accept(uv_stream_t* listener);
+  // Counts the connection against its listener's caps; past one, answers 503 and closes.
+  void admit();
   // Called by the janitor with the loop's current time.
   void check_timeouts(uint64_t now_ms);
   // Graceful shutdown: close now when idle, else after the in-flight responses.
@@ -58,18 +62,33 @@ class Connection {
 
   void parse(const char* data, size_t len);
   int reject(int status, const char* code, const char* message);
+  // Checks the request's header section as a whole (Host, singleton fields); 0 or reject().
+  int check_header_section();
   // Answers the request being read with the recorded rejection and closes after it.
-  void fail_current(const char* details);
+  // With `proxy_status` (an RFC 9209 error type): the proxy refused on its own, so the response
+  // says so and carries Retry-After.
+  void fail_current(const char* details, const char* proxy_status = nullptr);
   bool commit_header();
   void flush();
   void serialize(Exchange& ex, std::string& out);
   void write(const std::string& data);
   void update_reading();
+  // Bytes written but not yet taken by the client: libuv's queue plus the kernel's (SIOCOUTQ).
+  size_t untaken_bytes();
   void close_after_flush();
   void start_linger();
 
   uv_tcp_t tcp_{};
   Worker& worker_;
+  const bool admin_;
+  ConnectionLimits* limits_ = nullptr;  // set once admitted: released in on_close
+  bool started_request_ = false;        // a request has begun on this connection
+  // Response bytes not yet taken by the client, in libuv's queue and in the kernel's (unsent
+  // or unacknowledged), at the last janitor pass; checked while `outstanding_` (set by every
+  // write, cleared once both queues are empty).
+  size_t queued_seen_ = 0;
+  bool outstanding_ = false;
+  uint64_t write_progress_ms_ = 0;  // when those bytes last went down
   llhttp_t parser_{};
   State state_ = State::kIdle;
   ExchangePtr current_;  // the request being parsed

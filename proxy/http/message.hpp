@@ -25,6 +25,7 @@ struct Request {
   bool keep_alive = true;
   std::string request_id;
   std::string client_addr;
+  bool admin = false;     // arrived on the admin listener (admin.host:admin.port)
   uint64_t start_ns = 0;  // uv_hrtime() when the first byte of the request arrived
 
   // First header with this (lower-case) name, or nullptr.

@@ -19,8 +19,10 @@ std::vector<std::string_view> split_path(std::string_view path) {
 
 }  // namespace
 
-void Router::add(std::string method, std::string_view pattern, std::string name, RouteFn fn) {
+void Router::add(std::string method, std::string_view pattern, std::string name, RouteFn fn,
+                 Exposure exposure) {
   Route r;
+  r.exposure = exposure;
   r.method = std::move(method);
   for (std::string_view seg : split_path(pattern)) {
     if (seg.size() >= 2 && seg.front() == '{' && seg.back() == '}') {
@@ -70,7 +72,9 @@ void Router::handle(const ExchangePtr& ex) const {
   Params params;
   std::string allow;
   bool bad_escape = false;
+  const Exposure here = req.admin ? Exposure::kAdmin : Exposure::kPublic;
   for (const Route& r : routes_) {
+    if (r.exposure != Exposure::kBoth && r.exposure != here) continue;
     if (!match(r, parts, params, bad_escape)) continue;
     if (r.method == req.method || (r.method == "GET" && req.method == "HEAD")) {
       ex->route = r.name;

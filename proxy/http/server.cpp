@@ -36,13 +36,26 @@ std::string random_hex(int n) {
 
 }  // namespace
 
-Worker::Worker(Server& server, int index, int listen_fd)
-    : server_(server), index_(index), listen_fd_(listen_fd), read_buffer_(size_t{64} * 1024) {
+Worker::Worker(Server& server, int index, int listen_fd, int admin_fd)
+    : server_(server),
+      index_(index),
+      listen_fd_(listen_fd),
+      admin_fd_(admin_fd),
+      read_buffer_(size_t{64} * 1024) {
   id_prefix_ = random_hex(8) + "-" + std::to_string(index) + "-";
 }
 
 Worker::~Worker() {
   if (listen_fd_ >= 0) ::close(listen_fd_);  // never handed to libuv
+  if (admin_fd_ >= 0) ::close(admin_fd_);
+}
+
+ConnectionLimits& Worker::limits(bool admin) {
+  return admin ? *server_.admin_limits_ : server_.limits_;
+}
+
+void Worker::count_close(CloseReason why) {
+  server_.closed_[static_cast<size_t>(why)].fetch_add(1, std::memory_order_relaxed);
 }
 
 const config::ServerConfig& Worker::cfg() const {
@@ -120,6 +133,17 @@ void Worker::init() {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), kBacklog, on_connection);
   }
   if (rc != 0) log::error("listen failed", {{"worker", index_}, {"error", uv_strerror(rc)}});
+  if (admin_fd_ >= 0) {
+    uv_tcp_init(&loop_, &admin_listener_);
+    admin_listener_.data = this;
+    admin_open_ = true;
+    rc = uv_tcp_open(&admin_listener_, admin_fd_);
+    if (rc == 0) {
+      admin_fd_ = -1;
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&admin_listener_), kBacklog, on_connection);
+    }
+    if (rc != 0) log::error("admin listen failed", {{"error", uv_strerror(rc)}});
+  }
 }
 
 void Worker::run() {
@@ -147,11 +171,14 @@ void Worker::on_connection(uv_stream_t* listener, int status) {
     log::warn("accept failed", {{"worker", w->index_}, {"error", uv_strerror(status)}});
     return;
   }
-  auto* c = new Connection(*w);
+  const bool admin = listener == reinterpret_cast<uv_stream_t*>(&w->admin_listener_);
+  auto* c = new Connection(*w, admin);
   if (!c->accept(listener)) return;  // closed; freed in its close callback
-  if (w->draining_ || w->connection_count_ > static_cast<size_t>(w->cfg().max_connections)) {
+  if (w->draining_) {
     c->close();
+    return;
   }
+  c->admit();  // counted against the caps, or answered 503 and closed
 }
 
 bool Worker::post(std::function<void()> task) {
@@ -193,6 +220,10 @@ void Worker::begin_drain() {
     uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     listener_open_ = false;
   }
+  if (admin_open_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&admin_listener_), nullptr);
+    admin_open_ = false;
+  }
   for (Connection* c = connections_; c != nullptr; c = c->next)
     c->drain();
   maybe_finish();
@@ -227,15 +258,23 @@ void Worker::send_command(int cmd) {
   uv_async_send(&command_);
 }
 
-Server::Server(config::ServerConfig cfg, Handler handler)
-    : cfg_(std::move(cfg)), handler_(std::move(handler)) {}
+Server::Server(config::ServerConfig cfg, Handler handler, std::vector<net::Cidr> exempt)
+    : cfg_(std::move(cfg)),
+      handler_(std::move(handler)),
+      limits_(ConnectionLimitsConfig{cfg_.max_connections, cfg_.max_connections_per_address,
+                                     std::move(exempt)}),
+      admin_limits_(std::make_unique<ConnectionLimits>(ConnectionLimitsConfig{64, 0, {}})) {}
 
 Server::~Server() {
   join();
 }
 
-std::string Server::listen_error(int err) const {
-  return "cannot listen on " + cfg_.host + ":" + std::to_string(cfg_.port) + ": " + errno_text(err);
+void Server::set_admin_listener(const config::AdminConfig& admin) {
+  admin_enabled_ = admin.enabled;
+  admin_host_ = admin.host;
+  admin_port_wanted_ = admin.port;
+  admin_limits_ =
+      std::make_unique<ConnectionLimits>(ConnectionLimitsConfig{admin.max_connections, 0, {}});
 }
 
 // SO_REUSEPORT lets every socket that sets it bind the same port, including another process's:
@@ -243,54 +282,108 @@ std::string Server::listen_error(int err) const {
 // instead of failing. So the port is first bound once without SO_REUSEPORT, which fails with
 // EADDRINUSE while anything listens there; the probe is closed before the workers' sockets bind.
 // (A process binding the port between the two is not caught; that window is microseconds.)
-bool Server::port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std::string& error) {
+bool Server::port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std::string& error,
+                          const std::string& where) {
   int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
             ::bind(fd, reinterpret_cast<const sockaddr*>(&addr), addr_len) == 0;
   if (!ok) {
     const int err = errno;
-    error = listen_error(err);
+    error = "cannot listen on " + where + ": " + errno_text(err);
     if (err == EADDRINUSE) error += " (another process listens there)";
   }
   if (fd >= 0) ::close(fd);
   return ok;
 }
 
-bool Server::bind(std::string& error) {
+int Server::listen_socket(const char* section, const std::string& host_in, int port,
+                          bool reuse_port, std::string& error, int& bound_port) {
   sockaddr_storage addr{};
-  std::string host = cfg_.host == "localhost" ? "127.0.0.1" : cfg_.host;
-  if (uv_ip4_addr(host.c_str(), cfg_.port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-      uv_ip6_addr(host.c_str(), cfg_.port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-    error = "server.host \"" + cfg_.host + "\" is not an IPv4 or IPv6 address";
-    return false;
+  const std::string host = host_in == "localhost" ? "127.0.0.1" : host_in;
+  // The admin listener's messages say so; the public one's are as they always were.
+  const std::string where = (std::string(section) == "admin" ? "admin listener " : "") + host_in +
+                            ":" + std::to_string(port);
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    error = std::string(section) + ".host \"" + host_in + "\" is not an IPv4 or IPv6 address";
+    return -1;
   }
+  socklen_t addr_len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (bound_port != 0) {
+    // The workers' later sockets share the port the first one was given.
+    reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(static_cast<uint16_t>(bound_port));
+  } else if (port != 0 && !port_is_free(addr, addr_len, error, where)) {
+    return -1;
+  }
+  int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
+      ::bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 ||
+      ::listen(fd, kBacklog) != 0) {
+    error = "cannot listen on " + where + ": " + errno_text(errno);
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  if (bound_port == 0) {
+    socklen_t len = sizeof addr;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    bound_port =
+        ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
+                                         : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  }
+  return fd;
+}
+
+bool Server::bind(std::string& error) {
   int n = cfg_.workers > 0 ? cfg_.workers : static_cast<int>(std::thread::hardware_concurrency());
   if (n < 1) n = 1;
-  socklen_t addr_len = addr.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
-  if (cfg_.port != 0 && !port_is_free(addr, addr_len, error)) return false;
+  std::vector<int> fds;
+  auto fail = [&] {
+    for (int fd : fds)
+      ::close(fd);
+    return false;
+  };
+  int bound = 0;
   for (int i = 0; i < n; ++i) {
-    int fd = ::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
-        ::bind(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0 ||
-        ::listen(fd, kBacklog) != 0) {
-      error = listen_error(errno);
-      if (fd >= 0) ::close(fd);
-      workers_.clear();
-      return false;
-    }
-    if (i == 0) {
-      // With port 0 the kernel picked one; the other workers' sockets share it.
-      socklen_t len = sizeof addr;
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-      port_ = ntohs(addr.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port
-                                               : reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    }
-    workers_.push_back(std::make_unique<Worker>(*this, i, fd));
+    int fd = listen_socket("server", cfg_.host, cfg_.port, true, error, bound);
+    if (fd < 0) return fail();
+    fds.push_back(fd);
   }
+  port_ = bound;
+  int admin_fd = -1;
+  if (admin_enabled_) {
+    int admin_bound = 0;
+    admin_fd = listen_socket("admin", admin_host_, admin_port_wanted_, false, error, admin_bound);
+    if (admin_fd < 0) return fail();
+    admin_port_ = admin_bound;
+  }
+  for (int i = 0; i < n; ++i)
+    workers_.push_back(
+        std::make_unique<Worker>(*this, i, fds[static_cast<size_t>(i)], i == 0 ? admin_fd : -1));
   return true;
+}
+
+void Server::describe_metrics(metrics::Text& out) const {
+  out.family("zonegate_connections_refused_total", "counter",
+             "Client connections refused at accept (503 and closed): past server.max_connections "
+             "(reason total), past server.max_connections_per_address (per_address).");
+  out.sample("zonegate_connections_refused_total", R"(listener="public",reason="total")",
+             limits_.refused_total());
+  out.sample("zonegate_connections_refused_total", R"(listener="public",reason="per_address")",
+             limits_.refused_per_address());
+  out.sample("zonegate_connections_refused_total", R"(listener="admin",reason="total")",
+             admin_limits_->refused_total());
+  out.family("zonegate_connections_closed_total", "counter",
+             "Client connections the proxy closed on its own: a client that took no response "
+             "bytes for server.write_timeout (write_timeout), a request line and headers or a "
+             "body not received in time (header_timeout, body_timeout).");
+  static const char* const kReasons[] = {"write_timeout", "header_timeout", "body_timeout"};
+  for (size_t i = 0; i < closed_.size(); ++i) {
+    out.sample("zonegate_connections_closed_total", std::string(R"(reason=")") + kReasons[i] + "\"",
+               closed_[i].load(std::memory_order_relaxed));
+  }
 }
 
 void Server::start() {

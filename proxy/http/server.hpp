@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -14,7 +15,9 @@
 #include <vector>
 
 #include "common/executor.hpp"
+#include "common/metrics_text.hpp"
 #include "config/config.hpp"
+#include "http/connection_limits.hpp"
 #include "http/exchange.hpp"
 #include "http/message.hpp"
 
@@ -38,9 +41,12 @@ using ResponseObserver =
 
 class Server;
 
+// Why the server closed a connection on its own (counted for /metrics).
+enum class CloseReason { kWriteTimeout, kHeaderTimeout, kBodyTimeout, kCount };
+
 class Worker : public Executor {
  public:
-  Worker(Server& server, int index, int listen_fd);
+  Worker(Server& server, int index, int listen_fd, int admin_fd);
   ~Worker() override;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -74,6 +80,9 @@ class Worker : public Executor {
   void observe(const Exchange& ex, uint64_t bytes, uint64_t done_ns);  // when observing()
   void add_connection(Connection* c);
   void remove_connection(Connection* c);
+  // The admission caps of the listener a connection came in on.
+  ConnectionLimits& limits(bool admin);
+  void count_close(CloseReason why);
 
  private:
   friend class Server;
@@ -92,8 +101,11 @@ class Worker : public Executor {
   Server& server_;
   int index_;
   int listen_fd_;
+  int admin_fd_;  // -1 but on the worker that owns the admin listener
   uv_loop_t loop_{};
   uv_tcp_t listener_{};
+  uv_tcp_t admin_listener_{};
+  bool admin_open_ = false;
   uv_async_t command_{};
   uv_timer_t janitor_{};
   uv_prepare_t log_flush_{};  // log.access_log_flush 0: batched log lines before the loop waits
@@ -117,16 +129,22 @@ class Worker : public Executor {
   std::string id_prefix_;
 };
 
-class Server {
+class Server : public metrics::Source {
  public:
-  Server(config::ServerConfig cfg, Handler handler);
-  ~Server();
+  // `exempt`: client addresses without a per-address connection cap (trusted load balancers).
+  Server(config::ServerConfig cfg, Handler handler, std::vector<net::Cidr> exempt = {});
+  ~Server() override;
+
+  // Also listen on the admin address (before bind()): one socket, served by worker 0, whose
+  // requests carry Request::admin; its connections have their own cap.
+  void set_admin_listener(const config::AdminConfig& admin);
 
   // Binds one SO_REUSEPORT socket per worker, after checking that no other process listens on
   // the port. False with a message on failure.
   bool bind(std::string& error);
-  // The port actually bound (useful with port 0).
+  // The port actually bound (useful with port 0); admin_port() is 0 without an admin listener.
   int port() const { return port_; }
+  int admin_port() const { return admin_port_; }
   int worker_count() const { return static_cast<int>(workers_.size()); }
   void set_context_factory(ContextFactory f) { context_factory_ = std::move(f); }
   void set_observer(ResponseObserver o) { observer_ = std::move(o); }
@@ -142,13 +160,27 @@ class Server {
   int workers_running() const { return running_.load(); }
 
   const config::ServerConfig& cfg() const { return cfg_; }
+  const ConnectionLimits& limits() const { return limits_; }
+  // zonegate_connections_refused_total and zonegate_connections_closed_total.
+  void describe_metrics(metrics::Text& out) const override;
 
  private:
   friend class Worker;
-  bool port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std::string& error);
-  std::string listen_error(int err) const;  // "cannot listen on HOST:PORT: strerror"
+  // Binds a listening socket to host:port (SO_REUSEPORT when reuse_port); -1 with `error` set.
+  // `section` names the config section in messages ("server", "admin").
+  static int listen_socket(const char* section, const std::string& host, int port, bool reuse_port,
+                           std::string& error, int& bound_port);
+  static bool port_is_free(const sockaddr_storage& addr, socklen_t addr_len, std::string& error,
+                           const std::string& where);
   config::ServerConfig cfg_;
   Handler handler_;
+  bool admin_enabled_ = false;
+  std::string admin_host_;
+  int admin_port_wanted_ = 0;
+  int admin_port_ = 0;
+  ConnectionLimits limits_;
+  std::unique_ptr<ConnectionLimits> admin_limits_;
+  std::array<std::atomic<int64_t>, static_cast<size_t>(CloseReason::kCount)> closed_{};
   ContextFactory context_factory_;
   ResponseObserver observer_;
   std::function<void()> on_worker_exit_;

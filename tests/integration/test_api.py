@@ -26,7 +26,7 @@ from zg import (PROXY_BIN, ROOT, Cluster, Proxy, RawConn, get_json, http, reques
                 wait_sleeping)
 
 SECRET = "integration-secret-0123456789-abcdef"
-ADMIN = "integration-admin-token-0123"
+ADMIN = "integration-admin-token-0123456789abcdef"
 FUNCTIONS = ["add", "echo", "whoami", "my_zones", "report", "one_thing", "bump", "nothing", "fail",
              "dup", "slow", "over", "arr_sum", "doc", "late", "slow_stable", "grants_of_caller"]
 
@@ -647,9 +647,9 @@ def test_db_reads_of_one_loop_turn_share_a_sync(cluster, api):
         users = ["alice", "bob", "root", "gone", "nobody"] * 6
         # The connection's own session setup and warm-up are its first two Syncs; the pool
         # gauges are refreshed every 100 ms.
-        wait_for(lambda: pool_counter(p.port, "zonegate_pool_syncs_total") >= 2, timeout=10)
-        jobs0 = pool_counter(p.port, "zonegate_pool_jobs_total")
-        syncs0 = pool_counter(p.port, "zonegate_pool_syncs_total")
+        wait_for(lambda: pool_counter(p.admin_port, "zonegate_pool_syncs_total") >= 2, timeout=10)
+        jobs0 = pool_counter(p.admin_port, "zonegate_pool_jobs_total")
+        syncs0 = pool_counter(p.admin_port, "zonegate_pool_syncs_total")
         c = RawConn(p.port)
         c.send(b"".join(request_bytes("GET", "/v1/users/%s/context" % u,
                                       {"Authorization": "Bearer " + t}) for u in users))
@@ -660,12 +660,12 @@ def test_db_reads_of_one_loop_turn_share_a_sync(cluster, api):
             else:
                 assert status == 200, (u, status, body)
                 assert json.loads(body)["user_id"] == u
-        wait_for(lambda: pool_counter(p.port, "zonegate_pool_jobs_total") - jobs0 >= len(users),
+        wait_for(lambda: pool_counter(p.admin_port, "zonegate_pool_jobs_total") - jobs0 >= len(users),
                  timeout=5)
-        jobs = pool_counter(p.port, "zonegate_pool_jobs_total") - jobs0
-        syncs = pool_counter(p.port, "zonegate_pool_syncs_total") - syncs0
+        jobs = pool_counter(p.admin_port, "zonegate_pool_jobs_total") - jobs0
+        syncs = pool_counter(p.admin_port, "zonegate_pool_syncs_total") - syncs0
         assert jobs == len(users)
         assert 1 <= syncs < jobs, "%d syncs for %d jobs: the reads were not batched" % (syncs, jobs)
-        assert pool_counter(p.port, "zonegate_pool_batch_resends_total") == 0
+        assert pool_counter(p.admin_port, "zonegate_pool_batch_resends_total") == 0
     finally:
         stop_proxy(p)

@@ -13,7 +13,7 @@ from zg import Cluster, Proxy, get_json, http, wait_for, wait_sleeping
 
 
 def admin(p, method, path, body=None):
-    return call(p.port, method, path, ADMIN, body)
+    return call(p.admin_port, method, path, ADMIN, body)
 
 
 def cache_stats(p):
@@ -278,14 +278,14 @@ def test_listener_drop_makes_every_entry_not_fresh(cp, cluster):
     assert grants(cp, "alice")[1]["x-cache"] == "HIT"
     # Counted apart from "*" flushes, in /health and /metrics.
     assert get_json(cp.port, "/health")[2]["listen"]["reconnects"] == reconnects + 1
-    metrics = http(cp.port, "GET", "/metrics")[2].decode()
+    metrics = http(cp.admin_port, "GET", "/metrics")[2].decode()
     assert "zonegate_listen_reconnects_total %d" % (reconnects + 1) in metrics
 
 
 def test_admin_needs_the_admin_token_and_purges(cp):
-    assert call(cp.port, "GET", "/admin/cache/stats")[0] == 401
-    assert call(cp.port, "GET", "/admin/cache/stats", "wrong-token")[0] == 401
-    assert call(cp.port, "GET", "/admin/cache/stats", token("root"))[0] == 401  # a JWT is not the admin token
+    assert call(cp.admin_port, "GET", "/admin/cache/stats")[0] == 401
+    assert call(cp.admin_port, "GET", "/admin/cache/stats", "wrong-token")[0] == 401
+    assert call(cp.admin_port, "GET", "/admin/cache/stats", token("root"))[0] == 401  # a JWT is not the admin token
     assert admin(cp, "POST", "/admin/cache/purge")[0] == 200  # what earlier tests left
     grants(cp, "alice")
     grants(cp, "bob")

@@ -37,8 +37,8 @@ def test_secrets_from_files(cluster, fixture_data, tmp_path):
     try:
         p.wait_for_log(lambda l: l.get("msg") == "/rpc catalog loaded", timeout=20)
         assert call(p.port, "GET", "/v1/me/context", token("alice"))[0] == 200  # conninfo + secret
-        assert call(p.port, "GET", "/admin/cache/stats", ADMIN)[0] == 200
-        assert call(p.port, "GET", "/admin/cache/stats", ADMIN + "x")[0] == 401
+        assert call(p.admin_port, "GET", "/admin/cache/stats", ADMIN)[0] == 200
+        assert call(p.admin_port, "GET", "/admin/cache/stats", ADMIN + "x")[0] == 401
     finally:
         stop_proxy(p)
 
@@ -76,7 +76,7 @@ def test_metrics_disabled_answers_404(cluster, fixture_data):
     p = start_proxy(cluster, "no-metrics", metrics={"enabled": False})
     try:
         assert call(p.port, "GET", "/v1/me/context", token("alice"))[0] == 200
-        status, _, _ = http(p.port, "GET", "/metrics", {"Authorization": "Bearer " + ADMIN})
+        status, _, _ = http(p.admin_port, "GET", "/metrics", {"Authorization": "Bearer " + ADMIN})
         assert status == 404
     finally:
         stop_proxy(p)

@@ -47,7 +47,7 @@ def test_dashboard_in_headless_chromium(dp):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shot = ARTIFACTS / "dashboard.png"
         out = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "dashboard.mjs"),
-                              "http://127.0.0.1:%d" % dp.port, ADMIN, str(shot)],
+                              "http://127.0.0.1:%d" % dp.admin_port, ADMIN, str(shot)],
                              capture_output=True, text=True, cwd=ROOT, timeout=120)
     finally:
         stop.set()
@@ -69,24 +69,24 @@ def test_dashboard_in_headless_chromium(dp):
 
 
 def test_dashboard_data_needs_the_admin_token(dp):
-    assert http(dp.port, "GET", "/admin/api/series")[0] == 401
-    assert http(dp.port, "GET", "/admin/api/series", {"Authorization": "Bearer nope"})[0] == 401
-    assert http(dp.port, "GET", "/admin/assets/app.js")[0] == 401
-    assert http(dp.port, "GET", "/admin/assets/app.css")[0] == 200  # the sign-in page's style
-    status, headers, _ = http(dp.port, "GET", "/admin/", {"Authorization": "Bearer " + ADMIN})
+    assert http(dp.admin_port, "GET", "/admin/api/series")[0] == 401
+    assert http(dp.admin_port, "GET", "/admin/api/series", {"Authorization": "Bearer nope"})[0] == 401
+    assert http(dp.admin_port, "GET", "/admin/assets/app.js")[0] == 401
+    assert http(dp.admin_port, "GET", "/admin/assets/app.css")[0] == 200  # the sign-in page's style
+    status, headers, _ = http(dp.admin_port, "GET", "/admin/", {"Authorization": "Bearer " + ADMIN})
     assert status == 200
     assert "script-src 'self'" in headers["content-security-policy"]
     assert "default-src 'none'" in headers["content-security-policy"]
     # A forged or expired session cookie is refused.
     for c in ("zg_admin=1.abc", "zg_admin=99999999999.%s" % ("0" * 64), "zg_admin=1000.%s" % ("0" * 64)):
-        assert http(dp.port, "GET", "/admin/api/series", {"Cookie": c})[0] == 401
-    status, headers, _ = http(dp.port, "POST", "/admin/login", {"Content-Type": "application/x-www-form-urlencoded"},
+        assert http(dp.admin_port, "GET", "/admin/api/series", {"Cookie": c})[0] == 401
+    status, headers, _ = http(dp.admin_port, "POST", "/admin/login", {"Content-Type": "application/x-www-form-urlencoded"},
                               "token=" + ADMIN)
     assert status == 303 and headers["location"] == "/admin/"
     cookie = headers["set-cookie"].split(";")[0]
     assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
     assert ADMIN not in cookie
-    assert http(dp.port, "GET", "/admin/api/series", {"Cookie": "x=1; " + cookie})[0] == 200
+    assert http(dp.admin_port, "GET", "/admin/api/series", {"Cookie": "x=1; " + cookie})[0] == 200
 
 
 def promtool_check(text, tmp_path):
@@ -114,12 +114,12 @@ def metric(text, name, **labels):
 def test_metrics_are_valid_and_move_with_traffic(dp, tmp_path):
     t = token("alice")
     call(dp.port, "GET", "/v1/me/context", t)
-    before = http(dp.port, "GET", "/metrics")[2].decode()
+    before = http(dp.admin_port, "GET", "/metrics")[2].decode()
     promtool_check(before, tmp_path)
     call(dp.port, "GET", "/v1/me/context", t)          # a hit
     call(dp.port, "GET", "/rpc/fail?msg=boom", t)      # a 400
     call(dp.port, "GET", "/no/such/route")              # a 404
-    status, headers, body = http(dp.port, "GET", "/metrics")
+    status, headers, body = http(dp.admin_port, "GET", "/metrics")
     after = body.decode()
     assert headers["content-type"].startswith("text/plain; version=0.0.4")
     promtool_check(after, tmp_path)
@@ -143,7 +143,7 @@ def test_health_reflects_a_stopped_postgres_within_one_interval():
                         database={"conninfo": c2.conninfo, "pool": {"reconnect_max": "300ms"}})
         try:
             def health():
-                return json.loads(http(p.port, "GET", "/health")[2])
+                return json.loads(http(p.admin_port, "GET", "/health")[2])  # in full
             wait_for(lambda: health()["status"] == "ok", timeout=20, what="/health to be ok")
             h = health()
             assert h["status"] == "ok" and h["postgres"][0]["server_version"].startswith("15")

@@ -35,7 +35,7 @@ def test_security_headers_on_every_answer(dp, method, path, headers):
 
 
 def test_logout_clears_the_session_cookie(dp):
-    status, h, _ = http(dp.port, "POST", "/admin/logout")
+    status, h, _ = http(dp.admin_port, "POST", "/admin/logout")
     assert status == 303 and h["location"] == "/admin/"
     cookie = h["set-cookie"]
     assert cookie.startswith("zg_admin=;") and "Max-Age=0" in cookie and "HttpOnly" in cookie
@@ -45,9 +45,9 @@ def test_admin_api_is_disabled_without_an_admin_token(cluster):
     p = start_proxy(cluster, "no-admin", auth={"admin_token": ""})
     try:
         for path in ("/admin/cache/stats",):
-            status, _, body = call(p.port, "GET", path, ADMIN)
+            status, _, body = call(p.admin_port, "GET", path, ADMIN)
             assert status == 403 and body["code"] == "admin_disabled", body
-        status, _, body = call(p.port, "POST", "/admin/cache/purge", ADMIN)
+        status, _, body = call(p.admin_port, "POST", "/admin/cache/purge", ADMIN)
         assert status == 403 and body["code"] == "admin_disabled"
     finally:
         stop_proxy(p)

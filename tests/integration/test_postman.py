@@ -40,9 +40,19 @@ def requests_of_collection():
     out = []
     for it in leaves(json.loads(COLLECTION.read_text())["item"]):
         raw = it["request"]["url"]["raw"]
-        assert raw.startswith("{{baseUrl}}/"), "%s: %s does not start with {{baseUrl}}/" % (it["name"], raw)
-        out.append((it["request"]["method"].upper(), raw[len("{{baseUrl}}"):].split("?")[0]))
+        out.append((it["request"]["method"].upper(), split_base(raw, it["name"])))
     return out
+
+
+def split_base(raw, where):
+    """The path of a request URL: {{adminUrl}} for the admin listener's routes (/admin*,
+    /metrics), {{baseUrl}} for every other."""
+    admin = raw.startswith("{{adminUrl}}/")
+    assert admin or raw.startswith("{{baseUrl}}/"), "%s: %s starts with neither base" % (where, raw)
+    path = raw[len("{{adminUrl}}" if admin else "{{baseUrl}}"):].split("?")[0]
+    assert admin == (path.startswith("/admin") or path == "/metrics"), \
+        "%s: %s is on the wrong listener" % (where, raw)
+    return path
 
 
 def requests_of_http_file():
@@ -50,8 +60,7 @@ def requests_of_http_file():
     for line in HTTP_FILE.read_text().splitlines():
         m = re.match(r"^(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (\S+)(?: HTTP/1\.1)?$", line)
         if m:
-            assert m.group(2).startswith("{{baseUrl}}/"), line
-            found.append((m.group(1), m.group(2)[len("{{baseUrl}}"):].split("?")[0]))
+            found.append((m.group(1), split_base(m.group(2), line)))
     return found
 
 
@@ -106,12 +115,13 @@ def test_every_variable_the_requests_use_is_in_the_environment_or_set_by_a_scrip
     requests = json.dumps([it["request"] for it in leaves(collection["item"])])
     assert used_variables(requests) - env - set_by_scripts == set()
     # demo.env's keys fill the five that name the demo's own tokens and user (docs/postman/README.md).
-    assert {"baseUrl", "userToken", "serviceToken", "adminToken", "userId"} <= env
+    assert {"baseUrl", "adminUrl", "userToken", "serviceToken", "adminToken", "userId"} <= env
     # Each remaining variable has a demo default and a fixture value below.
     defaults = {v["key"]: v["value"] for v in json.loads(ENVIRONMENT.read_text())["values"]}
-    assert set(FIXTURE_VALUES) == env - {"baseUrl", "userToken", "serviceToken", "adminToken"}
+    assert set(FIXTURE_VALUES) == env - {"baseUrl", "adminUrl", "userToken", "serviceToken", "adminToken"}
     assert all(defaults[k] for k in FIXTURE_VALUES if k != "userId")
     assert defaults["baseUrl"] == "http://127.0.0.1:8080"
+    assert defaults["adminUrl"] == "http://127.0.0.1:8081"
     # The .http file declares and uses the same variables.
     http_text = HTTP_FILE.read_text()
     declared = set(re.findall(r"^@([A-Za-z_][A-Za-z0-9_]*)\s*=", http_text, re.M))
@@ -125,7 +135,8 @@ def demo_proxy(cluster):
     rate limits and auth settings), pointed at the fixture through the variables it reads."""
     cluster.psql(Path(__file__).with_name("api_fixture.sql").read_text())
     p = Proxy((ROOT / "zonegate.yaml").read_text(), name="postman", env={
-        "ZONEGATE_HOST": "127.0.0.1", "ZONEGATE_PORT": "0", "ZONEGATE_DATABASE_URL": cluster.conninfo,
+        "ZONEGATE_HOST": "127.0.0.1", "ZONEGATE_PORT": "0", "ZONEGATE_ADMIN_PORT": "0",
+        "ZONEGATE_DATABASE_URL": cluster.conninfo,
         "ZONEGATE_JWT_SECRET": SECRET, "ZONEGATE_ADMIN_TOKEN": ADMIN})
     try:
         p.wait_for_log(lambda l: l.get("msg") == "/rpc catalog loaded", timeout=20)
@@ -140,7 +151,8 @@ def demo_proxy(cluster):
 
 def test_newman_runs_the_collection_against_a_real_proxy(demo_proxy):
     assert NEWMAN.exists(), "node_modules/.bin/newman is missing: run make deps (npm ci)"
-    values = dict(FIXTURE_VALUES, baseUrl=demo_proxy.base, userToken=token("alice"),
+    values = dict(FIXTURE_VALUES, baseUrl=demo_proxy.base, adminUrl=demo_proxy.admin_base,
+                  userToken=token("alice"),
                   serviceToken=token("postman-service", role="service"), adminToken=ADMIN)
     n_items = len(requests_of_collection())
     with tempfile.TemporaryDirectory(prefix="zonegate-newman.") as tmp:

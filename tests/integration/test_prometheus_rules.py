@@ -391,10 +391,11 @@ def scrape(cluster):
         assert call(p.port, "GET", "/rpc/add?a=1&b=2", alice)[0] == 429     # rate_limited
         status, _, body = call(p.port, "GET", "/rpc/slow_stable?seconds=5&tag=prom", alice)
         assert status == 504, body                                           # a 5xx, a deadline
-        for path in ("/health", "/healthz", "/readyz", "/openapi.json", "/metrics"):
+        for path in ("/health", "/healthz", "/readyz", "/openapi.json"):
             assert http(p.port, "GET", path)[0] == 200, path
-        assert call(p.port, "GET", "/admin/cache/stats", ADMIN)[0] == 200
-        status, _, text = http(p.port, "GET", "/metrics")
+        assert http(p.admin_port, "GET", "/metrics")[0] == 200
+        assert call(p.admin_port, "GET", "/admin/cache/stats", ADMIN)[0] == 200
+        status, _, text = http(p.admin_port, "GET", "/metrics")
         assert status == 200
         yield parse_scrape(text.decode())
     finally:

@@ -69,11 +69,11 @@ def test_a_burst_gets_429_with_the_fields_and_waiting_retry_after_succeeds(lclus
         # The client that waits Retry-After seconds gets through.
         time.sleep(int(h3["retry-after"]))
         assert call(p.port, "GET", "/rpc/add?a=1&b=2", alice)[0] == 200
-        assert metric(p.port, "zonegate_rate_limit_decisions_total",
+        assert metric(p.admin_port, "zonegate_rate_limit_decisions_total",
                       'policy="me",decision="limited"') == 1
-        assert metric(p.port, "zonegate_rate_limit_decisions_total",
+        assert metric(p.admin_port, "zonegate_rate_limit_decisions_total",
                       'policy="me",decision="allowed"') == 4
-        assert metric(p.port, "zonegate_rate_limit_keys", 'policy="me"') == 2
+        assert metric(p.admin_port, "zonegate_rate_limit_keys", 'policy="me"') == 2
         h = get_json(p.port, "/health")[2]["rate_limit"]
         assert h["enabled"] and h["policies"][0]["name"] == "me"
         assert h["policies"][0]["routes"] == ["/rpc/*"] and h["policies"][0]["key"] == "subject"
@@ -131,9 +131,9 @@ def test_twice_the_rate_admits_the_rate_exactly_across_workers(lcluster, workers
             assert h["ratelimit-policy"] == '"rpc";q=%d;w=1' % rate
             assert re.fullmatch(r'"rpc";r=0;t=\d+', h["ratelimit"]), h["ratelimit"]
         # The proxy's own count agrees with what the clients saw.
-        assert metric(p.port, "zonegate_rate_limit_decisions_total",
+        assert metric(p.admin_port, "zonegate_rate_limit_decisions_total",
                       'policy="rpc",decision="allowed"') == ok
-        assert metric(p.port, "zonegate_rate_limit_decisions_total",
+        assert metric(p.admin_port, "zonegate_rate_limit_decisions_total",
                       'policy="rpc",decision="limited"') == len(limited)
         # Another subject is untouched by carol's overload.
         assert call(p.port, "GET", "/rpc/add?a=1&b=2", token("dave"))[0] == 200
@@ -198,9 +198,9 @@ def test_dry_run_refuses_nothing_and_counts(lcluster):
         res = [call(p.port, "GET", "/rpc/add?a=1&b=2", t) for _ in range(5)]
         assert [r[0] for r in res] == [200] * 5
         assert all("ratelimit" not in r[1] for r in res)  # shadow mode leaves responses alone
-        assert metric(p.port, "zonegate_rate_limit_decisions_total",
+        assert metric(p.admin_port, "zonegate_rate_limit_decisions_total",
                       'policy="shadow",decision="dry_run_limited"') == 4
-        assert metric(p.port, "zonegate_rate_limit_decisions_total",
+        assert metric(p.admin_port, "zonegate_rate_limit_decisions_total",
                       'policy="shadow",decision="limited"') == 0
         pol = get_json(p.port, "/health")[2]["rate_limit"]["policies"][0]
         assert pol["mode"] == "dry_run" and pol["dry_run_limited"] == 4

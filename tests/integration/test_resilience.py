@@ -87,15 +87,15 @@ def test_transient_sql_errors_of_idempotent_calls_are_retried(rcluster):
         status, _, body = call(p.port, "GET", "/rpc/flaky", token("alice"))
         assert status == 200 and body == 2
         assert rcluster.psql("SELECT last_value FROM api.flaky_calls") == "2"
-        assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="serialization"') == 1
+        assert metric(p.admin_port, "zonegate_retries_total", 'route="rpc",reason="serialization"') == 1
         # The VOLATILE one was sent, so it is not run again: the client sees the conflict.
         status, _, body = call(p.port, "POST", "/rpc/flaky_write", token("alice"), {})
         assert status == 500 and body["code"] == "40001"
         assert rcluster.psql("SELECT last_value FROM api.flaky_write_calls") == "1"
-        assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="serialization"') == 1
+        assert metric(p.admin_port, "zonegate_retries_total", 'route="rpc",reason="serialization"') == 1
         # User errors are never retried.
         assert call(p.port, "GET", "/rpc/add?a=x&b=1", token("alice"))[0] == 400
-        assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="serialization"') == 1
+        assert metric(p.admin_port, "zonegate_retries_total", 'route="rpc",reason="serialization"') == 1
     finally:
         stop_proxy(p)
 
@@ -126,8 +126,8 @@ def test_terminating_every_pool_connection_costs_idempotent_requests_nothing(rcl
             th.join()
         assert [r[0] for r in results] == [200] * 4, [(r[0], r[2]) for r in results]
         assert sorted(r[2] for r in results) == ["slept t%d" % i for i in range(4)]
-        assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="shutdown"') + \
-            metric(p.port, "zonegate_retries_total", 'route="rpc",reason="connection"') >= 1
+        assert metric(p.admin_port, "zonegate_retries_total", 'route="rpc",reason="shutdown"') + \
+            metric(p.admin_port, "zonegate_retries_total", 'route="rpc",reason="connection"') >= 1
         # They ran again on new connections, and the breaker stayed closed.
         assert not set(pool_pids(rcluster)) & set(before)
         assert get_json(p.port, "/health")[2]["breakers"][0]["state"] == "closed"
@@ -145,9 +145,9 @@ def test_an_exhausted_retry_budget_refuses_the_retry_and_says_so(rcluster):
             p.port, "GET", "/rpc/slow_stable?seconds=1&tag=b", token("alice")))
         assert status == 503 and "retry-after" in h, (status, h, body)
         assert body["code"] in ("08006", "57P01"), body
-        assert metric(p.port, "zonegate_retry_budget_exhausted_total") == 1
-        assert metric(p.port, "zonegate_retries_total", 'route="rpc",reason="shutdown"') + \
-            metric(p.port, "zonegate_retries_total", 'route="rpc",reason="connection"') == 0
+        assert metric(p.admin_port, "zonegate_retry_budget_exhausted_total") == 1
+        assert metric(p.admin_port, "zonegate_retries_total", 'route="rpc",reason="shutdown"') + \
+            metric(p.admin_port, "zonegate_retries_total", 'route="rpc",reason="connection"') == 0
     finally:
         stop_proxy(p)
 
@@ -178,8 +178,8 @@ def test_a_request_past_its_deadline_gets_504_and_its_query_is_cancelled(rcluste
             "AND state = 'active' AND query LIKE '%slow_stable%'") == "0",
             what="the cancelled query to end")
         # Pool figures are published by each worker every 100 ms.
-        wait_for(lambda: metric(p.port, "zonegate_pool_cancels_total") >= 1, what="the cancel count")
-        assert metric(p.port, "zonegate_deadline_exceeded_total", 'route="rpc"') == 1
+        wait_for(lambda: metric(p.admin_port, "zonegate_pool_cancels_total") >= 1, what="the cancel count")
+        assert metric(p.admin_port, "zonegate_deadline_exceeded_total", 'route="rpc"') == 1
         # The connection is still good afterwards.
         assert call(p.port, "GET", "/rpc/add?a=2&b=3", token("alice"))[2] == 5
     finally:
@@ -200,7 +200,7 @@ def test_load_past_the_concurrency_limit_is_refused_at_once(rcluster):
         assert h["proxy-status"].startswith("zonegate; error=connection_limit_reached")
         th.join()
         assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[2] == 2
-        assert metric(p.port, "zonegate_shed_total", 'reason="concurrency_limit"') == 1
+        assert metric(p.admin_port, "zonegate_shed_total", 'reason="concurrency_limit"') == 1
         assert get_json(p.port, "/health")[2]["resilience"]["shed"] == 1
     finally:
         stop_proxy(p)
@@ -291,9 +291,9 @@ def test_outage_opens_the_breaker_serves_stale_and_recovers():
             assert p.logs("circuit breaker open")
             # The log is written by its own thread: the line may follow /health's "closed".
             assert p.wait_for_log(lambda l: l.get("msg") == "circuit breaker closed", timeout=10)
-            assert metric(p.port, "zonegate_breaker_transitions_total",
+            assert metric(p.admin_port, "zonegate_breaker_transitions_total",
                           'upstream="primary",to="open"') >= 1
-            assert metric(p.port, "zonegate_breaker_state", 'upstream="primary",state="closed"') == 1
+            assert metric(p.admin_port, "zonegate_breaker_state", 'upstream="primary",state="closed"') == 1
         finally:
             stop_proxy(p)
     finally:

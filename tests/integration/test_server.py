@@ -218,7 +218,7 @@ def test_version_flag():
 
 def test_check_config_accepts_good_and_lists_every_problem(tmp_path):
     good = tmp_path / "good.yaml"
-    good.write_text("server:\n  port: 8081\n")
+    good.write_text("server:\n  port: 8090\n")
     out = run_cli(["--check-config", "--config", str(good)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr

@@ -84,6 +84,26 @@ class Cluster:
         subprocess.run([str(PGCLUSTER), "destroy", self.dir], check=False)
 
 
+def with_admin_port(config_text):
+    """The config with admin.port 0 (a port the kernel picks, read back from the "admin
+    listening" log line) unless it names one: proxies of one run must not share the default."""
+    import yaml
+    try:
+        cfg = yaml.safe_load(config_text)
+    except yaml.YAMLError:
+        return config_text  # a test of a broken config: leave it as it is
+    if not isinstance(cfg, dict):
+        return config_text
+    admin = cfg.get("admin")
+    if admin is None:
+        cfg["admin"] = {"port": 0}
+    elif isinstance(admin, dict) and "port" not in admin:
+        admin["port"] = 0
+    else:
+        return config_text
+    return yaml.safe_dump(cfg, sort_keys=False)
+
+
 class Proxy:
     """The real zonegate-proxy binary on a kernel-chosen port, its JSON log lines collected."""
 
@@ -91,7 +111,7 @@ class Proxy:
         self.dir = tempfile.mkdtemp(prefix="zonegate-proxy.")
         self.config_path = os.path.join(self.dir, "zonegate.yaml")
         with open(self.config_path, "w") as f:
-            f.write(config_text)
+            f.write(with_admin_port(config_text))
         self.name = name
         self.lines = []
         self.raw = []
@@ -102,9 +122,12 @@ class Proxy:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.port = None
+        self.admin_port = None
         if wait:
             line = self.wait_for_log(lambda l: l.get("msg") == "listening", timeout=20)
             self.port = line["port"]
+            admin = self.logs("admin listening")
+            self.admin_port = admin[0]["port"] if admin else None
 
     def _read(self):
         for raw in self.proc.stdout:
@@ -140,6 +163,10 @@ class Proxy:
     @property
     def base(self):
         return "http://127.0.0.1:%d" % self.port
+
+    @property
+    def admin_base(self):
+        return "http://127.0.0.1:%d" % self.admin_port
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         """Stops the proxy; returns its exit code. Sanitizer reports fail the caller."""

@@ -5,13 +5,15 @@
 #   demo.sh start   start everything (or report what is already running); writes .zonegate/demo.env
 #   demo.sh stop    stop the proxy and the cluster; leaves no process behind
 #
-# ZONEGATE_DEMO_DIR (default ./.zonegate) and ZONEGATE_PORT (default 8080) move it elsewhere;
+# ZONEGATE_DEMO_DIR (default ./.zonegate), ZONEGATE_PORT (default 8080) and ZONEGATE_ADMIN_PORT
+# (the admin listener: dashboard, /metrics; default 8081) move it elsewhere;
 # ZONEGATE_DEMO_USERS (default 100000) and ZONEGATE_DEMO_SEED (42) shape the generated users.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DEMO_DIR=${ZONEGATE_DEMO_DIR:-$ROOT/.zonegate}
 PORT=${ZONEGATE_PORT:-8080}
+ADMIN_PORT=${ZONEGATE_ADMIN_PORT:-8081}
 PROXY_BIN=${ZONEGATE_PROXY_BIN:-$ROOT/build/proxy/zonegate-proxy}
 CONFIG=$ROOT/zonegate.yaml
 DEMO_USERS=${ZONEGATE_DEMO_USERS:-100000}
@@ -120,8 +122,12 @@ start() {
       say "port $PORT is already in use by another program; set ZONEGATE_PORT to another port" >&2
       exit 1
     fi
+    if curl -s -o /dev/null "http://127.0.0.1:$ADMIN_PORT/" 2>/dev/null; then
+      say "port $ADMIN_PORT is already in use by another program; set ZONEGATE_ADMIN_PORT to another port" >&2
+      exit 1
+    fi
     say "starting zonegate-proxy on 127.0.0.1:$PORT"
-    ZONEGATE_PORT=$PORT ZONEGATE_DATABASE_URL="host=$PGHOST port=$PGPORT dbname=$DB user=$PROXY_ROLE" \
+    ZONEGATE_PORT=$PORT ZONEGATE_ADMIN_PORT=$ADMIN_PORT ZONEGATE_DATABASE_URL="host=$PGHOST port=$PGPORT dbname=$DB user=$PROXY_ROLE" \
       nohup "$PROXY_BIN" --config "$CONFIG" >>"$DEMO_DIR/proxy.log" 2>&1 &
     echo $! >"$DEMO_DIR/proxy.pid"
     if ! wait_for_health; then
@@ -140,6 +146,7 @@ start() {
   user_token=$("$PROXY_BIN" token --config "$CONFIG" --sub "$EXAMPLE_USER" --ttl 604800)
   cat >"$DEMO_DIR/demo.env" <<ENV
 ZONEGATE_URL=http://127.0.0.1:$PORT
+ZONEGATE_ADMIN_URL=http://127.0.0.1:$ADMIN_PORT
 ZONEGATE_ADMIN_TOKEN=$ZONEGATE_ADMIN_TOKEN
 ZONEGATE_SERVICE_TOKEN=$service_token
 ZONEGATE_USER_TOKEN=$user_token
@@ -155,8 +162,8 @@ ENV
 zonegate demo is running
   PostgreSQL   $PGHOST (port $PGPORT), database $DB, extension zonegate $(psql -X -At -c "SELECT zonegate.version()")
   proxy        http://127.0.0.1:$PORT   (pid $(cat "$DEMO_DIR/proxy.pid"), log $DEMO_DIR/proxy.log)
-  dashboard    http://127.0.0.1:$PORT/admin/   (sign in with ZONEGATE_ADMIN_TOKEN from demo.env)
-  metrics      http://127.0.0.1:$PORT/metrics   and   http://127.0.0.1:$PORT/health
+  dashboard    http://127.0.0.1:$ADMIN_PORT/admin/   (the admin listener; sign in with ZONEGATE_ADMIN_TOKEN from demo.env)
+  metrics      http://127.0.0.1:$ADMIN_PORT/metrics   and   http://127.0.0.1:$ADMIN_PORT/health (in full)
   settings     $DEMO_DIR/demo.env   (source it: set -a; . $DEMO_DIR/demo.env; set +a)
 
   data         $(psql -X -At -c "SELECT format('%s zones (%s Natural Earth countries with boundaries; Indonesia''s %s provinces to villages below Indonesia)', count(*), count(*) FILTER (WHERE level = 'country'), count(*) FILTER (WHERE level <> 'country')) FROM zonegate.zones"), $(psql -X -At -c "SELECT count(*) FROM zonegate.users") users, $(psql -X -At -c "SELECT count(*) FROM zonegate.user_zones") grants

@@ -38,7 +38,7 @@ TEST(Config, ReadsValuesWithUnits) {
       "auth:\n"
       "  jwt:\n"
       "    secret: 0123456789abcdef0123456789abcdef\n"
-      "  admin_token: admin-0123456789ab\n"
+      "  admin_token: admin-0123456789abcdef0123456789abcdef\n"
       "server:\n"
       "  host: 0.0.0.0\n"
       "  port: 9090\n"
@@ -174,15 +174,49 @@ TEST(Config, ProdProfileRefusesUnsafeSettings) {
       r.errors[0].to_string(),
       "p.yaml: profile prod: auth.jwt.secret must be set and at least 32 bytes long for HS256");
   EXPECT_EQ(r.errors[1].to_string(),
-            "p.yaml: profile prod: auth.admin_token must be set and at least 16 bytes long");
+            "p.yaml: profile prod: auth.admin_token must be set (or admin.enabled: false)");
   auto rs = load_string(
       "profile: prod\nauth:\n  jwt:\n    algorithms: [RS256]\n  admin_token: "
-      "0123456789abcdef\n",
+      "0123456789abcdef0123456789abcdef\n",
       "p.yaml");
   ASSERT_EQ(rs.errors.size(), 1u);
   EXPECT_EQ(rs.errors[0].message, "profile prod: auth.jwt.public_key must be set for RS256/ES256");
   auto dev = load_string("auth:\n  jwt:\n    secret: short\n", "d.yaml");
   EXPECT_TRUE(dev.ok());
+}
+
+TEST(Config, AdminListenerAndTokenLength) {
+  auto r = load_string(
+      "admin:\n  host: 10.0.0.1\n  port: 9100\n  secure_cookie: true\n  session_ttl: 1h\n"
+      "  login_rate: 3/min\n  max_connections: 8\n",
+      "a.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  EXPECT_EQ(r.config.admin.host, "10.0.0.1");
+  EXPECT_EQ(r.config.admin.port, 9100);
+  EXPECT_TRUE(r.config.admin.secure_cookie);
+  EXPECT_EQ(r.config.admin.session_ttl_ms, 3'600'000);
+  EXPECT_EQ(r.config.admin.login_quota, 3);
+  EXPECT_EQ(r.config.admin.login_window_s, 60);
+  EXPECT_EQ(r.config.admin.max_connections, 8);
+  auto d = load_string("", "d.yaml");
+  EXPECT_TRUE(d.config.admin.enabled);
+  EXPECT_EQ(d.config.admin.host, "127.0.0.1");
+  EXPECT_EQ(d.config.admin.port, 8081);
+  EXPECT_EQ(d.config.server.max_connections_per_address, 256);
+  EXPECT_EQ(d.config.server.write_timeout_ms, 30'000);
+
+  // A short admin token is refused in every profile, dev included.
+  auto s = load_string("auth:\n  admin_token: short-token\n", "s.yaml");
+  ASSERT_EQ(s.errors.size(), 1u);
+  EXPECT_NE(s.errors[0].message.find("at least 32 bytes"), std::string::npos)
+      << s.errors[0].to_string();
+  // The admin listener cannot be the public one.
+  auto same = load_string("server:\n  port: 9000\nadmin:\n  port: 9000\n", "x.yaml");
+  ASSERT_EQ(same.errors.size(), 1u);
+  EXPECT_NE(same.errors[0].message.find("must differ from server.port"), std::string::npos);
+  auto bad = load_string("admin:\n  login_rate: often\n", "b.yaml");
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_EQ(bad.errors[0].line, 2);
 }
 
 TEST(Config, PoolAndRpcValidation) {
