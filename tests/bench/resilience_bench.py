@@ -59,7 +59,7 @@ def proxy_config(cluster, stages=True, cache_filter=True):
         "profile": "dev",
         "server": {"host": "127.0.0.1", "port": 0, "workers": 2},
         "database": {"conninfo": cluster.conninfo, "pool": {"min": 1, "max": 2}},
-        "auth": {"jwt": {"secret": SECRET}, "admin_token": "bench-admin-token-0123"},
+        "auth": {"jwt": {"secret": SECRET}, "admin_token": "bench-admin-token-0123456789abcdef0123"},
         "log": {"level": "info", "access_log": False},
     }
     if not cache_filter:

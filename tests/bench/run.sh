@@ -31,6 +31,8 @@
 #   overload   the uncached route at 1x, 2x, 3x its saturating concurrency: goodput, p99, shed;
 #              draws docs/img/overload.png
 #   hit_overhead  the cache-hit path with the resilience stages on against off
+#   slow_clients tests/bench/slow_clients_bench.py: normal clients' p99 on a cached route, quiet
+#              against 1,000 slowloris connections, 1,000 that never read, and both
 #   rate_limit tests/bench/rate_limit_bench.py: the limiter's accuracy at 2x and 10x a policy's
 #              rate, its cost on the cache-hit path (on against off), and KeyTable's memory and
 #              admit time at 1,000,000 keys (build-bench/tests/bench/rate_limit_keys)
@@ -55,7 +57,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead chaos overload hit_overhead rate_limit)
+SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead chaos overload hit_overhead rate_limit
+          slow_clients)
 PYTHON=/usr/bin/python3
 # Results (git-ignored). Note: tests/run.sh (make test) empties tests/.artifacts when it starts.
 ART=${ZONEGATE_BENCH_RESULTS:-$ROOT/tests/.artifacts/bench}
@@ -332,6 +335,17 @@ section_rate_limit() {
   log "rate_limit: tests/bench/rate_limit_bench.py ${args[*]}"
   bounded 900 "$PYTHON" "$ROOT/tests/bench/rate_limit_bench.py" "$ART" "${args[@]}" \
     >"$ART/rate_limit.txt"
+}
+
+# Slow and abusive clients (tests/bench/slow_clients_bench.py): its own throwaway cluster.
+# Typical full duration: 4 min (--quick: 1).
+section_slow_clients() {
+  need_proxy
+  local args=(--proxy-bin "$PROXY_BIN")
+  if [ "$QUICK" -eq 1 ]; then args+=(--quick); fi
+  log "slow_clients: tests/bench/slow_clients_bench.py ${args[*]}"
+  bounded 900 "$PYTHON" "$ROOT/tests/bench/slow_clients_bench.py" "$ART" "${args[@]}" \
+    >"$ART/slow_clients.txt"
 }
 
 # --- charts -------------------------------------------------------------------------------------
