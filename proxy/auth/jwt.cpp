@@ -102,7 +102,8 @@ std::unique_ptr<Verifier> Verifier::create(const JwtConfig& cfg, std::string& er
     }
     v->allowed_[static_cast<size_t>(alg)] = true;
   }
-  // The keys without a kid: each is used only when its algorithm is allowed, as before keys.
+  // The keys without a kid count only when their algorithm is allowed: a secret left in an
+  // RS256-only configuration is ignored, as it always was.
   if (!cfg.secret.empty() && v->allowed(Alg::kHS256)) {
     Key k;
     secret_key("", cfg.secret, k, error);

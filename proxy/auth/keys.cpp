@@ -334,9 +334,14 @@ bool parse_jwks(std::string_view json, std::vector<Key>& out, std::string& error
     error = "not a JWK Set: " + why;
     return false;
   }
-  auto keys = doc.IsObject() ? doc.FindMember("keys") : doc.MemberEnd();
-  if (!doc.IsObject() || keys == doc.MemberEnd() || !keys->value.IsArray()) {
-    error = "not a JWK Set: expected an object with a \"keys\" array";
+  const char* const shape = "not a JWK Set: expected an object with a \"keys\" array";
+  if (!doc.IsObject()) {
+    error = shape;
+    return false;
+  }
+  auto keys = doc.FindMember("keys");
+  if (keys == doc.MemberEnd() || !keys->value.IsArray()) {
+    error = shape;
     return false;
   }
   if (keys->value.Empty()) {

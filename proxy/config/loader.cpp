@@ -158,8 +158,8 @@ void read_jwt_keys(Section& jwt, JwtSettings& c) {
   }
   // No key at all is allowed in dev (every token is refused); some keys but none for an allowed
   // algorithm is a mistake, unless a key already failed (its error says more).
-  bool any = !c.secret.empty() || !c.public_key.empty() || !c.keys.empty() || !c.jwks.empty();
   if (jwt.error_count() != errors_before) return;
+  bool any = !c.secret.empty() || !c.public_key.empty() || !c.keys.empty() || !c.jwks.empty();
   for (auth::Alg alg : {auth::Alg::kHS256, auth::Alg::kRS256, auth::Alg::kES256}) {
     if (any && allows(c, alg) && std::find(algs.begin(), algs.end(), alg) == algs.end()) {
       jwt.error("algorithms",
