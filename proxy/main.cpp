@@ -69,9 +69,25 @@ int mint_token(const Options& opt) {
     std::fprintf(stderr, "zonegate-proxy: token minting is refused in the prod profile\n");
     return 1;
   }
-  if (cfg.auth.jwt.secret.empty()) {
-    std::fprintf(stderr, "zonegate-proxy: token needs auth.jwt.secret (HS256) in %s\n",
+  // The key without a kid, else the first HS256 key of auth.jwt.keys (its kid in the header).
+  const config::JwtSettings& jwt = cfg.auth.jwt;
+  std::string secret = jwt.secret, kid;
+  for (const config::JwtKeySettings& k : jwt.keys) {
+    if (secret.empty() && k.alg == "HS256") {
+      secret = k.secret;
+      kid = k.kid;
+    }
+  }
+  if (secret.empty()) {
+    std::fprintf(stderr,
+                 "zonegate-proxy: token needs an HS256 key (auth.jwt.secret or keys) in %s\n",
                  opt.config_path.c_str());
+    return 1;
+  }
+  if (jwt.max_age_ms > 0 && opt.token_ttl * 1000 > jwt.max_age_ms) {
+    std::fprintf(stderr, "zonegate-proxy: --ttl %lld exceeds auth.jwt.max_age (%llds)\n",
+                 static_cast<long long>(opt.token_ttl),
+                 static_cast<long long>(jwt.max_age_ms / 1000));
     return 1;
   }
   const auto now = static_cast<int64_t>(std::time(nullptr));
@@ -84,7 +100,7 @@ int mint_token(const Options& opt) {
   if (!cfg.auth.jwt.issuer.empty()) w.field("iss", cfg.auth.jwt.issuer);
   if (!cfg.auth.jwt.audience.empty()) w.field("aud", cfg.auth.jwt.audience.front());
   w.end_object();
-  std::printf("%s\n", auth::sign_hs256(cfg.auth.jwt.secret, w.take()).c_str());
+  std::printf("%s\n", auth::sign_hs256(secret, w.take(), kid).c_str());
   return 0;
 }
 

@@ -189,7 +189,7 @@ App::~App() = default;
 
 bool App::init(std::string& error) {
   const config::JwtSettings& j = cfg_.auth.jwt;
-  bool has_keys = !j.secret.empty() || !j.public_key.empty();
+  bool has_keys = !j.secret.empty() || !j.public_key.empty() || !j.keys.empty() || !j.jwks.empty();
   if (!has_keys) {
     // Allowed in the dev profile only (the loader refuses it in prod): every token is refused.
     log::warn("no JWT secret or public key configured: authenticated routes answer 401");
@@ -199,9 +199,15 @@ bool App::init(std::string& error) {
   jc.algorithms = j.algorithms;
   jc.secret = j.secret;
   jc.public_key_pem = j.public_key;
+  for (const config::JwtKeySettings& k : j.keys)
+    jc.keys.push_back({k.kid, k.alg, k.secret, k.public_key});
+  jc.jwks = j.jwks;
   jc.issuer = j.issuer;
   jc.audience = j.audience;
   jc.leeway_s = j.leeway_ms / 1000;
+  jc.require_exp = j.require_exp;
+  jc.max_age_s = j.max_age_ms / 1000;
+  jc.max_token_bytes = static_cast<size_t>(j.max_token_bytes);
   jc.subject_claim = j.subject_claim;
   jc.role_claim = j.role_claim;
   std::unique_ptr<auth::Verifier> v = auth::Verifier::create(jc, error);

@@ -4,7 +4,6 @@
 #include <openssl/crypto.h>
 #include <strings.h>
 
-#include <climits>
 #include <ctime>
 
 namespace zonegate::auth {
@@ -37,14 +36,24 @@ http::Response unauthorized(const std::string& description, bool token_present) 
   return r;
 }
 
-Authenticator::Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token)
-    : verifier_(std::move(verifier)), admin_token_(std::move(admin_token)) {}
+Authenticator::Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token,
+                             Clock clock)
+    : verifier_(std::move(verifier)),
+      admin_token_(std::move(admin_token)),
+      clock_(std::move(clock)) {
+  if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
+}
+
+int64_t Authenticator::cached_until(const std::string& token) const {
+  auto it = cache_.find(token);
+  return it == cache_.end() ? 0 : it->second.expires_s;
+}
 
 bool Authenticator::subject(const http::Request& req, std::string& out) {
   std::string token = bearer_token(req);
   if (token.empty() || verifier_ == nullptr) return false;
   auto it = cache_.find(token);
-  if (it != cache_.end() && static_cast<int64_t>(std::time(nullptr)) < it->second.expires_s) {
+  if (it != cache_.end() && clock_() < it->second.expires_s) {
     out = it->second.claims.subject;
     return !out.empty();
   }
@@ -65,7 +74,7 @@ bool Authenticator::authenticate(const http::Request& req, Claims& out, http::Re
     error = unauthorized("JWT verification is not configured (auth.jwt)", true);
     return false;
   }
-  const auto now = static_cast<int64_t>(std::time(nullptr));
+  const int64_t now = clock_();
   auto it = cache_.find(token);
   if (it != cache_.end()) {
     if (now < it->second.expires_s) {
@@ -80,7 +89,9 @@ bool Authenticator::authenticate(const http::Request& req, Claims& out, http::Re
     return false;
   }
   if (cache_.size() >= kCacheEntries) cache_.clear();  // cheap bound; re-verification is correct
-  int64_t expires = out.exp == 0 ? INT64_MAX : out.exp + verifier_->config().leeway_s;
+  // The verification holds as long as the token does; a token without exp (only accepted when
+  // require_exp is off) is checked again every kNoExpCacheS, never cached for good.
+  int64_t expires = out.exp == 0 ? now + kNoExpCacheS : out.exp + verifier_->config().leeway_s;
   cache_.emplace(std::move(token), Cached{out, expires});
   return true;
 }

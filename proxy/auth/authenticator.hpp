@@ -1,9 +1,10 @@
 // Bearer-token authentication for a worker: verifies JWTs with the shared Verifier and keeps
 // verified tokens in a small per-worker cache (HMAC or RSA verification is done once per token,
-// not per request). Also checks the static admin token in constant time.
+// not per request) until the token expires. Also checks the static admin token in constant time.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -15,8 +16,15 @@ namespace zonegate::auth {
 
 class Authenticator {
  public:
-  // verifier may be null: every token is then refused ("not configured").
-  Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token);
+  // Seconds since the Unix epoch; tests inject their own.
+  using Clock = std::function<int64_t()>;
+  // A verified token without exp (auth.jwt.require_exp: false) is re-verified this often.
+  static constexpr int64_t kNoExpCacheS = 300;
+
+  // verifier may be null: every token is then refused ("not configured"). clock defaults to
+  // the system clock.
+  Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token,
+                Clock clock = nullptr);
 
   // Claims of the request's bearer token, or false with the 401 response to send.
   bool authenticate(const http::Request& req, Claims& out, http::Response& error);
@@ -25,14 +33,18 @@ class Authenticator {
   bool subject(const http::Request& req, std::string& out);
   // Whether the request carries the admin token (Authorization: Bearer <admin_token>).
   bool is_admin(const http::Request& req) const;
+  // Until when (seconds since the epoch) the cache holds token's verification; 0 when it does
+  // not hold it. Lets tests check that the cache forgets a token when the token expires.
+  int64_t cached_until(const std::string& token) const;
 
  private:
   struct Cached {
     Claims claims;
-    int64_t expires_s;  // exp + leeway, or INT64_MAX
+    int64_t expires_s;  // exp + leeway, or kNoExpCacheS after verification without exp
   };
   std::shared_ptr<const Verifier> verifier_;
   std::string admin_token_;
+  Clock clock_;
   std::unordered_map<std::string, Cached> cache_;
 };
 

@@ -1,14 +1,12 @@
 // JWT verification; see jwt.hpp.
 #include "auth/jwt.hpp"
 
-#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/pem.h>
 
 #include <algorithm>
 #include <cmath>
@@ -71,66 +69,120 @@ bool numeric_claim(const rapidjson::Value& obj, const char* name, bool& present,
   return std::isfinite(value);
 }
 
+// User input (an alg or a kid) made fit for an error description: printable ASCII without quotes
+// or backslashes, at most 32 characters.
+std::string printable(std::string_view s) {
+  constexpr size_t kMax = 32;
+  std::string out;
+  for (char c : s.substr(0, kMax))
+    out.push_back(c >= 0x20 && c < 0x7f && c != '"' && c != '\\' ? c : '?');
+  if (s.size() > kMax) out += "...";
+  return out;
+}
+
+// Whether sig (DER for ES256) signs signing_input under key.
+bool check_signature(const Key& key, std::string_view signing_input, const std::string& sig) {
+  if (key.alg == Alg::kHS256) {
+    std::string mac = hmac_sha256(key.secret, signing_input);
+    return mac.size() == sig.size() && CRYPTO_memcmp(mac.data(), sig.data(), mac.size()) == 0;
+  }
+  return verify_digest(key.pkey.get(), signing_input, sig);
+}
+
 }  // namespace
 
 std::unique_ptr<Verifier> Verifier::create(const JwtConfig& cfg, std::string& error) {
   std::unique_ptr<Verifier> v(new Verifier());
   v->cfg_ = cfg;
-  for (const std::string& alg : cfg.algorithms) {
-    if (alg == "HS256") {
-      v->allow_hs256_ = true;
-    } else if (alg == "RS256") {
-      v->allow_rs256_ = true;
-    } else if (alg == "ES256") {
-      v->allow_es256_ = true;
-    } else {
-      error = "unsupported JWT algorithm \"" + alg + "\" (allowed: HS256, RS256, ES256)";
+  for (const std::string& name : cfg.algorithms) {
+    Alg alg = Alg::kHS256;
+    if (!parse_alg(name, alg)) {
+      error = "unsupported JWT algorithm \"" + name + "\" (allowed: HS256, RS256, ES256)";
       return nullptr;
     }
+    v->allowed_[static_cast<size_t>(alg)] = true;
   }
-  if (v->allow_hs256_ && cfg.secret.empty()) {
-    error = "HS256 is allowed but auth.jwt.secret is empty";
-    return nullptr;
+  // The keys without a kid count only when their algorithm is allowed: a secret left in an
+  // RS256-only configuration is ignored, as it always was.
+  if (!cfg.secret.empty() && v->allowed(Alg::kHS256)) {
+    Key k;
+    secret_key("", cfg.secret, k, error);
+    v->keys_.push_back(std::move(k));
   }
-  if (v->allow_rs256_ || v->allow_es256_) {
-    if (cfg.public_key_pem.empty()) {
-      error = "RS256/ES256 are allowed but auth.jwt.public_key is empty";
+  if (!cfg.public_key_pem.empty() && (v->allowed(Alg::kRS256) || v->allowed(Alg::kES256))) {
+    Key k;
+    if (!pem_key("", cfg.public_key_pem, k, error)) {
+      error = "auth.jwt.public_key: " + error;
       return nullptr;
     }
-    BIO* bio =
-        BIO_new_mem_buf(cfg.public_key_pem.data(), static_cast<int>(cfg.public_key_pem.size()));
-    EVP_PKEY* pkey = bio ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr;
-    BIO_free(bio);
-    if (pkey == nullptr) {
-      error = "auth.jwt.public_key is not a PEM public key";
+    if (!v->allowed(k.alg)) {
+      error = k.alg == Alg::kRS256
+                  ? "ES256 is allowed but auth.jwt.public_key is not an EC P-256 key"
+                  : "RS256 is allowed but auth.jwt.public_key is not an RSA key";
       return nullptr;
     }
-    v->pkey_ = pkey;
-    int type = EVP_PKEY_get_base_id(pkey);
-    if (v->allow_rs256_ && type != EVP_PKEY_RSA) {
-      error = "RS256 is allowed but auth.jwt.public_key is not an RSA key";
+    v->keys_.push_back(std::move(k));
+  }
+  std::string why;
+  for (size_t i = 0; i < cfg.keys.size(); ++i) {
+    std::string name = "auth.jwt.keys[" + std::to_string(i) + "]";
+    Key k;
+    SpecPart part = SpecPart::kKey;
+    if (!spec_key(cfg.keys[i], k, why, part)) {
+      error = name + ": " + why;
       return nullptr;
     }
-    if (v->allow_es256_) {
-      char curve[64] = {0};
-      size_t len = 0;
-      if (type != EVP_PKEY_EC ||
-          EVP_PKEY_get_utf8_string_param(pkey, "group", curve, sizeof curve, &len) != 1 ||
-          std::string(curve) != "prime256v1") {
-        error = "ES256 is allowed but auth.jwt.public_key is not an EC P-256 key";
+    if (!v->allowed(k.alg)) {
+      error = name + ": alg " + alg_name(k.alg) + " is not in auth.jwt.algorithms";
+      return nullptr;
+    }
+    v->keys_.push_back(std::move(k));
+  }
+  if (!cfg.jwks.empty()) {
+    std::vector<Key> set;
+    if (!parse_jwks(cfg.jwks, set, why)) {
+      error = "auth.jwt.jwks_file: " + why;
+      return nullptr;
+    }
+    for (size_t i = 0; i < set.size(); ++i) {
+      if (!v->allowed(set[i].alg)) {
+        error = "auth.jwt.jwks_file: keys[" + std::to_string(i) + "]: alg " + alg_name(set[i].alg) +
+                " is not in auth.jwt.algorithms";
         return nullptr;
       }
+      v->keys_.push_back(std::move(set[i]));
+    }
+  }
+  for (size_t i = 0; i < v->keys_.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (!v->keys_[i].kid.empty() && v->keys_[i].kid == v->keys_[j].kid) {
+        error = "two keys have the kid \"" + v->keys_[i].kid + "\"";
+        return nullptr;
+      }
+    }
+  }
+  for (Alg alg : {Alg::kHS256, Alg::kRS256, Alg::kES256}) {
+    if (!v->allowed(alg)) continue;
+    bool any = false;
+    for (const Key& k : v->keys_)
+      any = any || k.alg == alg;
+    if (!any) {
+      error = std::string(alg_name(alg)) +
+              " is allowed but no key is configured for it (auth.jwt." +
+              (alg == Alg::kHS256 ? "secret" : "public_key") + ", keys or jwks_file)";
+      return nullptr;
     }
   }
   return v;
 }
 
-Verifier::~Verifier() {
-  EVP_PKEY_free(static_cast<EVP_PKEY*>(pkey_));
-}
-
 bool Verifier::verify(std::string_view token, int64_t now_s, Claims& out,
                       std::string& error) const {
+  // Before any decoding: a huge header costs nothing but this comparison.
+  if (token.size() > cfg_.max_token_bytes) {
+    error = "token too large";
+    return false;
+  }
   size_t d1 = token.find('.');
   size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
   if (d1 == std::string_view::npos || d2 == std::string_view::npos ||
@@ -146,9 +198,19 @@ bool Verifier::verify(std::string_view token, int64_t now_s, Claims& out,
     return false;
   }
   rapidjson::Document h;
-  std::string perr;
-  if (!json::parse(*header, h, perr) || !h.IsObject()) {
+  std::string why;
+  if (!json::parse(*header, h, why) || !h.IsObject()) {
     error = "malformed token: header is not a JSON object";
+    return false;
+  }
+  if (!json::check_unambiguous(h, why)) {
+    error = why + " in the token header";
+    return false;
+  }
+  // RFC 7515 §4.1.11: extensions listed in crit must be understood, and this verifier
+  // understands none (b64:false would change what is signed); an empty crit is invalid anyway.
+  if (h.HasMember("crit")) {
+    error = "crit header refused: no JWS extension is supported";
     return false;
   }
   auto alg_it = h.FindMember("alg");
@@ -156,20 +218,51 @@ bool Verifier::verify(std::string_view token, int64_t now_s, Claims& out,
     error = "malformed token: header has no alg";
     return false;
   }
-  std::string alg = alg_it->value.GetString();
-  std::string_view signing_input = token.substr(0, d2);
-  bool valid = false;
-  if (alg == "HS256" && allow_hs256_) {
-    std::string mac = hmac_sha256(cfg_.secret, signing_input);
-    valid = mac.size() == sig->size() && CRYPTO_memcmp(mac.data(), sig->data(), mac.size()) == 0;
-  } else if (alg == "RS256" && allow_rs256_) {
-    valid = verify_digest(static_cast<EVP_PKEY*>(pkey_), signing_input, *sig);
-  } else if (alg == "ES256" && allow_es256_) {
+  std::string_view alg_text(alg_it->value.GetString(), alg_it->value.GetStringLength());
+  Alg alg = Alg::kHS256;
+  if (!parse_alg(alg_text, alg) || !allowed(alg)) {
+    error = "algorithm \"" + printable(alg_text) + "\" is not allowed";
+    return false;
+  }
+  auto kid_it = h.FindMember("kid");
+  bool has_kid = kid_it != h.MemberEnd();
+  if (has_kid && !kid_it->value.IsString()) {
+    error = "malformed token: kid is not a string";
+    return false;
+  }
+  std::string_view kid =
+      has_kid ? std::string_view(kid_it->value.GetString(), kid_it->value.GetStringLength())
+              : std::string_view();
+  std::string signature = std::move(*sig);
+  if (alg == Alg::kES256) {
     std::string der;
-    valid = es256_raw_to_der(*sig, der) &&
-            verify_digest(static_cast<EVP_PKEY*>(pkey_), signing_input, der);
-  } else {
-    error = "algorithm \"" + alg.substr(0, 16) + "\" is not allowed";
+    if (!es256_raw_to_der(signature, der)) {
+      error = "signature verification failed";
+      return false;
+    }
+    signature = std::move(der);
+  }
+  // A kid names the one key to use; without one, every key of the token's algorithm is tried
+  // (a rotation where the issuer sends no kid). A key never verifies another algorithm.
+  std::string_view signing_input = token.substr(0, d2);
+  bool kid_known = false, alg_matched = false, valid = false;
+  for (const Key& key : keys_) {
+    if (has_kid && key.kid != kid) continue;
+    kid_known = true;
+    if (key.alg != alg) continue;
+    alg_matched = true;
+    if (check_signature(key, signing_input, signature)) {
+      valid = true;
+      break;
+    }
+  }
+  if (has_kid && !kid_known) {
+    error = "unknown key id \"" + printable(kid) + "\"";
+    return false;
+  }
+  if (!alg_matched) {
+    error = has_kid ? "key id \"" + printable(kid) + "\" is not an " + alg_name(alg) + " key"
+                    : std::string("no key for algorithm ") + alg_name(alg);
     return false;
   }
   if (!valid) {
@@ -178,38 +271,58 @@ bool Verifier::verify(std::string_view token, int64_t now_s, Claims& out,
   }
 
   rapidjson::Document p;
-  if (!json::parse(*payload, p, perr) || !p.IsObject()) {
+  if (!json::parse(*payload, p, why) || !p.IsObject()) {
     error = "malformed token: payload is not a JSON object";
     return false;
   }
-  bool has = false;
-  double v = 0;
-  if (!numeric_claim(p, "exp", has, v)) {
+  if (!json::check_unambiguous(p, why)) {
+    error = why + " in the token payload";
+    return false;
+  }
+  bool has_exp = false, has_nbf = false, has_iat = false;
+  double exp = 0, nbf = 0, iat = 0;
+  if (!numeric_claim(p, "exp", has_exp, exp)) {
     error = "exp claim is not a number";
+    return false;
+  }
+  // Without exp a stolen token is valid forever; max_age bounds a lifetime, so it needs one too.
+  if (!has_exp && (cfg_.require_exp || cfg_.max_age_s > 0)) {
+    error = "token has no exp claim";
     return false;
   }
   // Clamped to year 9999 either way: the value is only compared and added to, never trusted.
   constexpr double kMaxTime = 253402300799.0;
-  out.exp = has ? static_cast<int64_t>(std::min(std::max(v, -kMaxTime), kMaxTime)) : 0;
-  if (has && static_cast<double>(now_s) >= v + static_cast<double>(cfg_.leeway_s)) {
+  out.exp = has_exp ? static_cast<int64_t>(std::min(std::max(exp, -kMaxTime), kMaxTime)) : 0;
+  const auto now = static_cast<double>(now_s);
+  const auto leeway = static_cast<double>(cfg_.leeway_s);
+  if (has_exp && now >= exp + leeway) {
     error = "token expired";
     return false;
   }
-  if (!numeric_claim(p, "nbf", has, v)) {
+  if (!numeric_claim(p, "nbf", has_nbf, nbf)) {
     error = "nbf claim is not a number";
     return false;
   }
-  if (has && static_cast<double>(now_s) + static_cast<double>(cfg_.leeway_s) < v) {
+  if (has_nbf && now + leeway < nbf) {
     error = "token not valid yet (nbf)";
     return false;
   }
-  if (!numeric_claim(p, "iat", has, v)) {
+  if (!numeric_claim(p, "iat", has_iat, iat)) {
     error = "iat claim is not a number";
     return false;
   }
-  if (has && static_cast<double>(now_s) + static_cast<double>(cfg_.leeway_s) < v) {
+  if (has_iat && now + leeway < iat) {
     error = "token issued in the future (iat)";
     return false;
+  }
+  if (cfg_.max_age_s > 0) {
+    // With iat both ends come from the issuer's clock; without it, now stands in for iat and
+    // the leeway covers the issuer's clock running ahead of ours.
+    double lifetime = has_iat ? exp - iat : exp - now - leeway;
+    if (lifetime > static_cast<double>(cfg_.max_age_s)) {
+      error = "token lifetime exceeds max_age (" + std::to_string(cfg_.max_age_s) + "s)";
+      return false;
+    }
   }
   if (!cfg_.issuer.empty()) {
     auto it = p.FindMember("iss");
@@ -254,9 +367,15 @@ bool Verifier::verify(std::string_view token, int64_t now_s, Claims& out,
   return true;
 }
 
-std::string sign_hs256(const std::string& secret, const std::string& payload_json) {
-  std::string input =
-      base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(payload_json);
+std::string sign_hs256(const std::string& secret, const std::string& payload_json,
+                       const std::string& kid) {
+  json::Writer header;
+  header.start_object();
+  header.field("alg", "HS256");
+  header.field("typ", "JWT");
+  if (!kid.empty()) header.field("kid", kid);
+  header.end_object();
+  std::string input = base64url_encode(header.take()) + "." + base64url_encode(payload_json);
   return input + "." + base64url_encode(hmac_sha256(secret, input));
 }
 

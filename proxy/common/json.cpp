@@ -3,10 +3,14 @@
 
 #include <rapidjson/error/en.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <cstring>
+#include <string_view>
+#include <vector>
 
 namespace zonegate::json {
 
@@ -18,6 +22,44 @@ bool parse(std::string_view text, rapidjson::Document& doc, std::string& error) 
   error = std::string(rapidjson::GetParseError_En(doc.GetParseError())) + " at byte " +
           std::to_string(doc.GetErrorOffset());
   return false;
+}
+
+bool check_unambiguous(const rapidjson::Value& root, std::string& problem) {
+  auto has_nul = [](const rapidjson::Value& s) {
+    return std::memchr(s.GetString(), '\0', s.GetStringLength()) != nullptr;
+  };
+  std::vector<const rapidjson::Value*> pending{&root};
+  std::vector<std::string_view> names;
+  while (!pending.empty()) {
+    const rapidjson::Value* v = pending.back();
+    pending.pop_back();
+    if (v->IsString()) {
+      if (has_nul(*v)) {
+        problem = "NUL character in a string";
+        return false;
+      }
+    } else if (v->IsArray()) {
+      for (const rapidjson::Value& item : v->GetArray())
+        pending.push_back(&item);
+    } else if (v->IsObject()) {
+      names.clear();
+      for (const auto& m : v->GetObject()) {
+        if (has_nul(m.name)) {
+          problem = "NUL character in a string";
+          return false;
+        }
+        names.emplace_back(m.name.GetString(), m.name.GetStringLength());
+        pending.push_back(&m.value);
+      }
+      // Sorting makes the duplicate test O(n log n): an object of thousands of members stays cheap.
+      std::sort(names.begin(), names.end());
+      if (std::adjacent_find(names.begin(), names.end()) != names.end()) {
+        problem = "duplicate member name";
+        return false;
+      }
+    }
+  }
+  return true;
 }
 
 std::string_view iso8601_ms_view(int64_t ms) {

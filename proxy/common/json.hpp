@@ -65,6 +65,13 @@ class Writer {
 // Parses text into doc. On failure returns false and sets error to "<reason> at byte N".
 bool parse(std::string_view text, rapidjson::Document& doc, std::string& error);
 
+// Checks a parsed document for what parsers disagree on (RFC 8259 §4 leaves duplicate member
+// names undefined: RapidJSON's FindMember reads the first, Postgres jsonb keeps the last) and
+// for NUL in any string, member names included (libpq and C strings cut there). Walks every
+// level iteratively, so a deeply nested document cannot exhaust the stack. Returns false with
+// "duplicate member name" or "NUL character in a string".
+bool check_unambiguous(const rapidjson::Value& root, std::string& problem);
+
 // Current UTC time as 2026-01-02T03:04:05.678Z.
 std::string iso8601_now_ms();
 // The same, in a per-thread buffer valid until the thread's next call; the date and time part is

@@ -72,13 +72,27 @@ struct DatabaseConfig {
   PoolConfig pool;
 };
 
+// One entry of auth.jwt.keys: a key with a kid, bound to one algorithm.
+struct JwtKeySettings {
+  std::string kid;
+  std::string alg;
+  std::string secret;      // HS256
+  std::string public_key;  // PEM, RS256 or ES256
+};
+
 struct JwtSettings {
   std::vector<std::string> algorithms = {"HS256"};
-  std::string secret;
-  std::string public_key;  // PEM
+  std::string secret;      // a key without a kid
+  std::string public_key;  // PEM, a key without a kid
+  std::vector<JwtKeySettings> keys;
+  std::string jwks_file;  // a JWK Set (RFC 7517)...
+  std::string jwks;       // ...and its content, read by the loader
   std::string issuer;
   std::vector<std::string> audience;
   int64_t leeway_ms = 30'000;
+  bool require_exp = true;
+  int64_t max_age_ms = 0;  // 0: no limit on exp - iat
+  int64_t max_token_bytes = 8192;
   std::string subject_claim = "sub";
   std::string role_claim = "role";
 };

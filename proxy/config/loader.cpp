@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "auth/keys.hpp"
 #include "config/config.hpp"
 #include "config/reader.hpp"
 #include "common/cidr.hpp"
@@ -91,6 +92,111 @@ void read_database(Section s, DatabaseConfig& c) {
   s.finish();
 }
 
+bool allows(const JwtSettings& j, auth::Alg alg) {
+  return std::find(j.algorithms.begin(), j.algorithms.end(), auth::alg_name(alg)) !=
+         j.algorithms.end();
+}
+
+// A kid already used by an earlier key: that key's name, else empty.
+std::string kid_owner(const std::vector<std::pair<std::string, std::string>>& kids,
+                      const std::string& kid) {
+  if (kid.empty()) return {};
+  for (const auto& [k, owner] : kids)
+    if (k == kid) return owner;
+  return {};
+}
+
+// auth.jwt's keys (secret, public_key, keys, jwks_file), each checked with the verifier's own
+// rules (auth/keys.hpp), so that a bad key is an error at its line rather than a failed start.
+void read_jwt_keys(Section& jwt, JwtSettings& c) {
+  const size_t errors_before = jwt.error_count();
+  std::vector<auth::Alg> algs;  // of every usable key, for the "allowed but no key" check
+  std::vector<std::pair<std::string, std::string>> kids;  // kid, the key that has it
+  std::string why;
+  jwt.secret("secret", c.secret);
+  if (!c.secret.empty() && allows(c, auth::Alg::kHS256)) algs.push_back(auth::Alg::kHS256);
+  jwt.secret("public_key", c.public_key);
+  if (!c.public_key.empty()) {
+    const char* where = jwt.has("public_key_file") ? "public_key_file" : "public_key";
+    auth::Key k;
+    if (!auth::pem_key("", c.public_key, k, why)) {
+      jwt.error(where, why);
+    } else if (allows(c, k.alg)) {
+      algs.push_back(k.alg);
+    } else if (allows(c, auth::Alg::kRS256) || allows(c, auth::Alg::kES256)) {
+      jwt.error(where, std::string("a key for ") + auth::alg_name(k.alg) +
+                           ", which auth.jwt.algorithms does not allow");
+    }
+  }
+  jwt.each_item("keys", [&](size_t i, Section& item) {
+    size_t errors = item.error_count();
+    JwtKeySettings ks;
+    item.string("kid", ks.kid);
+    item.string("alg", ks.alg);
+    item.secret("secret", ks.secret);
+    item.secret("public_key", ks.public_key);
+    if (item.error_count() != errors) return;
+    auth::KeySpec spec{ks.kid, ks.alg, ks.secret, ks.public_key};
+    auth::Key k;
+    auth::SpecPart part = auth::SpecPart::kKey;
+    const char* material = item.has("secret_file")       ? "secret_file"
+                           : item.has("secret")          ? "secret"
+                           : item.has("public_key_file") ? "public_key_file"
+                                                         : "public_key";
+    std::string name = "auth.jwt.keys[" + std::to_string(i) + "]";
+    if (!auth::spec_key(spec, k, why, part)) {
+      item.error(part == auth::SpecPart::kAlg   ? "alg"
+                 : part == auth::SpecPart::kKey ? ""
+                                                : material,
+                 why);
+    } else if (!allows(c, k.alg)) {
+      item.error("alg", ks.alg + " is not in auth.jwt.algorithms");
+    } else if (std::string owner = kid_owner(kids, ks.kid); !owner.empty()) {
+      item.error("kid", "\"" + ks.kid + "\" is already the kid of " + owner);
+    } else {
+      algs.push_back(k.alg);
+      kids.emplace_back(ks.kid, name);
+    }
+    c.keys.push_back(std::move(ks));
+  });
+  jwt.string("jwks_file", c.jwks_file);
+  if (!c.jwks_file.empty()) {
+    std::ifstream in(c.jwks_file, std::ios::binary);
+    std::vector<auth::Key> set;
+    if (!in) {
+      jwt.error("jwks_file", "cannot read " + c.jwks_file + ": " + errno_text(errno));
+    } else {
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      c.jwks = ss.str();
+      if (!auth::parse_jwks(c.jwks, set, why)) jwt.error("jwks_file", why);
+    }
+    for (size_t i = 0; i < set.size(); ++i) {
+      std::string name = "keys[" + std::to_string(i) + "]";
+      if (!allows(c, set[i].alg)) {
+        jwt.error("jwks_file",
+                  name + ": alg " + auth::alg_name(set[i].alg) + " is not in auth.jwt.algorithms");
+      } else if (std::string owner = kid_owner(kids, set[i].kid); !owner.empty()) {
+        jwt.error("jwks_file", name + ": \"" + set[i].kid + "\" is already the kid of " + owner);
+      } else {
+        algs.push_back(set[i].alg);
+        kids.emplace_back(set[i].kid, "jwks_file " + name);
+      }
+    }
+  }
+  // No key at all is allowed in dev (every token is refused); some keys but none for an allowed
+  // algorithm is a mistake, unless a key already failed (its error says more).
+  if (jwt.error_count() != errors_before) return;
+  bool any = !c.secret.empty() || !c.public_key.empty() || !c.keys.empty() || !c.jwks.empty();
+  for (auth::Alg alg : {auth::Alg::kHS256, auth::Alg::kRS256, auth::Alg::kES256}) {
+    if (any && allows(c, alg) && std::find(algs.begin(), algs.end(), alg) == algs.end()) {
+      jwt.error("algorithms",
+                std::string(auth::alg_name(alg)) + " is allowed but no key is configured for it (" +
+                    (alg == auth::Alg::kHS256 ? "secret" : "public_key") + ", keys or jwks_file)");
+    }
+  }
+}
+
 void read_auth(Section s, AuthConfig& c) {
   Section jwt = s.section("jwt");
   jwt.string_list("algorithms", c.jwt.algorithms);
@@ -100,11 +206,13 @@ void read_auth(Section s, AuthConfig& c) {
                                   (a == "none" ? " (unsigned tokens are never accepted)" : ""));
     }
   }
-  jwt.secret("secret", c.jwt.secret);
-  jwt.secret("public_key", c.jwt.public_key);
+  read_jwt_keys(jwt, c.jwt);
   jwt.string("issuer", c.jwt.issuer);
   jwt.string_list("audience", c.jwt.audience);
   jwt.duration_ms("leeway", c.jwt.leeway_ms, 0, kHour);
+  jwt.boolean("require_exp", c.jwt.require_exp);
+  jwt.duration_ms("max_age", c.jwt.max_age_ms, 1000, 366 * kDay);
+  jwt.bytes("max_token_bytes", c.jwt.max_token_bytes, 256, 1 << 20);
   jwt.non_empty_string("subject_claim", c.jwt.subject_claim);
   jwt.non_empty_string("role_claim", c.jwt.role_claim);
   jwt.finish();
@@ -369,14 +477,38 @@ void read_rate_limit(Section s, RateLimitConfig& c) {
 
 // The prod profile refuses settings that are only acceptable on a developer's machine.
 void check_prod(const Config& c, Diagnostics& diag) {
-  bool hs = false;
-  for (const std::string& a : c.auth.jwt.algorithms)
-    hs = hs || a == "HS256";
-  if (hs && c.auth.jwt.secret.size() < 32) {
+  const JwtSettings& j = c.auth.jwt;
+  constexpr size_t kMinSecret = 32;  // RFC 7518 §3.2: an HS256 key of at least 256 bits
+  bool hs = allows(j, auth::Alg::kHS256);
+  std::vector<auth::Key> set;
+  std::string why;
+  if (!j.jwks.empty()) auth::parse_jwks(j.jwks, set, why);
+  bool other_hs = std::any_of(j.keys.begin(), j.keys.end(),
+                              [](const JwtKeySettings& k) { return k.alg == "HS256"; }) ||
+                  std::any_of(set.begin(), set.end(),
+                              [](const auth::Key& k) { return k.alg == auth::Alg::kHS256; });
+  if (hs && (!j.secret.empty() || !other_hs) && j.secret.size() < kMinSecret) {
     diag.global("profile prod: auth.jwt.secret must be set and at least 32 bytes long for HS256");
   }
-  if (!hs && c.auth.jwt.public_key.empty()) {
+  for (size_t i = 0; i < j.keys.size(); ++i) {
+    if (j.keys[i].alg == "HS256" && j.keys[i].secret.size() < kMinSecret) {
+      diag.global("profile prod: auth.jwt.keys[" + std::to_string(i) +
+                  "].secret must be at least 32 bytes long");
+    }
+  }
+  for (size_t i = 0; i < set.size(); ++i) {
+    if (set[i].alg == auth::Alg::kHS256 && set[i].secret.size() < kMinSecret) {
+      diag.global("profile prod: auth.jwt.jwks_file: keys[" + std::to_string(i) +
+                  "].k must be at least 32 bytes long");
+    }
+  }
+  if (!hs && j.public_key.empty() && j.keys.empty() && j.jwks.empty()) {
     diag.global("profile prod: auth.jwt.public_key must be set for RS256/ES256");
+  }
+  if (j.issuer.empty() && j.audience.empty()) {
+    diag.global(
+        "profile prod: auth.jwt.issuer or auth.jwt.audience must be set, so that tokens of "
+        "another issuer, or for another service, signed with a shared key are refused");
   }
   if (c.auth.admin_token.empty() && c.admin.enabled) {
     diag.global("profile prod: auth.admin_token must be set (or admin.enabled: false)");

@@ -433,6 +433,27 @@ void Section::each_entry_or_word(
   }
 }
 
+void Section::each_item(const char* key, const std::function<void(size_t, Section&)>& fn) {
+  YAML::Node n = take(key);
+  if (!n.IsDefined() || n.IsNull()) return;
+  if (!n.IsSequence()) {
+    diag_.at(n.Mark(), key_path(key) + " must be a list of mappings");
+    return;
+  }
+  size_t i = 0;
+  for (const YAML::Node& item : n) {
+    std::string name = key_path(key) + "[" + std::to_string(i) + "]";
+    if (!item.IsMap()) {
+      diag_.at(item.Mark(), name + " must be a mapping of key: value");
+    } else {
+      Section s(diag_, item, name, item.Mark());
+      fn(i, s);
+      s.finish();
+    }
+    ++i;
+  }
+}
+
 void Section::finish() {
   if (!is_map_) return;
   std::set<std::string> seen;

@@ -22,6 +22,7 @@ class Diagnostics {
   void at(const YAML::Mark& mark, std::string message);
   void global(std::string message);
   const std::string& file() const { return file_; }
+  size_t count() const { return out_.size(); }
 
  private:
   std::string file_;
@@ -63,6 +64,9 @@ class Section {
   void each_entry_or_word(
       const char* key,
       const std::function<void(const std::string&, const std::string& word, Section&)>& fn);
+  // Calls fn(index, section) for each item of a list of mappings (e.g. auth.jwt.keys); each
+  // item's section is named "key[index]".
+  void each_item(const char* key, const std::function<void(size_t, Section&)>& fn);
   bool has(const char* key) const;
   // Reports keys that no accessor asked for.
   void finish();
@@ -70,6 +74,9 @@ class Section {
   const std::string& path() const { return path_; }
   YAML::Mark mark() const { return mark_; }
   void error(const char* key, const std::string& message);
+  // Problems recorded so far in the whole file: a check that builds on values just read can
+  // skip itself when reading them already failed.
+  size_t error_count() const { return diag_.count(); }
 
  private:
   YAML::Node take(const char* key);

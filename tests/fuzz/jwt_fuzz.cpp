@@ -1,6 +1,7 @@
 // libFuzzer target for JWT verification: arbitrary tokens must be refused with a reason or
 // accepted with a subject; never a crash, never an exception. Half of each input is also
-// re-signed with the right secret, so the claims checks behind the signature get exercised.
+// re-signed with the right secrets (without a kid, and under each key's kid), so the checks
+// behind the signature (duplicate members, NUL, exp, max_age, claims) get exercised.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -10,25 +11,35 @@
 
 namespace {
 const std::string kSecret = "fuzz-secret-0123456789abcdef0123";
+const std::string kRotated = "fuzz-rotated-0123456789abcdef012";
+constexpr int64_t kNow = 1'700'000'000;
+
+void check(const zonegate::auth::Verifier& v, const std::string& token) {
+  zonegate::auth::Claims claims;
+  std::string err;
+  bool ok = v.verify(token, kNow, claims, err);
+  if (!ok && err.empty()) __builtin_trap();            // a refusal always says why
+  if (ok && claims.subject.empty()) __builtin_trap();  // an acceptance always has a subject
+  if (ok && claims.subject.find('\0') != std::string::npos) __builtin_trap();  // NUL is refused
+  for (char c : err)
+    if (c < 0x20 || c > 0x7e) __builtin_trap();  // descriptions are printable ASCII
 }
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::unique_ptr<zonegate::auth::Verifier> verifier = [] {
     zonegate::auth::JwtConfig cfg;
     cfg.secret = kSecret;
+    cfg.keys = {{"k1", "HS256", kSecret, ""}, {"k2", "HS256", kRotated, ""}};
     cfg.audience = {"zonegate"};
+    cfg.max_age_s = 86400;
     std::string err;
     return zonegate::auth::Verifier::create(cfg, err);
   }();
   std::string input(reinterpret_cast<const char*>(data), size);
-  zonegate::auth::Claims claims;
-  std::string err;
-  bool ok = verifier->verify(input, 1'700'000'000, claims, err);
-  if (!ok && err.empty()) __builtin_trap();  // a refusal always says why
+  check(*verifier, input);
   // The same bytes as a payload, correctly signed: exercises the claim checks.
-  std::string token = zonegate::auth::sign_hs256(kSecret, input);
-  err.clear();
-  if (verifier->verify(token, 1'700'000'000, claims, err) && claims.subject.empty())
-    __builtin_trap();
+  check(*verifier, zonegate::auth::sign_hs256(kSecret, input));
+  check(*verifier, zonegate::auth::sign_hs256(kRotated, input, "k2"));
   return 0;
 }

@@ -306,13 +306,19 @@ def test_auth_matrix_hs256(api):
         "garbage": ("not.a.jwt", "invalid_token"),
         "two parts": ("abc.def", "invalid_token"),
         "expired": (token(ttl=-120), "invalid_token"),
-        "not yet valid": (pyjwt.encode({"sub": "alice", "nbf": now + 600}, SECRET, algorithm="HS256"), "invalid_token"),
-        "issued in the future": (pyjwt.encode({"sub": "alice", "iat": now + 600}, SECRET, algorithm="HS256"), "invalid_token"),
+        "not yet valid": (pyjwt.encode({"sub": "alice", "nbf": now + 600, "exp": now + 900}, SECRET, algorithm="HS256"), "invalid_token"),
+        "issued in the future": (pyjwt.encode({"sub": "alice", "iat": now + 600, "exp": now + 900}, SECRET, algorithm="HS256"), "invalid_token"),
         "wrong secret": (token(secret="another-secret-another-secret-x"), "invalid_token"),
-        "alg none": (b64({"alg": "none", "typ": "JWT"}) + "." + b64({"sub": "alice"}) + ".", "invalid_token"),
-        "no sub": (pyjwt.encode({"role": "x"}, SECRET, algorithm="HS256"), "invalid_token"),
-        "HS512": (pyjwt.encode({"sub": "alice"}, SECRET, algorithm="HS512"), "invalid_token"),
+        "alg none": (b64({"alg": "none", "typ": "JWT"}) + "." + b64({"sub": "alice", "exp": now + 60}) + ".", "invalid_token"),
+        "no sub": (pyjwt.encode({"role": "x", "exp": now + 60}, SECRET, algorithm="HS256"), "invalid_token"),
+        "no exp": (pyjwt.encode({"sub": "alice", "iat": now}, SECRET, algorithm="HS256"), "invalid_token"),
+        "HS512": (pyjwt.encode({"sub": "alice", "exp": now + 60}, SECRET, algorithm="HS512"), "invalid_token"),
     }
+    reasons = {"garbage": "malformed token", "two parts": "malformed token", "expired": "token expired",
+               "not yet valid": "not valid yet", "issued in the future": "issued in the future",
+               "wrong secret": "signature verification failed", "alg none": 'algorithm \'none\' is not allowed',
+               "no sub": "no sub claim", "no exp": "token has no exp claim",
+               "HS512": "algorithm \'HS512\' is not allowed"}
     for name, (tok, code) in cases.items():
         status, h, body = call(api.port, "GET", "/v1/me/context", tok)
         assert status == 401, name
@@ -320,6 +326,7 @@ def test_auth_matrix_hs256(api):
         assert h["www-authenticate"].startswith("Bearer"), name
         if tok is not None:
             assert 'error="invalid_token"' in h["www-authenticate"], name
+            assert reasons[name] in h["www-authenticate"], (name, h["www-authenticate"])
     # Expired but within the 30 s leeway is accepted.
     assert call(api.port, "GET", "/v1/me/context", token(ttl=-10))[0] == 200
     # Lowercase scheme and surrounding spaces are accepted.
@@ -421,7 +428,7 @@ def test_es256(cluster, keys, api):
         assert status == 200 and body["user_id"] == "bob"
         other = ec.generate_private_key(ec.SECP256R1())
         assert call(p.port, "GET", "/v1/me/context",
-                    pyjwt.encode({"sub": "bob"}, other, algorithm="ES256"))[0] == 401
+                    pyjwt.encode({"sub": "bob", "exp": int(time.time()) + 60}, other, algorithm="ES256"))[0] == 401
     finally:
         stop_proxy(p)
 
@@ -436,7 +443,8 @@ def test_token_command(cluster, api, tmp_path):
     assert claims["sub"] == "bob" and claims["role"] == "service" and claims["exp"] - claims["iat"] == 60
     assert call(api.port, "GET", "/v1/users/alice/context", out.stdout.strip())[0] == 200
     prod = tmp_path / "prod.yaml"
-    prod.write_text(config(cluster, profile="prod"))
+    prod.write_text(config(cluster, profile="prod", auth={"jwt": {"secret": SECRET, "audience": ["zonegate"]},
+                                                        "admin_token": ADMIN}))
     out = run_cli(["token", "--config", str(prod), "--sub", "bob"],
                          capture_output=True, text=True)
     assert out.returncode == 1 and "refused in the prod profile" in out.stderr

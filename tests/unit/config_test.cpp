@@ -1,5 +1,5 @@
-// Config loader: values, defaults, ${ENV} expansion, secrets from files, and the exact
-// file:line:col diagnostics a bad file gets.
+// Config loader: values, defaults, ${ENV} expansion, secrets from files, JWT keys and JWK Sets,
+// and the exact file:line:col diagnostics a bad file gets.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,10 +9,12 @@
 
 #include "config/config.hpp"
 #include "config/reader.hpp"
+#include "test_keys.hpp"
 
 using zonegate::config::load_file;
 using zonegate::config::load_string;
 using zonegate::config::LoadResult;
+using zonegate::testkeys::KeyPair;
 
 namespace {
 
@@ -20,6 +22,25 @@ std::string first_error(const std::string& yaml) {
   auto r = load_string(yaml, "test.yaml");
   return r.errors.empty() ? std::string("<no error>") : r.errors.front().to_string();
 }
+
+std::vector<std::string> all_errors(const std::string& yaml) {
+  std::vector<std::string> got;
+  for (const auto& e : load_string(yaml, "k.yaml").errors)
+    got.push_back(e.to_string());
+  return got;
+}
+
+// A file in the test's temporary directory, removed with the object.
+struct TempFile {
+  std::string path;
+  TempFile(const std::string& name, const std::string& content)
+      : path(::testing::TempDir() + name) {
+    std::ofstream(path) << content;
+  }
+  ~TempFile() { std::remove(path.c_str()); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+};
 
 }  // namespace
 
@@ -38,6 +59,7 @@ TEST(Config, ReadsValuesWithUnits) {
       "auth:\n"
       "  jwt:\n"
       "    secret: 0123456789abcdef0123456789abcdef\n"
+      "    issuer: https://issuer.example\n"
       "  admin_token: admin-0123456789abcdef0123456789abcdef\n"
       "server:\n"
       "  host: 0.0.0.0\n"
@@ -169,20 +191,144 @@ TEST(Config, RateLimitPolicies) {
 
 TEST(Config, ProdProfileRefusesUnsafeSettings) {
   auto r = load_string("profile: prod\nauth:\n  jwt:\n    secret: short\n", "p.yaml");
-  ASSERT_EQ(r.errors.size(), 2u);
+  ASSERT_EQ(r.errors.size(), 3u);
   EXPECT_EQ(
       r.errors[0].to_string(),
       "p.yaml: profile prod: auth.jwt.secret must be set and at least 32 bytes long for HS256");
   EXPECT_EQ(r.errors[1].to_string(),
+            "p.yaml: profile prod: auth.jwt.issuer or auth.jwt.audience must be set, so that "
+            "tokens of another issuer, or for another service, signed with a shared key are "
+            "refused");
+  EXPECT_EQ(r.errors[2].to_string(),
             "p.yaml: profile prod: auth.admin_token must be set (or admin.enabled: false)");
   auto rs = load_string(
-      "profile: prod\nauth:\n  jwt:\n    algorithms: [RS256]\n  admin_token: "
-      "0123456789abcdef0123456789abcdef\n",
+      "profile: prod\nauth:\n  jwt:\n    algorithms: [RS256]\n    audience: [zonegate]\n"
+      "  admin_token: 0123456789abcdef0123456789abcdef\n",
       "p.yaml");
   ASSERT_EQ(rs.errors.size(), 1u);
   EXPECT_EQ(rs.errors[0].message, "profile prod: auth.jwt.public_key must be set for RS256/ES256");
   auto dev = load_string("auth:\n  jwt:\n    secret: short\n", "d.yaml");
   EXPECT_TRUE(dev.ok());
+  // Either issuer or audience is enough; named HS256 keys must be long enough too.
+  const std::string ok_prod =
+      "profile: prod\nauth:\n  admin_token: 0123456789abcdef0123456789abcdef\n  jwt:\n"
+      "    audience: [zonegate]\n    keys:\n"
+      "      - {kid: a, alg: HS256, secret: 0123456789abcdef0123456789abcdef}\n";
+  auto good = load_string(ok_prod, "p.yaml");
+  EXPECT_TRUE(good.ok()) << good.errors.front().to_string();
+  auto short_key = load_string(ok_prod + "      - {kid: b, alg: HS256, secret: short}\n", "p.yaml");
+  ASSERT_EQ(short_key.errors.size(), 1u);
+  EXPECT_EQ(short_key.errors[0].message,
+            "profile prod: auth.jwt.keys[1].secret must be at least 32 bytes long");
+}
+
+TEST(Config, JwtKeysJwksAndLimits) {
+  KeyPair rsa = KeyPair::rsa(), ec = KeyPair::ec();
+  TempFile pem("zonegate-rsa.pem", rsa.public_pem());
+  TempFile secret("zonegate-hs-secret", "rotated-secret-0123456789abcdef01\n");
+  TempFile jwks("zonegate-jwks.json", R"({"keys":[)" + ec.jwk("ec-1") + "]}");
+  auto r = load_string(
+      "auth:\n  jwt:\n    algorithms: [HS256, RS256, ES256]\n"
+      "    secret: legacy-secret\n"
+      "    keys:\n"
+      "      - kid: hs-1\n        alg: HS256\n        secret_file: " +
+          secret.path +
+          "\n"
+          "      - {kid: rsa-1, alg: RS256, public_key_file: " +
+          pem.path +
+          "}\n"
+          "    jwks_file: " +
+          jwks.path +
+          "\n"
+          "    require_exp: false\n    max_age: 1h\n    max_token_bytes: 4KiB\n",
+      "k.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& j = r.config.auth.jwt;
+  ASSERT_EQ(j.keys.size(), 2u);
+  EXPECT_EQ(j.keys[0].kid, "hs-1");
+  EXPECT_EQ(j.keys[0].secret, "rotated-secret-0123456789abcdef01");
+  EXPECT_EQ(j.keys[1].alg, "RS256");
+  EXPECT_EQ(j.keys[1].public_key, rsa.public_pem().substr(0, rsa.public_pem().size() - 1));
+  EXPECT_EQ(j.jwks_file, jwks.path);
+  EXPECT_NE(j.jwks.find("ec-1"), std::string::npos);
+  EXPECT_FALSE(j.require_exp);
+  EXPECT_EQ(j.max_age_ms, 3'600'000);
+  EXPECT_EQ(j.max_token_bytes, 4096);
+  // The defaults.
+  auto d = load_string("", "d.yaml");
+  EXPECT_TRUE(d.config.auth.jwt.require_exp);
+  EXPECT_EQ(d.config.auth.jwt.max_age_ms, 0);
+  EXPECT_EQ(d.config.auth.jwt.max_token_bytes, 8192);
+}
+
+// Every key problem is a diagnostic at the line of the key (or of jwks_file), not a failed start.
+TEST(Config, JwtKeyErrorsPointAtTheirLine) {
+  const std::string head = "auth:\n  jwt:\n    algorithms: [HS256, RS256]\n    keys:\n";
+  EXPECT_EQ(all_errors(head + "      - kid: a\n        alg: HS256\n"),
+            (std::vector<std::string>{
+                "k.yaml:5:9: auth.jwt.keys[0]: has no key material: give secret, secret_file, "
+                "public_key or public_key_file"}));
+  EXPECT_EQ(all_errors(head + "      - {kid: a, alg: HS256, secret: s}\n"),
+            (std::vector<std::string>{
+                "k.yaml:3:17: auth.jwt.algorithms: RS256 is allowed but no key is configured for "
+                "it (public_key, keys or jwks_file)"}));
+  const std::string hs = "      - {kid: a, alg: HS256, secret: s}\n";
+  EXPECT_EQ(
+      all_errors("auth:\n  jwt:\n    keys:\n" + hs + hs),
+      (std::vector<std::string>{
+          "k.yaml:5:15: auth.jwt.keys[1].kid: \"a\" is already the kid of auth.jwt.keys[0]"}));
+  EXPECT_EQ(all_errors("auth:\n  jwt:\n    keys:\n      - {kid: a, alg: PS256, secret: s}\n"),
+            (std::vector<std::string>{
+                "k.yaml:4:23: auth.jwt.keys[0].alg: \"PS256\" is not one of HS256, RS256, ES256"}));
+  EXPECT_EQ(all_errors("auth:\n  jwt:\n    keys:\n      - {kid: a, secret: s}\n")[0],
+            "k.yaml:4:9: auth.jwt.keys[0]: alg is required (HS256, RS256 or ES256)");
+  EXPECT_EQ(all_errors("auth:\n  jwt:\n    algorithms: [RS256]\n    keys:\n"
+                       "      - {kid: a, alg: HS256, secret: s}\n")[0],
+            "k.yaml:5:23: auth.jwt.keys[0].alg: HS256 is not in auth.jwt.algorithms");
+  EXPECT_EQ(all_errors(head + "      - {kid: a, alg: RS256, secret: s}\n")[0],
+            "k.yaml:5:38: auth.jwt.keys[0].secret: alg RS256 needs public_key or "
+            "public_key_file, not a secret");
+  EXPECT_EQ(all_errors("auth:\n  jwt:\n    keys: {kid: a}\n")[0],
+            "k.yaml:3:11: auth.jwt.keys must be a list of mappings");
+  EXPECT_EQ(all_errors("auth:\n  jwt:\n    keys:\n      - {kid: a, alg: HS256, secret: s, "
+                       "colour: red}\n")[0],
+            "k.yaml:4:41: unknown key \"colour\" in auth.jwt.keys[0]");
+
+  TempFile rsa1024("zonegate-rsa1024.pem", KeyPair::rsa(1024).public_pem());
+  TempFile p384("zonegate-p384.pem", KeyPair::ec("P-384").public_pem());
+  EXPECT_EQ(all_errors(head + "      - kid: old\n        alg: RS256\n        public_key_file: " +
+                       rsa1024.path + "\n")[0],
+            "k.yaml:7:26: auth.jwt.keys[0].public_key_file: RSA key of 1024 bits (RSA >= 2048 "
+            "bits is required)");
+  EXPECT_EQ(all_errors("auth:\n  jwt:\n    algorithms: [ES256]\n    public_key_file: " + p384.path +
+                       "\n")[0],
+            "k.yaml:4:22: auth.jwt.public_key_file: EC key on curve secp384r1, not P-256 (ES256 "
+            "needs P-256)");
+
+  TempFile bad_json("zonegate-bad.jwks", "{\"keys\": [");
+  TempFile weak("zonegate-weak.jwks", R"({"keys":[)" + KeyPair::rsa(1024).jwk("w") + "]}");
+  TempFile other_curve("zonegate-p384.jwks", R"({"keys":[)" + KeyPair::ec("P-384").jwk("c") + "]}");
+  TempFile dup_kid("zonegate-dup.jwks", R"({"keys":[{"kty":"oct","kid":"a","k":"c2VjcmV0"}]})");
+  const std::string jhead = "auth:\n  jwt:\n    algorithms: [HS256, RS256]\n    jwks_file: ";
+  EXPECT_EQ(all_errors(jhead + bad_json.path + "\n")[0],
+            "k.yaml:4:16: auth.jwt.jwks_file: not JSON: Invalid value. at byte 10");
+  EXPECT_EQ(all_errors(jhead + weak.path + "\n")[0],
+            "k.yaml:4:16: auth.jwt.jwks_file: keys[0] (kid \"w\"): RSA key of 1024 bits (RSA >= "
+            "2048 bits is required)");
+  EXPECT_EQ(all_errors(jhead + other_curve.path + "\n")[0],
+            "k.yaml:4:16: auth.jwt.jwks_file: keys[0] (kid \"c\"): EC key not on curve P-256 "
+            "(crv must be \"P-256\": ES256 needs P-256)");
+  EXPECT_EQ(all_errors(jhead + dup_kid.path + "\n    keys:\n" + hs)[0],
+            "k.yaml:4:16: auth.jwt.jwks_file: keys[0]: \"a\" is already the kid of "
+            "auth.jwt.keys[0]");
+  EXPECT_EQ(all_errors(jhead + "/nonexistent/zonegate.jwks\n")[0],
+            "k.yaml:4:16: auth.jwt.jwks_file: cannot read /nonexistent/zonegate.jwks: No such "
+            "file or directory");
+  EXPECT_EQ(all_errors("auth:\n  jwt:\n    max_age: 0s\n    max_token_bytes: 100\n"),
+            (std::vector<std::string>{
+                "k.yaml:3:14: auth.jwt.max_age: 0s is out of range [1000ms, 31622400000ms]",
+                "k.yaml:4:22: auth.jwt.max_token_bytes: 100 is out of range [256, 1048576] "
+                "bytes"}));
 }
 
 TEST(Config, AdminListenerAndTokenLength) {
