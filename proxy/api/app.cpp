@@ -15,7 +15,7 @@ WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
                          resilience::CircuitBreaker& breaker, PathStats* path_stats)
     : pool(worker.loop(), cfg.database),
       path(worker.loop(), pool, cfg.resilience, breaker, path_stats),
-      auth(std::move(verifier), cfg.auth.admin_token),
+      auth(std::move(verifier)),
       worker_(worker),
       cache_(cache),
       registry_(registry) {

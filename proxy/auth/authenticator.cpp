@@ -36,11 +36,8 @@ http::Response unauthorized(const std::string& description, bool token_present) 
   return r;
 }
 
-Authenticator::Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token,
-                             Clock clock)
-    : verifier_(std::move(verifier)),
-      admin_token_(std::move(admin_token)),
-      clock_(std::move(clock)) {
+Authenticator::Authenticator(std::shared_ptr<const Verifier> verifier, Clock clock)
+    : verifier_(std::move(verifier)), clock_(std::move(clock)) {
   if (!clock_) clock_ = [] { return static_cast<int64_t>(std::time(nullptr)); };
 }
 
@@ -94,13 +91,6 @@ bool Authenticator::authenticate(const http::Request& req, Claims& out, http::Re
   int64_t expires = out.exp == 0 ? now + kNoExpCacheS : out.exp + verifier_->config().leeway_s;
   cache_.emplace(std::move(token), Cached{out, expires});
   return true;
-}
-
-bool Authenticator::is_admin(const http::Request& req) const {
-  if (admin_token_.empty()) return false;
-  std::string token = bearer_token(req);
-  return token.size() == admin_token_.size() &&
-         CRYPTO_memcmp(token.data(), admin_token_.data(), token.size()) == 0;
 }
 
 }  // namespace zonegate::auth

@@ -1,6 +1,6 @@
 // Bearer-token authentication for a worker: verifies JWTs with the shared Verifier and keeps
 // verified tokens in a small per-worker cache (HMAC or RSA verification is done once per token,
-// not per request) until the token expires. Also checks the static admin token in constant time.
+// not per request) until the token expires. (The admin token is api/admin_auth.hpp's.)
 #pragma once
 
 #include <cstdint>
@@ -23,16 +23,13 @@ class Authenticator {
 
   // verifier may be null: every token is then refused ("not configured"). clock defaults to
   // the system clock.
-  Authenticator(std::shared_ptr<const Verifier> verifier, std::string admin_token,
-                Clock clock = nullptr);
+  explicit Authenticator(std::shared_ptr<const Verifier> verifier, Clock clock = nullptr);
 
   // Claims of the request's bearer token, or false with the 401 response to send.
   bool authenticate(const http::Request& req, Claims& out, http::Response& error);
   // The subject of the request's bearer token, verifying it (and caching it) like authenticate
   // but copying only the subject: for the rate-limit step, which runs before the handler.
   bool subject(const http::Request& req, std::string& out);
-  // Whether the request carries the admin token (Authorization: Bearer <admin_token>).
-  bool is_admin(const http::Request& req) const;
   // Until when (seconds since the epoch) the cache holds token's verification; 0 when it does
   // not hold it. Lets tests check that the cache forgets a token when the token expires.
   int64_t cached_until(const std::string& token) const;
@@ -43,7 +40,6 @@ class Authenticator {
     int64_t expires_s;  // exp + leeway, or kNoExpCacheS after verification without exp
   };
   std::shared_ptr<const Verifier> verifier_;
-  std::string admin_token_;
   Clock clock_;
   std::unordered_map<std::string, Cached> cache_;
 };

@@ -516,7 +516,7 @@ TEST(Authenticator, CacheExpiresWithTheToken) {
   int64_t now = kNow;
   auth::JwtConfig cfg;
   cfg.require_exp = false;
-  auth::Authenticator a(hs_verifier(cfg), "", [&now] { return now; });
+  auth::Authenticator a(hs_verifier(cfg), [&now] { return now; });
   const std::string t = hs(R"({"sub":"a","exp":1700000100})");
   auth::Claims c;
   http::Response err;
@@ -543,7 +543,7 @@ TEST(Authenticator, CacheExpiresWithTheToken) {
 }
 
 TEST(Authenticator, RefusalsAre401WithTheReason) {
-  auth::Authenticator a(hs_verifier(), "", [] { return kNow; });
+  auth::Authenticator a(hs_verifier(), [] { return kNow; });
   auth::Claims c;
   http::Response err;
   const std::string payload = R"({"sub":"a",)" + kExp + "}";
