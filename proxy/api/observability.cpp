@@ -12,6 +12,46 @@ namespace {
 using http::ExchangePtr;
 using http::Params;
 
+// The /rpc catalog: how many functions are callable, and what it refused and why
+// (docs/SECURITY.md, "/rpc"), so operators see it without reading the log.
+void write_rpc_health(const App& app, json::Writer& w) {
+  std::shared_ptr<const Catalog> cat = app.catalog();
+  w.key("rpc");
+  w.start_object();
+  w.field("schema", app.cfg().rpc.schema);
+  int64_t overloads = 0;
+  for (const auto& [name, fns] : cat->functions)
+    overloads += static_cast<int64_t>(fns.size());
+  w.field("functions", overloads);
+  w.field("public_create", cat->public_create);
+  w.key("refused");
+  w.start_array();
+  for (const RefusedFunction& f : cat->refused) {
+    w.start_object();
+    w.field("function", f.function);
+    w.field("owner", f.owner);
+    w.field("reason", f.reason);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("shared_refused");
+  w.start_array();
+  for (const SharedRefusal& s : cat->shared_refused) {
+    w.start_object();
+    w.field("function", s.function);
+    w.field("key", "cache.rpc." + s.function + ".scope");
+    w.field("reason", s.reason);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("error");
+  if (cat->error.empty())
+    w.null();
+  else
+    w.string(cat->error);
+  w.end_object();
+}
+
 }  // namespace
 
 std::string health_json(App& app) {
@@ -129,6 +169,7 @@ std::string health_json(App& app) {
   w.end_object();
   w.end_array();
   app.rate_limiter().write_health(w);
+  write_rpc_health(app, w);
   ResilienceMetrics::Totals rt;
   if (app.resilience_metrics() != nullptr) rt = app.resilience_metrics()->totals();
   w.key("resilience");
