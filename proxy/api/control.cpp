@@ -202,6 +202,8 @@ void Control::load_catalog() {
   if (load->pending == 0) read_catalog(load);
 }
 
+// Reads the allowed overloads, their owners' trust and the shared scopes' bodies; swaps the
+// catalog in.
 void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
   if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) return;
   const config::Config& cfg = app_.cfg();

@@ -16,6 +16,7 @@ namespace {
 using http::ExchangePtr;
 using http::Params;
 
+// Sets the caller for the transaction: RLS policies and the current_* functions read it.
 const pg::Statement& claims_stmt() {
   static const pg::Statement s = pg::make_statement(
       "SELECT pg_catalog.set_config('zonegate.user_id', $1, true), "
@@ -24,6 +25,7 @@ const pg::Statement& claims_stmt() {
   return s;
 }
 
+// The call of the chosen overload, schema-qualified, each argument named and cast to its type.
 std::string call_sql(const RpcFunction& f, const std::vector<size_t>& used) {
   std::string call = quote_ident(f.schema) + "." + quote_ident(f.name) + "(";
   for (size_t i = 0; i < used.size(); ++i) {
@@ -41,6 +43,7 @@ std::string call_sql(const RpcFunction& f, const std::vector<size_t>& used) {
   return "SELECT pg_catalog.to_jsonb(" + call + ")::text";
 }
 
+// PostgREST's answer for a function (or overload) that is not reachable.
 http::Response not_found(const std::string& schema, const std::string& fn,
                          const rpc::DecodedArgs& args) {
   std::string names;
@@ -68,6 +71,7 @@ config::CachePolicy call_policy(const App& app, const Catalog& cat, const std::s
   return p;
 }
 
+// One /rpc call: decode, resolve among the reachable overloads, then serve through the cache.
 void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
   auth::Claims claims;
   if (!authenticate(ex, claims)) return;

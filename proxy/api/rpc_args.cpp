@@ -24,6 +24,7 @@ bool pairs_as_args(std::string_view text, DecodedArgs& out) {
   return true;
 }
 
+// Whether a header value begins with a media type (parameters may follow).
 bool starts_with(const std::string& s, std::string_view prefix) {
   return s.compare(0, prefix.size(), prefix) == 0;
 }

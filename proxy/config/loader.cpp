@@ -85,6 +85,7 @@ void read_auth(Section s, AuthConfig& c) {
   s.finish();
 }
 
+// The characters of a plain function name (and of most type names).
 bool is_name_char(char ch) {
   return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_';
 }

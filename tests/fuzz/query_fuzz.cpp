@@ -20,6 +20,7 @@ namespace {
 namespace http = zonegate::http;
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 
+// A hex digit, either case.
 bool is_hex(char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
@@ -45,6 +46,7 @@ std::string encode(std::string_view s) {
   return out;
 }
 
+// The query string of these pairs, each name and value encoded.
 std::string join(const Pairs& pairs) {
   std::string q;
   for (const auto& [k, v] : pairs) {

@@ -23,6 +23,7 @@ namespace {
 namespace api = zonegate::api;
 namespace rpc = zonegate::api::rpc;
 
+// One overload of f in schema api.
 api::RpcFunction overload(uint32_t oid, std::vector<api::RpcArg> args) {
   api::RpcFunction f;
   f.oid = oid;
