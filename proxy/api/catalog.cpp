@@ -12,7 +12,9 @@ namespace zonegate::api {
 namespace {
 
 // Columns 0-15 describe one allow-listed overload; the trailing row (column 0 NULL) carries the
-// zone_at check (10) and the schema's state (16-19).
+// zone_at check (10) and the schema's state (16-19). An owner is trusted when it is a superuser
+// or has the privileges (pg_has_role USAGE: itself, or a role it inherits) of the schema's owner
+// (so the database owner for public, owned by pg_database_owner) or of a listed role.
 constexpr const char* kCatalogSql =
     "SELECT p.oid, p.proname, p.provolatile, p.proretset, "
     "       p.prorettype = 'pg_catalog.void'::pg_catalog.regtype, "
@@ -26,8 +28,11 @@ constexpr const char* kCatalogSql =
     "       NULL::boolean, "
     "       p.proname || '(' || pg_catalog.oidvectortypes(p.proargtypes) || ')', "
     "       pg_catalog.pg_get_userbyid(p.proowner), "
-    "       coalesce(o.rolsuper, false) OR p.proowner = n.nspowner "
-    "         OR pg_catalog.pg_get_userbyid(p.proowner) = ANY ($4::pg_catalog.text[]), "
+    "       coalesce(o.rolsuper, false) "
+    "         OR pg_catalog.pg_has_role(p.proowner, n.nspowner, 'USAGE') "
+    "         OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r "
+    "                     WHERE r.rolname = ANY ($4::pg_catalog.text[]) "
+    "                       AND pg_catalog.pg_has_role(p.proowner, r.oid, 'USAGE')), "
     "       l.lanname, "
     "       CASE WHEN p.proname = ANY ($5::pg_catalog.text[]) "
     "            THEN coalesce(pg_catalog.pg_get_function_sqlbody(p.oid), p.prosrc) END, "
@@ -177,9 +182,9 @@ Catalog catalog_from_rows(const std::string& schema, const std::vector<std::stri
     f.signature = cell(row, 11);
     f.owner = cell(row, 12);
     if (cell(row, 13) != "t") {
-      cat.refused.push_back({schema + "." + f.signature, f.owner,
-                             "its owner is not trusted: not a superuser, not the owner of schema " +
-                                 schema + ", not in rpc.trusted_owners"});
+      std::string why = "its owner is not trusted: not a superuser, without the privileges of ";
+      why += "the owner of schema " + schema + " or of a role in rpc.trusted_owners";
+      cat.refused.push_back({schema + "." + f.signature, f.owner, std::move(why)});
       continue;
     }
     std::string why;

@@ -105,6 +105,50 @@ def test_trusted_owners_admits_a_named_role(cluster, mallory):
         cluster.psql("TRUNCATE api.pwned")
 
 
+def test_roles_with_the_privileges_of_the_owner_or_a_trusted_role_are_trusted(cluster, mallory):
+    """The schema belongs to a group: a member that inherits it owns its functions as the group
+    could (as the database owner does for public, owned by pg_database_owner). trusted_owners
+    names a group the same way. Anyone else with CREATE stays refused."""
+    cluster.psql("""
+      DROP SCHEMA IF EXISTS team_api CASCADE;
+      DROP ROLE IF EXISTS zg_team_dev; DROP ROLE IF EXISTS zg_team;
+      DROP ROLE IF EXISTS zg_lead_dev; DROP ROLE IF EXISTS zg_leads;
+      CREATE ROLE zg_team NOLOGIN; CREATE ROLE zg_team_dev NOLOGIN IN ROLE zg_team;
+      CREATE ROLE zg_leads NOLOGIN; CREATE ROLE zg_lead_dev NOLOGIN IN ROLE zg_leads;
+      CREATE SCHEMA team_api AUTHORIZATION zg_team;
+      GRANT USAGE ON SCHEMA team_api TO PUBLIC;
+      GRANT CREATE ON SCHEMA team_api TO zg_mallory, zg_lead_dev;
+      SET ROLE zg_team_dev;
+      CREATE FUNCTION team_api.hello() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'team' $$;
+      SET ROLE zg_lead_dev;
+      CREATE FUNCTION team_api.hello(who text) RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'lead' $$;
+      SET ROLE zg_mallory;
+      CREATE FUNCTION team_api.hello(who text, loud boolean) RETURNS text LANGUAGE sql STABLE
+        AS $$ SELECT 'mallory' $$;
+      RESET ROLE;""")
+    try:
+        t = token("alice")
+        p = start_proxy(cluster, "team", rpc={"schema": "team_api", "functions": ["hello"]})
+        try:
+            assert call(p.port, "GET", "/rpc/hello", t)[2] == "team"
+            assert call(p.port, "GET", "/rpc/hello?who=x", t)[0] == 404
+            assert {r["owner"] for r in refused(p)} == {"zg_lead_dev", "zg_mallory"}
+        finally:
+            stop_proxy(p)
+        p = start_proxy(cluster, "team-leads", rpc={"schema": "team_api", "functions": ["hello"],
+                                                     "trusted_owners": ["zg_leads", "no_such_role"]})
+        try:
+            assert call(p.port, "GET", "/rpc/hello", t)[2] == "team"
+            assert call(p.port, "GET", "/rpc/hello?who=x", t)[2] == "lead"
+            assert call(p.port, "GET", "/rpc/hello?who=x&loud=true", t)[0] == 404
+            assert [r["owner"] for r in refused(p)] == ["zg_mallory"]
+        finally:
+            stop_proxy(p)
+    finally:
+        cluster.psql("""DROP SCHEMA team_api CASCADE;
+          DROP ROLE zg_team_dev, zg_team, zg_lead_dev, zg_leads""")
+
+
 def test_signature_entries_allow_exactly_their_overload(cluster, mallory):
     p = start_proxy(cluster, "signatures", rpc={"functions": [
         "over(integer)", "add(int4, int4)", "echo(text, int)", "add(int4,int4,int4)",
