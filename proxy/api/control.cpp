@@ -162,13 +162,66 @@ void Control::connect() {
   conn_->start();
 }
 
+// One catalog load in flight: the signature entries resolved so far.
+struct CatalogLoad {
+  size_t pending = 0;
+  bool broken = false;            // the connection failed under it: the reconnect loads again
+  std::vector<std::string> oids;  // of the overloads signature entries resolved to
+};
+
+// Resolves the signature entries (one statement each: an unknown type is an error in
+// PostgreSQL 15, and it must cost that entry only), then reads the catalog.
 void Control::load_catalog() {
   if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) return;
   const config::RpcConfig& rpc = app_.cfg().rpc;
+  auto load = std::make_shared<CatalogLoad>();
+  for (const config::RpcEntry& e : rpc.functions) {
+    if (!e.has_signature()) continue;
+    ++load->pending;
+    pg::Job job;
+    job.statements.push_back(signature_statement(rpc.schema, e.name, e.args));
+    job.done = [this, load, text = e.text](pg::Result r) {
+      const std::string where = app_.cfg().rpc.schema + "." + text;
+      if (r.ok()) {
+        const std::optional<std::string>* oid = r.scalar();
+        if (oid != nullptr && *oid) {
+          load->oids.push_back(**oid);
+        } else {
+          log::warn("allow-listed function not found", {{"function", where}});
+        }
+      } else if (r.failure == pg::Failure::kSql) {
+        log::error("an rpc.functions entry could not be resolved: it allows nothing",
+                   {{"entry", text}, {"error", r.message}});
+      } else {
+        load->broken = true;
+      }
+      if (--load->pending == 0 && !load->broken) read_catalog(load);
+    };
+    conn_->send(std::move(job));
+  }
+  if (load->pending == 0) read_catalog(load);
+}
+
+// Reads the allowed overloads, their owners' trust and the shared scopes' bodies; swaps the
+// catalog in.
+void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
+  if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) return;
+  const config::Config& cfg = app_.cfg();
+  CatalogQuery q;
+  q.schema = cfg.rpc.schema;
+  for (const config::RpcEntry& e : cfg.rpc.functions) {
+    if (!e.has_signature()) q.names.push_back(e.name);
+  }
+  q.signature_oids = load->oids;
+  q.trusted_owners = cfg.rpc.trusted_owners;
+  for (const auto& [name, policy] : cfg.cache.rpc) {
+    if (policy.enabled && policy.shared && !policy.identity_free) q.shared.push_back(name);
+  }
   pg::Job job;
-  job.statements.push_back(catalog_statement(rpc.schema, rpc.functions));
-  job.done = [this](pg::Result r) {
+  job.statements.push_back(catalog_statement(q));
+  job.done = [this, shared = q.shared](pg::Result r) {
     auto cat = std::make_shared<Catalog>();
+    const std::string& schema = app_.cfg().rpc.schema;
     if (!r.ok()) {
       cat->error = r.message;
       log::error("loading the /rpc catalog failed", {{"error", r.message}});
@@ -176,24 +229,68 @@ void Control::load_catalog() {
       if (old) return;  // keep serving what we had
     } else {
       try {
-        *cat = catalog_from_rows(app_.cfg().rpc.schema, r.rows);
+        *cat = catalog_from_rows(schema, shared, r.rows);
       } catch (const std::exception& e) {
         cat->error = e.what();
         log::error("the /rpc catalog could not be read", {{"error", cat->error}});
       }
     }
-    for (const std::string& name : app_.cfg().rpc.functions) {
-      if (cat->error.empty() && cat->functions.find(name) == cat->functions.end()) {
-        log::warn("allow-listed function not found",
-                  {{"function", app_.cfg().rpc.schema + "." + name}});
-      }
-    }
+    if (cat->error.empty()) report(*cat);
     const auto n = static_cast<int64_t>(cat->functions.size());
+    const auto refused = static_cast<int64_t>(cat->refused.size());
     bool zone_at = cat->zone_at;
     app_.set_catalog(std::move(cat));  // before the log line: readers may act on it at once
-    log::info("/rpc catalog loaded", {{"functions", n}, {"zone_at", zone_at}});
+    log::info("/rpc catalog loaded",
+              {{"functions", n}, {"refused", refused}, {"zone_at", zone_at}});
   };
   conn_->send(std::move(job));
+}
+
+// Logs what a load found wrong: the schema, refused overloads, refused shared scopes, names
+// that match nothing. Operators read these; /health lists the refusals too.
+void Control::report(const Catalog& cat) {
+  const config::Config& cfg = app_.cfg();
+  const std::string& schema = cfg.rpc.schema;
+  if (!cfg.rpc.functions.empty() && !cat.schema_exists) {
+    log::warn("the /rpc schema does not exist: no function is callable",
+              {{"schema", schema}, {"hint", "set rpc.schema (its default is api)"}});
+  }
+  if (cat.public_create) {
+    log::error("PUBLIC may CREATE in the /rpc schema: every function in it is refused",
+               {{"schema", schema},
+                {"hint", "REVOKE CREATE ON SCHEMA " + quote_ident(schema) + " FROM PUBLIC"}});
+  }
+  std::string others;
+  for (const std::string& r : cat.other_creators) {
+    if (r != "PUBLIC") others += (others.empty() ? "" : ", ") + r;
+  }
+  if (!others.empty()) {
+    log::warn("roles besides the schema's owner may CREATE in the /rpc schema",
+              {{"schema", schema},
+               {"roles", others},
+               {"effect", "overloads they own are refused unless listed in rpc.trusted_owners"}});
+  }
+  for (const RefusedFunction& f : cat.refused) {
+    log::error("allow-listed function refused",
+               {{"function", f.function}, {"owner", f.owner}, {"reason", f.reason}});
+  }
+  for (const SharedRefusal& s : cat.shared_refused) {
+    log::error("cache scope shared refused: cached per user",
+               {{"key", "cache.rpc." + s.function + ".scope"},
+                {"reason", s.reason},
+                {"hint", "if the answer is the same for every caller, set cache.rpc." + s.function +
+                             ".identity_free: true"}});
+  }
+  for (const config::RpcEntry& e : cfg.rpc.functions) {
+    if (e.has_signature()) continue;  // reported when resolved
+    bool refused = std::any_of(cat.refused.begin(), cat.refused.end(), [&](const auto& f) {
+      return f.function.compare(0, schema.size() + e.name.size() + 2,
+                                schema + "." + e.name + "(") == 0;
+    });
+    if (cat.functions.find(e.name) == cat.functions.end() && !refused) {
+      log::warn("allow-listed function not found", {{"function", schema + "." + e.name}});
+    }
+  }
 }
 
 void Control::schedule_reconnect() {

@@ -14,6 +14,8 @@
 namespace zonegate::api {
 
 class App;
+struct Catalog;
+struct CatalogLoad;
 
 class Control {
  public:
@@ -25,6 +27,8 @@ class Control {
  private:
   void connect();
   void load_catalog();
+  void read_catalog(const std::shared_ptr<CatalogLoad>& load);
+  void report(const Catalog& cat);
   // Warns once per connection when the login role may not set identities (docs/SECURITY.md).
   static void check_trust(pg::Connection* c);
   void schedule_reconnect();

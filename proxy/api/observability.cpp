@@ -12,10 +12,6 @@ namespace {
 using http::ExchangePtr;
 using http::Params;
 
-}  // namespace
-
-namespace {
-
 // An error text of /health: in full on the admin listener; on the public one only whether there
 // is one, since libpq's messages name hosts, ports and roles.
 void error_field(json::Writer& w, const char* key, const std::string& error, bool full) {
@@ -25,6 +21,50 @@ void error_field(json::Writer& w, const char* key, const std::string& error, boo
   } else {
     w.string(full ? error : std::string("(details on the admin listener)"));
   }
+}
+
+// The /rpc catalog: how many functions are callable, and what it refused and why
+// (docs/SECURITY.md, "/rpc"), so operators see it without reading the log. The public listener
+// gets the counts only: the refused functions' names and owners are the operators' business.
+void write_rpc_health(const App& app, json::Writer& w, bool full) {
+  std::shared_ptr<const Catalog> cat = app.catalog();
+  w.key("rpc");
+  w.start_object();
+  w.field("schema", app.cfg().rpc.schema);
+  int64_t overloads = 0;
+  for (const auto& [name, fns] : cat->functions)
+    overloads += static_cast<int64_t>(fns.size());
+  w.field("functions", overloads);
+  w.field("public_create", cat->public_create);
+  if (!full) {
+    w.field("refused", static_cast<int64_t>(cat->refused.size()));
+    w.field("shared_refused", static_cast<int64_t>(cat->shared_refused.size()));
+    error_field(w, "error", cat->error, full);
+    w.end_object();
+    return;
+  }
+  w.key("refused");
+  w.start_array();
+  for (const RefusedFunction& f : cat->refused) {
+    w.start_object();
+    w.field("function", f.function);
+    w.field("owner", f.owner);
+    w.field("reason", f.reason);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("shared_refused");
+  w.start_array();
+  for (const SharedRefusal& s : cat->shared_refused) {
+    w.start_object();
+    w.field("function", s.function);
+    w.field("key", "cache.rpc." + s.function + ".scope");
+    w.field("reason", s.reason);
+    w.end_object();
+  }
+  w.end_array();
+  error_field(w, "error", cat->error, full);
+  w.end_object();
 }
 
 }  // namespace
@@ -132,6 +172,7 @@ std::string health_json(App& app, bool full) {
   w.end_object();
   w.end_array();
   app.rate_limiter().write_health(w);
+  write_rpc_health(app, w, full);
   ResilienceMetrics::Totals rt;
   if (app.resilience_metrics() != nullptr) rt = app.resilience_metrics()->totals();
   w.key("resilience");

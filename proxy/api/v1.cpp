@@ -9,6 +9,7 @@
 
 #include "api/app.hpp"
 #include "api/errors.hpp"
+#include "cache/key.hpp"
 #include "common/json.hpp"
 
 namespace zonegate::api {
@@ -84,7 +85,8 @@ http::Response no_user(const std::string& uid) {
 void context_of(App& app, const ExchangePtr& ex, const std::string& uid) {
   pg::Statement st = ctx_stmt();
   st.params = {uid};
-  run(app, ex, ex->route, "ctx|" + uid, uid, std::move(st), [uid] { return no_user(uid); });
+  run(app, ex, ex->route, cache::make_key({"ctx", uid}), uid, std::move(st),
+      [uid] { return no_user(uid); });
 }
 
 // Parses {"zones": [ids...]} (zones may be absent or null: everything visible).
@@ -167,7 +169,8 @@ void add_v1_routes(App& app, http::Router& router) {
     pg::Statement st = zones_stmt();
     st.params = {c.subject};
     std::string uid = c.subject;
-    run(app, ex, "me_zones", "zones|" + uid, uid, std::move(st), [uid] { return no_user(uid); });
+    run(app, ex, "me_zones", cache::make_key({"zones", uid}), uid, std::move(st),
+        [uid] { return no_user(uid); });
   });
 
   router.add(
@@ -191,7 +194,8 @@ void add_v1_routes(App& app, http::Router& router) {
         pg::Statement st = filter_stmt();
         st.params = {c.subject, zones};
         std::string uid = c.subject;
-        std::string key = "filter|" + uid + "|" + zones.value_or("*");
+        std::string key = cache::make_key({"filter", uid});
+        cache::append_key_value(key, zones);  // NULL: everything visible
         run(app, ex, "me_zones_filter", std::move(key), uid, std::move(st),
             [uid] { return no_user(uid); });
       });
@@ -226,7 +230,7 @@ void add_v1_routes(App& app, http::Router& router) {
     char canon[64];
     std::snprintf(canon, sizeof canon, "%.17g,%.17g", lon, lat);
     st.params = {lon_s, lat_s};
-    run(app, ex, "zones_at", std::string("at|") + canon, "", std::move(st),
+    run(app, ex, "zones_at", cache::make_key({"at", canon}), "", std::move(st),
         [] { return http::error_response(404, "no_zone", "no zone contains this point"); });
   });
 }

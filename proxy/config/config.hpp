@@ -2,6 +2,7 @@
 // config/loader.cpp is the one place YAML becomes this struct.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -103,9 +104,32 @@ struct AuthConfig {
   std::string admin_token;               // bearer token for /admin routes
 };
 
+// One rpc.functions entry: `name` allows every overload of that name, `name(type, ...)` only the
+// overload PostgreSQL resolves that signature to (docs/CONFIG.md, "rpc").
+struct RpcEntry {
+  std::string text;  // as written
+  std::string name;
+  std::string args;  // "(int4,int4)": the types as written, one comma between; "" for a name entry
+  bool has_signature() const { return !args.empty(); }
+};
+
 struct RpcConfig {
-  std::string schema = "public";       // where /rpc/{fn} functions live
-  std::vector<std::string> functions;  // the allow-list
+  std::string schema = "api";               // where /rpc/{fn} functions live: a dedicated schema
+  std::vector<RpcEntry> functions;          // the allow-list
+  std::vector<std::string> trusted_owners;  // roles besides superusers and the schema's owner
+  // The distinct function names the entries name, in the order written.
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    for (const RpcEntry& e : functions) {
+      if (std::find(out.begin(), out.end(), e.name) == out.end()) out.push_back(e.name);
+    }
+    return out;
+  }
+  // Whether some entry names this function.
+  bool allows(const std::string& name) const {
+    return std::any_of(functions.begin(), functions.end(),
+                       [&](const RpcEntry& e) { return e.name == name; });
+  }
 };
 
 // How one route or /rpc function is cached (RFC 5861 meanings).
@@ -115,6 +139,9 @@ struct CachePolicy {
   int64_t stale_while_revalidate_ms = 10'000;  // then served stale while one request refreshes it
   int64_t stale_if_error_ms = 300'000;         // and served stale if the database fails
   bool shared = false;                         // scope: shared (same answer for every user)
+  // cache.rpc only: the operator asserts the function's answer does not depend on the caller,
+  // so scope shared stands even where the catalog cannot check it (docs/CONFIG.md, "cache").
+  bool identity_free = false;
 };
 
 struct CacheConfig {

@@ -226,14 +226,93 @@ void read_auth(Section s, AuthConfig& c) {
   s.finish();
 }
 
+// The characters of a plain function name (and of most type names).
+bool is_name_char(char ch) {
+  return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '_';
+}
+
+// The argument types of a signature entry, "(int4, text[])": split at the commas outside
+// parentheses and quotes and trimmed into `types`. Only the characters type names are made of
+// are accepted, balanced, so what reaches to_regprocedure is a type list or a name it does not
+// know, never SQL. Returns "" or what is wrong.
+std::string split_types(const std::string& args, std::vector<std::string>& types) {
+  if (args.size() < 2 || args.front() != '(' || args.back() != ')') {
+    return "the argument types must be in parentheses after the name";
+  }
+  std::string cur;
+  int depth = 0;
+  bool quoted = false;
+  auto flush = [&]() {
+    size_t b = cur.find_first_not_of(' '), e = cur.find_last_not_of(' ');
+    types.push_back(b == std::string::npos ? std::string() : cur.substr(b, e - b + 1));
+    cur.clear();
+  };
+  for (size_t i = 1; i + 1 < args.size(); ++i) {
+    char ch = args[i];
+    if (ch == '"') {
+      quoted = !quoted;
+    } else if (!quoted && ch == '(') {
+      ++depth;
+    } else if (!quoted && ch == ')') {
+      if (--depth < 0) return "unbalanced parentheses";
+    } else if (!quoted && ch == ',' && depth == 0) {
+      flush();
+      continue;
+    } else if (!is_name_char(ch) && ch != ' ' && ch != '.' && ch != '[' && ch != ']' && ch != ',') {
+      return std::string("'") + ch + "' cannot be part of a type name";
+    }
+    cur += ch;
+  }
+  if (quoted) return "unbalanced quotes";
+  if (depth != 0) return "unbalanced parentheses";
+  flush();
+  if (types.size() == 1 && types[0].empty()) types.clear();  // "()": no arguments
+  for (const std::string& t : types) {
+    if (t.empty()) return "an argument type is missing between commas";
+  }
+  return "";
+}
+
+// One rpc.functions entry: `name` or `name(type, ...)`. Returns "" or what is wrong.
+std::string parse_rpc_entry(const std::string& text, RpcEntry& e) {
+  size_t n = 0;
+  while (n < text.size() && is_name_char(text[n]))
+    ++n;
+  if (n == 0) return "a function name comes first";
+  e.text = text;
+  e.name = text.substr(0, n);
+  size_t open = text.find_first_not_of(' ', n);
+  if (open == std::string::npos) return "";
+  if (text[open] != '(') return "only argument types in parentheses may follow the name";
+  std::vector<std::string> types;
+  std::string err = split_types(text.substr(open), types);
+  if (!err.empty()) return err;
+  e.args = "(";
+  for (size_t i = 0; i < types.size(); ++i)
+    e.args += (i > 0 ? "," : "") + types[i];
+  e.args += ")";
+  return "";
+}
+
 void read_rpc(Section s, RpcConfig& c) {
   s.non_empty_string("schema", c.schema);
-  s.string_list("functions", c.functions);
-  for (const std::string& f : c.functions) {
-    bool ok = !f.empty();
-    for (char ch : f)
-      ok = ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '_');
-    if (!ok) s.error("functions", "\"" + f + "\" is not a plain function name");
+  std::vector<std::string> entries;
+  std::vector<YAML::Mark> marks;
+  s.string_list("functions", entries, marks);
+  c.functions.clear();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    RpcEntry e;
+    std::string err = parse_rpc_entry(entries[i], e);
+    if (!err.empty()) {
+      s.error_at(marks[i], "functions",
+                 "\"" + entries[i] + "\" is not a function name or name(type, ...): " + err);
+      continue;
+    }
+    c.functions.push_back(std::move(e));
+  }
+  s.string_list("trusted_owners", c.trusted_owners);
+  for (const std::string& r : c.trusted_owners) {
+    if (r.empty()) s.error("trusted_owners", "a role name must not be empty");
   }
   s.finish();
 }
@@ -285,12 +364,13 @@ void read_cache(Section s, CacheConfig& c, const RpcConfig& rpc) {
     }
   });
   s.each_entry_or_word("rpc", [&](const std::string& name, const std::string& word, Section& p) {
-    if (std::find(rpc.functions.begin(), rpc.functions.end(), name) == rpc.functions.end()) {
+    if (!rpc.allows(name)) {
       p.error("", "\"" + name + "\" is not in rpc.functions");
       return;
     }
     CachePolicy pol;
     read_policy(word, p, pol);
+    if (word.empty()) p.boolean("identity_free", pol.identity_free);
     c.rpc[name] = pol;
   });
   s.finish();

@@ -378,6 +378,12 @@ void Section::secret(const char* key, std::string& out) {
 }
 
 void Section::string_list(const char* key, std::vector<std::string>& out) {
+  std::vector<YAML::Mark> marks;
+  string_list(key, out, marks);
+}
+
+void Section::string_list(const char* key, std::vector<std::string>& out,
+                          std::vector<YAML::Mark>& marks) {
   YAML::Node n = take(key);
   if (!n.IsDefined() || n.IsNull()) return;
   if (!n.IsSequence()) {
@@ -385,11 +391,20 @@ void Section::string_list(const char* key, std::vector<std::string>& out) {
     return;
   }
   std::vector<std::string> items;
+  std::vector<YAML::Mark> at;
   for (const YAML::Node& item : n) {
     std::string v;
-    if (scalar(key, item, v)) items.push_back(std::move(v));
+    if (scalar(key, item, v)) {
+      items.push_back(std::move(v));
+      at.push_back(item.Mark());
+    }
   }
   out = std::move(items);
+  marks = std::move(at);
+}
+
+void Section::error_at(const YAML::Mark& mark, const char* key, const std::string& message) {
+  diag_.at(mark, key_path(key) + ": " + message);
 }
 
 Section Section::section(const char* key) {

@@ -55,6 +55,8 @@ class Section {
   // newline stripped). Both at once is an error.
   void secret(const char* key, std::string& out);
   void string_list(const char* key, std::vector<std::string>& out);
+  // The same, with where each item was written (for messages about one item).
+  void string_list(const char* key, std::vector<std::string>& out, std::vector<YAML::Mark>& marks);
   // A nested mapping; absent or null gives an empty section.
   Section section(const char* key);
   // Calls fn(name, section) for each entry of a mapping of mappings (e.g. rpc functions).
@@ -77,6 +79,8 @@ class Section {
   // Problems recorded so far in the whole file: a check that builds on values just read can
   // skip itself when reading them already failed.
   size_t error_count() const { return diag_.count(); }
+  // An error about part of `key`'s value (one list item), reported where that part was written.
+  void error_at(const YAML::Mark& mark, const char* key, const std::string& message);
 
  private:
   YAML::Node take(const char* key);

@@ -28,6 +28,7 @@ def cp(cluster):
     cluster.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     p = start_proxy(cluster, "cache", cache={
         "rpc": {"add": {"ttl": "60s", "scope": "shared"},
+                "echo": {"ttl": "60s", "scope": "shared"},
                 "slow_stable": {"ttl": "60s", "scope": "shared"},
                 "grants_of_caller": {"ttl": "60s"},
                 "bump": {"ttl": "60s"}}})
@@ -259,6 +260,75 @@ def test_user_scoped_rpc_is_keyed_by_caller(cp):
     b = call(cp.port, "GET", "/rpc/grants_of_caller", token("bob"))
     assert a[2] != b[2] and a[1]["x-cache"] == "MISS" and b[1]["x-cache"] == "MISS"
     assert call(cp.port, "GET", "/rpc/grants_of_caller", token("bob"))[2] == b[2]
+
+
+def test_separator_bytes_in_a_value_do_not_reach_another_entry(cp):
+    """Keys were once joined with \\x1e and \\x1f: msg=hi%1Etimes%1Fv3 (one argument) made the key
+    of msg=hi&times=3 (two) and was answered from its entry. Keys are length-prefixed now."""
+    admin(cp, "POST", "/admin/cache/purge")
+    t = token("alice")
+    s, h, body = call(cp.port, "GET", "/rpc/echo?msg=hi&times=3", t)
+    assert s == 200 and body == "hihihi" and h["x-cache"] == "MISS"
+    assert call(cp.port, "GET", "/rpc/echo?msg=hi&times=3", t)[1]["x-cache"] == "HIT"
+    s, h, body = call(cp.port, "GET", "/rpc/echo?msg=hi%1Etimes%1Fv3", t)
+    assert s == 200 and h["x-cache"] == "MISS" and body == "hi\x1etimes\x1fv3", (h, body)
+    s, h, body = call(cp.port, "GET", "/rpc/echo?msg=hi%1Etimes%1Fn", t)
+    assert s == 200 and h["x-cache"] == "MISS" and body == "hi\x1etimes\x1fn"
+
+
+def test_shared_scope_is_refused_for_functions_that_read_the_caller(cp, cluster):
+    """cache.rpc.<fn>.scope shared: a function whose body reads the caller's identity (or whose
+    language cannot be read) is cached per user instead, logged and listed in /health; a pure
+    one stays shared; identity_free asserts it, and the shared call then runs without any
+    identity, so its answer cannot be anybody's."""
+    cluster.psql("""
+      CREATE OR REPLACE FUNCTION api.who_am_i() RETURNS text LANGUAGE sql STABLE
+        AS $$ SELECT coalesce(nullif(current_setting('zonegate.user_id', true), ''), 'nobody') $$;
+      CREATE OR REPLACE FUNCTION api.who_asserted() RETURNS text LANGUAGE plpgsql STABLE
+        AS $$ BEGIN RETURN coalesce(nullif(current_setting('zonegate.user_id', true), ''), 'nobody'); END $$;
+      CREATE OR REPLACE FUNCTION api.int_add(a int4, b int4) RETURNS int4 LANGUAGE internal IMMUTABLE STRICT
+        AS 'int4pl';""")
+    shared = {"ttl": "60s", "scope": "shared"}
+    p = start_proxy(cluster, "shared-scope",
+                    rpc={"functions": ["who_am_i", "who_asserted", "int_add", "add"]},
+                    cache={"rpc": {"who_am_i": shared, "add": shared, "int_add": shared,
+                                   "who_asserted": dict(shared, identity_free=True)}})
+    try:
+        alice, bob = token("alice"), token("bob")
+        # Refused: per user, each caller gets their own answer, never another's.
+        s, h, body = call(p.port, "GET", "/rpc/who_am_i", alice)
+        assert s == 200 and body == "alice" and h["x-cache"] == "MISS"
+        assert h["cache-control"] == "private, no-cache"
+        s, h, body = call(p.port, "GET", "/rpc/who_am_i", bob)
+        assert body == "bob" and h["x-cache"] == "MISS"
+        s, h, body = call(p.port, "GET", "/rpc/who_am_i", alice)
+        assert body == "alice" and h["x-cache"] == "HIT"
+        assert call(p.port, "GET", "/rpc/who_am_i", bob)[2] == "bob"
+        # A language the proxy cannot read: per user too.
+        assert call(p.port, "GET", "/rpc/int_add?a=1&b=2", alice)[1]["x-cache"] == "MISS"
+        s, h, body = call(p.port, "GET", "/rpc/int_add?a=1&b=2", bob)
+        assert body == 3 and h["x-cache"] == "MISS"
+        # Pure: shared.
+        assert call(p.port, "GET", "/rpc/add?a=1&b=2", alice)[1]["x-cache"] == "MISS"
+        s, h, body = call(p.port, "GET", "/rpc/add?a=1&b=2", bob)
+        assert body == 3 and h["x-cache"] == "HIT" and h["cache-control"] == "public, no-cache"
+        # Asserted identity-free: shared, and computed without anybody's identity.
+        s, h, body = call(p.port, "GET", "/rpc/who_asserted", alice)
+        assert body == "nobody" and h["x-cache"] == "MISS"
+        s, h, body = call(p.port, "GET", "/rpc/who_asserted", bob)
+        assert body == "nobody" and h["x-cache"] == "HIT"
+
+        health = get_json(p.admin_port, "/health")[2]["rpc"]
+        got = {r["function"]: r for r in health["shared_refused"]}
+        assert sorted(got) == ["int_add", "who_am_i"]
+        assert got["who_am_i"]["key"] == "cache.rpc.who_am_i.scope"
+        assert got["who_am_i"]["reason"] == "who_am_i(): its body reads current_setting"
+        assert got["int_add"]["reason"] == "int_add(integer, integer): its language, internal, cannot be checked"
+        lines = p.logs("cache scope shared refused: cached per user")
+        assert {l["key"] for l in lines} == {"cache.rpc.who_am_i.scope", "cache.rpc.int_add.scope"}
+        assert all(l["level"] == "error" and "identity_free: true" in l["hint"] for l in lines)
+    finally:
+        stop_proxy(p)
 
 
 def test_listener_drop_makes_every_entry_not_fresh(cp, cluster):

@@ -157,6 +157,7 @@ def test_public_health_leaves_out_error_texts(cluster):
         assert public["postgres"][0]["error"] == "(details on the admin listener)"
         assert public["postgres"][0]["connected"] is False and public["status"] == full["status"]
         assert "server_version" not in public["postgres"][0]
+        assert isinstance(public["rpc"]["refused"], int) and isinstance(full["rpc"]["refused"], list)
     finally:
         stop_proxy(p)
 

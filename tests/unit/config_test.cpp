@@ -380,7 +380,90 @@ TEST(Config, PoolAndRpcValidation) {
                 "v.yaml:3:10: database.pool.min: must not exceed pool.max (2)",
                 "v.yaml:10:17: auth.jwt.algorithms: \"none\" is not one of HS256, RS256, ES256 "
                 "(unsigned tokens are never accepted)",
-                "v.yaml:7:14: rpc.functions: \"bad; drop\" is not a plain function name"}));
+                "v.yaml:7:24: rpc.functions: \"bad; drop\" is not a function name or "
+                "name(type, ...): only argument types in parentheses may follow the name"}));
+}
+
+TEST(Config, RpcDefaultsToTheApiSchema) {
+  auto r = load_string("", "d.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.config.rpc.schema, "api");
+  EXPECT_TRUE(r.config.rpc.functions.empty());
+  EXPECT_TRUE(r.config.rpc.trusted_owners.empty());
+}
+
+TEST(Config, RpcEntriesByNameAndBySignature) {
+  auto r = load_string(
+      "rpc:\n"
+      "  functions:\n"
+      "    - add\n"
+      "    - add(int4, int4)\n"
+      "    - \"over ( integer ,text[] )\"\n"
+      "    - none()\n"
+      "    - money(numeric(10,2), \"My Type\", public.thing, double precision)\n"
+      "  trusted_owners: [api_owner, deployer]\n"
+      "cache:\n"
+      "  rpc:\n"
+      "    add: {scope: shared, identity_free: true}\n"
+      "    over: {scope: shared}\n",
+      "s.yaml");
+  ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
+  const auto& f = r.config.rpc.functions;
+  ASSERT_EQ(f.size(), 5u);
+  EXPECT_EQ(f[0].name, "add");
+  EXPECT_FALSE(f[0].has_signature());
+  EXPECT_EQ(f[1].name, "add");
+  EXPECT_EQ(f[1].args, "(int4,int4)");
+  EXPECT_EQ(f[1].text, "add(int4, int4)");
+  EXPECT_EQ(f[2].name, "over");
+  EXPECT_EQ(f[2].args, "(integer,text[])");
+  EXPECT_EQ(f[3].args, "()");
+  EXPECT_TRUE(f[3].has_signature());
+  EXPECT_EQ(f[4].args, "(numeric(10,2),\"My Type\",public.thing,double precision)");
+  EXPECT_EQ(r.config.rpc.names(), (std::vector<std::string>{"add", "over", "none", "money"}));
+  EXPECT_TRUE(r.config.rpc.allows("over"));
+  EXPECT_FALSE(r.config.rpc.allows("under"));
+  EXPECT_EQ(r.config.rpc.trusted_owners, (std::vector<std::string>{"api_owner", "deployer"}));
+  EXPECT_TRUE(r.config.cache.rpc.at("add").shared);
+  EXPECT_TRUE(r.config.cache.rpc.at("add").identity_free);
+  EXPECT_FALSE(r.config.cache.rpc.at("over").identity_free);
+}
+
+TEST(Config, MalformedRpcEntriesAreErrorsWhereTheyAreWritten) {
+  auto r = load_string(
+      "rpc:\n"
+      "  functions:\n"
+      "    - ok\n"
+      "    - add(int4\n"
+      "    - add(int4,)\n"
+      "    - add(int4; drop table x)\n"
+      "    - (int4)\n"
+      "    - add(int4) x\n"
+      "    - add(\"int4)\n"
+      "    - add(int4))\n"
+      "cache:\n"
+      "  routes:\n"
+      "    me_zones: {identity_free: true}\n",
+      "m.yaml");
+  std::vector<std::string> got;
+  for (const auto& e : r.errors)
+    got.push_back(e.to_string());
+  const std::string pre = "rpc.functions: \"";
+  const std::string mid = " is not a function name or name(type, ...): ";
+  EXPECT_EQ(got, (std::vector<std::string>{
+                     "m.yaml:4:7: " + pre + "add(int4\"" + mid +
+                         "the argument types must be in parentheses after the name",
+                     "m.yaml:5:7: " + pre + "add(int4,)\"" + mid +
+                         "an argument type is missing between commas",
+                     "m.yaml:6:7: " + pre + "add(int4; drop table x)\"" + mid +
+                         "';' cannot be part of a type name",
+                     "m.yaml:7:7: " + pre + "(int4)\"" + mid + "a function name comes first",
+                     "m.yaml:8:7: " + pre + "add(int4) x\"" + mid +
+                         "the argument types must be in parentheses after the name",
+                     "m.yaml:9:7: " + pre + "add(\"int4)\"" + mid + "unbalanced quotes",
+                     "m.yaml:10:7: " + pre + "add(int4))\"" + mid + "unbalanced parentheses",
+                     "m.yaml:13:16: unknown key \"identity_free\" in cache.routes.me_zones"}))
+      << ::testing::PrintToString(got);
 }
 
 TEST(Config, ReportsEveryProblemNotJustTheFirst) {
