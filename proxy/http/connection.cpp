@@ -170,8 +170,13 @@ void Connection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
 void Connection::parse(const char* data, size_t len) {
   parse_ns_ = uv_hrtime();
   in_parse_ = true;
+  parse_begin_ = data;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   in_parse_ = false;
+  // Keep the tail for folded() of the next read; a pause stops between requests, where no
+  // header value can begin, so the backlog needs none.
+  prev_tail_len_ = err == HPE_OK ? std::min(len, sizeof prev_tail_) : 0;
+  std::memcpy(prev_tail_, data + len - prev_tail_len_, prev_tail_len_);
   if (err == HPE_PAUSED) {
     const char* pos = llhttp_get_error_pos(&parser_);
     std::string rest(pos, static_cast<size_t>(data + len - pos));
@@ -287,9 +292,31 @@ int Connection::cb_header_value(llhttp_t* p, const char* at, size_t len) {
   if (!valid_field_value(std::string_view(at, len))) {
     return c->reject(400, "malformed_request", "a header field value holds a control character");
   }
+  if (c->folded(at)) {
+    return c->reject(400, "malformed_request",
+                     "obsolete line folding in a header field (RFC 9112)");
+  }
   c->in_value_ = true;
   c->value_.append(at, len);
   return 0;
+}
+
+bool Connection::folded(const char* at) const {
+  // Walks back over the spaces and tabs before the chunk: a value that follows a line feed
+  // (rather than the field's colon) continues a folded line.
+  for (size_t back = 1;; ++back) {
+    const auto offset = static_cast<size_t>(at - parse_begin_);
+    char c = 0;
+    if (back <= offset) {
+      c = at[-static_cast<ptrdiff_t>(back)];
+    } else if (back - offset <= prev_tail_len_) {
+      c = prev_tail_[prev_tail_len_ - (back - offset)];
+    } else {
+      return false;  // further back than we kept: only runs of spaces get here
+    }
+    if (c == ' ' || c == '\t') continue;
+    return c == '\n';
+  }
 }
 
 int Connection::check_header_section() {

@@ -64,6 +64,9 @@ class Connection {
   int reject(int status, const char* code, const char* message);
   // Checks the request's header section as a whole (Host, singleton fields); 0 or reject().
   int check_header_section();
+  // Whether the header value chunk at `at` continues a value on a new line (obs-fold, RFC 9112
+  // §5.2): llhttp accepts it, a front proxy may read it otherwise, so it is refused.
+  bool folded(const char* at) const;
   // Answers the request being read with the recorded rejection and closes after it.
   // With `proxy_status` (an RFC 9209 error type): the proxy refused on its own, so the response
   // says so and carries Retry-After.
@@ -96,6 +99,11 @@ class Connection {
   std::string backlog_;  // received but not parsed while paused
   std::string field_, value_;
   bool in_value_ = false;
+  // The bytes parse() is working on, and the last bytes of the previous call's (when it parsed
+  // everything): what precedes a header value, to tell an obs-fold continuation.
+  const char* parse_begin_ = nullptr;
+  char prev_tail_[8] = {};
+  size_t prev_tail_len_ = 0;
   size_t header_bytes_ = 0;
   int reject_status_ = 0;
   std::string reject_code_, reject_message_;

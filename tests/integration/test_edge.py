@@ -298,3 +298,18 @@ def test_a_connection_that_sends_nothing_gets_header_timeout_not_idle_timeout(cl
         assert 'zonegate_connections_closed_total{reason="header_timeout"} 1' in text
     finally:
         stop_proxy(p)
+
+
+def test_obs_fold_split_across_reads_is_refused(ep):
+    """A folded line whose continuation arrives in a read of its own (the fold check looks back
+    into the previous read)."""
+    c = RawConn(ep.port)
+    try:
+        c.send(b"GET /v1/me/context HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n")
+        time.sleep(0.2)
+        c.send(b"  folded\r\n\r\n")
+        status, headers, body = c.read_response()
+        assert status == 400 and b"folding" in body
+        assert c.at_eof()
+    finally:
+        c.close()
