@@ -1,6 +1,6 @@
 // What /rpc may call: the allow-listed functions as pg_proc describes them (argument names and
-// types, defaults, volatility, return shape), loaded at start and again on
-// NOTIFY zonegate_changes, 'reload schema'. Shared read-only by all workers.
+// types, defaults, volatility, return shape), loaded at start and again on the signed
+// RELOAD_SCHEMA notification zonegate.reload_schema() sends. Shared read-only by all workers.
 #pragma once
 
 #include <cstdint>
