@@ -19,7 +19,12 @@ CREATE FUNCTION zonegate._hmac_sha256(key bytea, message text) RETURNS text
 CREATE FUNCTION zonegate._notify_first_in_xact(body text) RETURNS boolean
   LANGUAGE c VOLATILE STRICT
   AS 'MODULE_PATHNAME', 'zonegate_notify_first_in_xact';
+-- The key row as last committed (latest snapshot), whatever this transaction's snapshot is.
+CREATE FUNCTION zonegate._notify_current_key() RETURNS bytea
+  LANGUAGE c VOLATILE
+  AS 'MODULE_PATHNAME', 'zonegate_notify_current_key';
 REVOKE ALL ON FUNCTION zonegate._notify_random_key() FROM PUBLIC;
+REVOKE ALL ON FUNCTION zonegate._notify_current_key() FROM PUBLIC;
 REVOKE ALL ON FUNCTION zonegate._hmac_sha256(bytea, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION zonegate._notify_first_in_xact(text) FROM PUBLIC;
 
@@ -36,18 +41,23 @@ COMMENT ON TABLE zonegate._notify_key IS
   'the key that signs zonegate_changes notifications; rotate with zonegate.rotate_notify_key()';
 INSERT INTO zonegate._notify_key (key) VALUES (zonegate._notify_random_key());
 
--- The key, made again if somebody deleted the row (signing must not stop working).
+-- The key as last committed (a REPEATABLE READ transaction that began before a rotation signs
+-- with the new key), made again if somebody deleted the row (signing must not stop working).
 CREATE FUNCTION zonegate._notify_secret() RETURNS bytea
   LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   k bytea;
 BEGIN
-  SELECT n.key INTO k FROM zonegate._notify_key n;
+  k := zonegate._notify_current_key();
   IF k IS NULL THEN
     INSERT INTO zonegate._notify_key (key) VALUES (zonegate._notify_random_key())
       ON CONFLICT (id) DO NOTHING;
-    SELECT n.key INTO STRICT k FROM zonegate._notify_key n;
+    k := zonegate._notify_current_key();
+    IF k IS NULL THEN
+      RAISE EXCEPTION 'zonegate has no notification key' USING ERRCODE = 'object_not_in_prerequisite_state',
+        HINT = 'SELECT zonegate.rotate_notify_key() as a superuser';
+    END IF;
   END IF;
   RETURN k;
 END

@@ -1,6 +1,7 @@
 // Signed change notifications (docs/SECURITY.md, "The change channel"): the key's random bytes,
-// HMAC-SHA256 through PostgreSQL's own common/hmac.h (no crypto of ours), and the
-// once-per-transaction check the row triggers use. zonegate._notify() (SQL) puts them together.
+// the key as last committed, HMAC-SHA256 through PostgreSQL's own common/hmac.h (no crypto of
+// ours), and the once-per-transaction check the row triggers use. zonegate._notify() (SQL) puts
+// them together.
 #include <cstdint>
 #include <string>
 #include <unordered_map>
@@ -8,11 +9,20 @@
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "common/cryptohash.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 }
 
 #include "pg/datum.hpp"
@@ -83,6 +93,44 @@ Datum notify_random_key_body(FunctionCallInfo) {
   });
 }
 
+// zonegate._notify_current_key() → bytea: the key row as last committed, NULL when there is none.
+// Read under the latest snapshot once ACCESS SHARE on the table is held (held to the end of the
+// transaction, which is what rotate_notify_key() waits for), not under the transaction's
+// snapshot: a REPEATABLE READ transaction that began before a rotation committed must still sign
+// with the new key, or proxies, which have moved to it, would refuse its notification.
+Datum notify_current_key_body(FunctionCallInfo fcinfo) {
+  auto* key = pg::pg_call([] {
+    RangeVar* rv = makeRangeVar(pstrdup("zonegate"), pstrdup("_notify_key"), -1);
+    Oid relid = RangeVarGetRelid(rv, AccessShareLock, false);
+    // The scan below checks no privilege itself.
+    if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK) {
+      aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_TABLE, get_rel_name(relid));
+    }
+    AttrNumber attnum = get_attnum(relid, "key");
+    if (attnum == InvalidAttrNumber) elog(ERROR, "zonegate._notify_key has no column key");
+    Relation rel = table_open(relid, NoLock);
+    Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+    TableScanDesc scan = table_beginscan(rel, snap, 0, nullptr);
+    TupleTableSlot* slot = table_slot_create(rel, nullptr);
+    bytea* found = nullptr;
+    if (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+      bool isnull = false;
+      Datum d = slot_getattr(slot, attnum, &isnull);
+      if (!isnull) found = DatumGetByteaPCopy(d);
+    }
+    ExecDropSingleTupleTableSlot(slot);
+    table_endscan(scan);
+    UnregisterSnapshot(snap);
+    table_close(rel, NoLock);
+    return found;
+  });
+  if (key == nullptr) {
+    fcinfo->isnull = true;
+    return 0;
+  }
+  return PointerGetDatum(key);
+}
+
 struct Bytes {
   const uint8* data;
   size_t len;
@@ -147,5 +195,6 @@ void notify_init() {
 }  // namespace zonegate::pg
 
 ZONEGATE_SQL_FUNCTION(zonegate_notify_random_key, notify_random_key_body)
+ZONEGATE_SQL_FUNCTION(zonegate_notify_current_key, notify_current_key_body)
 ZONEGATE_SQL_FUNCTION(zonegate_hmac_sha256, hmac_sha256_body)
 ZONEGATE_SQL_FUNCTION(zonegate_notify_first_in_xact, notify_first_in_xact_body)

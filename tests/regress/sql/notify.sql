@@ -133,6 +133,25 @@ TRUNCATE pg_temp.seen;
 DELETE FROM zonegate.user_zones WHERE user_id = 'u2' AND zone_id = 1;
 SELECT pg_temp.receive(1);
 SELECT body, mac_ok FROM pg_temp.check_payloads((SELECT key FROM zonegate._notify_key));
+-- A REPEATABLE READ transaction that began before another session rotated the key signs with the
+-- new key: the key is read as last committed, not as the transaction's snapshot has it (proxies
+-- have moved to the new key by then and would refuse the old one).
+SELECT dblink_connect('rotator', format('host=%s port=%s dbname=%s user=%s',
+  split_part(current_setting('unix_socket_directories'), ',', 1),
+  current_setting('port'), current_database(), session_user));
+TRUNCATE pg_temp.old_key;
+INSERT INTO pg_temp.old_key SELECT key FROM zonegate._notify_key;
+TRUNCATE pg_temp.seen;
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT count(*) AS snapshot_taken FROM zonegate.users;
+SELECT dblink_exec('rotator', 'DO $$ BEGIN PERFORM zonegate.rotate_notify_key(); END $$');
+INSERT INTO zonegate.user_zones VALUES ('u2', 11);
+COMMIT;
+SELECT pg_temp.receive(1);
+SELECT (SELECT key FROM zonegate._notify_key) <> (SELECT key FROM pg_temp.old_key) AS rotated;
+SELECT body, mac_ok AS signed_with_new_key
+FROM pg_temp.check_payloads((SELECT key FROM zonegate._notify_key));
+SELECT dblink_disconnect('rotator');
 SELECT dblink_disconnect('listener');
 
 -- 5. Who may do what: a plain login reads no key, cannot sign, reload or rotate (it can still
@@ -155,7 +174,8 @@ BEGIN
     'zonegate.reload_schema()', 'zonegate.rotate_notify_key()', 'zonegate.flush_caches()',
     'zonegate._notify(''{"op": "FLUSH", "users": "*"}'', false)',
     'zonegate._hmac_sha256(''k'', ''m'')', 'zonegate._notify_random_key()',
-    'zonegate._notify_secret()', 'zonegate._notify_first_in_xact(''x'')',
+    'zonegate._notify_secret()', 'zonegate._notify_current_key()',
+    'zonegate._notify_first_in_xact(''x'')',
     'pg_notify(''zonegate_changes'', ''reload schema'')'] LOOP
     what := w;
     BEGIN
