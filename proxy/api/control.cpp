@@ -309,8 +309,11 @@ void Control::process(std::string payload, bool retried) {
   if (fetching_) {
     held_.push_back({std::move(payload), retried});
     if (held_.size() > kMaxHeld) {
+      // Dropped: what they said is made up for by making every entry stale and reloading the
+      // catalog (a RELOAD_SCHEMA may have been among them).
       held_.clear();
       app_.cache().mark_all_not_fresh();
+      load_catalog();
       log::warn("too many notifications while fetching the key: every cache entry is now stale",
                 {{"held", static_cast<int64_t>(kMaxHeld)}});
     }

@@ -129,7 +129,8 @@ def test_health_and_metrics_say_notifications_are_authenticated(np):
     for reason in ("unsigned", "bad_mac", "replay", "malformed"):
         assert 'zonegate_notify_rejected_total{reason="%s"}' % reason in metrics
     assert "zonegate_cache_flushes_coalesced_total" in metrics
-    assert get_json(np.port, "/health")[2]["status"] == "ok"
+    # Once every worker's pool has connected.
+    wait_for(lambda: get_json(np.port, "/health")[2]["status"] == "ok", what="status ok")
 
 
 def test_forged_notifications_drop_nothing_and_are_counted(np, cluster):
@@ -255,13 +256,13 @@ def test_required_without_the_key_bypasses_the_cache_and_says_why(cluster, roles
             "zonegate_changes notifications cannot be authenticated"))
         assert line["level"] == "error" and "GRANT zonegate_authenticator" in line["hint"]
         assert "notify_key" in line["error"]
+        # Ready: the answers are right, only slower. (Waited for, as the pools connect.)
+        wait_for(lambda: call(p.port, "GET", "/readyz")[0] == 200, what="/readyz")
         h = get_json(p.port, "/health")[2]
         assert h["status"] == "degraded"
         assert h["listen"]["up"] is True and h["listen"]["authenticated"] is False
         assert h["listen"]["auth_state"] == "refused" and "notify_key" in h["listen"]["auth_error"]
         assert metric(p, "zonegate_notify_authenticated") == "0"
-        # Ready: the answers are right, only slower.
-        wait_for(lambda: call(p.port, "GET", "/readyz")[0] == 200, what="/readyz")
         # Every request goes to the database, and is right at once: no notification needed.
         assert outcome(p) == ("MISS", [11, 21])
         assert outcome(p) == ("MISS", [11, 21])
@@ -291,7 +292,7 @@ def test_optional_without_the_key_takes_unsigned_notifications(cluster, roles):
         assert line["level"] == "warn"
         l = listen(p)
         assert l["auth_state"] == "unauthenticated" and l["authenticated"] is False
-        assert get_json(p.port, "/health")[2]["status"] == "ok"
+        wait_for(lambda: get_json(p.port, "/health")[2]["status"] == "ok", what="status ok")
         assert metric(p, "zonegate_notify_authenticated") == "0"
         warm(p, "alice")
         # Changes invalidate as before 0.6 (their MAC unchecked).
