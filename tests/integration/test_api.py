@@ -509,7 +509,8 @@ def test_database_outage_and_recovery():
         try:
             t = token("alice")
             assert call(p.port, "GET", "/v1/me/context", t)[0] == 200
-            assert call(p.port, "GET", "/readyz")[0] == 200
+            # Waited for: /readyz asks the worker it lands on, whose pool may still be connecting.
+            wait_for(lambda: call(p.port, "GET", "/readyz")[0] == 200, what="/readyz")
             c2.stop()
             deadline = time.time() + 10
             while call(p.port, "GET", "/readyz")[0] != 503:
