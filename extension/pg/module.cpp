@@ -10,6 +10,7 @@ extern "C" {
 #include "pg/cache.hpp"
 #include "pg/guard.hpp"
 #include "pg/identity.hpp"
+#include "pg/notify.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -20,6 +21,7 @@ PGDLLEXPORT void _PG_init(void);
 void _PG_init(void) {
   zonegate::pg::identity_init();  // first: cache_init reserves the zonegate.* prefix
   zonegate::pg::cache_init();
+  zonegate::pg::notify_init();
 }
 }
 

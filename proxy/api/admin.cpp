@@ -39,6 +39,7 @@ std::string stats_json(const cache::CacheStats& s) {
   w.field("lock_timeouts", s.lock_timeouts);
   w.field("notifications", s.notifications);
   w.field("flushes", s.flushes);
+  w.field("flushes_coalesced", s.flushes_coalesced);
   w.key("hit_rate");
   w.number(hit_rate(s.hits, s.stale, s.coalesced, s.misses));
   w.key("last_invalidation_lag_ms");

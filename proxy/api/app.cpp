@@ -230,9 +230,54 @@ void App::stop_control() {
   if (control_) control_->stop();
 }
 
+const char* notify_auth_state_name(NotifyAuthState s) {
+  switch (s) {
+    case NotifyAuthState::kPending:
+      return "pending";
+    case NotifyAuthState::kAuthenticated:
+      return "authenticated";
+    case NotifyAuthState::kUnauthenticated:
+      return "unauthenticated";
+    case NotifyAuthState::kRefused:
+      return "refused";
+  }
+  return "unknown";
+}
+
 void App::set_listening(bool v) {
   listening_.store(v);
-  cache_->set_channel_up(v);
+  update_channel();
+}
+
+void App::set_notify_auth(NotifyAuthState s, std::string error) {
+  {
+    std::lock_guard<std::mutex> lock(health_mu_);
+    notify_auth_error_ = std::move(error);
+  }
+  notify_auth_state_.store(static_cast<int>(s));
+  update_channel();
+}
+
+void App::update_channel() {
+  NotifyAuthState s = notify_auth_state();
+  bool trusted = s == NotifyAuthState::kAuthenticated || s == NotifyAuthState::kUnauthenticated;
+  bool up = listening_.load() && trusted;
+  if (up == channel_up_) return;  // an "up" again would make every entry not fresh for nothing
+  channel_up_ = up;
+  cache_->set_channel_up(up);
+}
+
+std::string App::notify_auth_error() const {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  return notify_auth_error_;
+}
+
+void App::count_notify_rejected(cache::NotifyReject r) {
+  notify_rejected_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+}
+
+int64_t App::notify_rejected(cache::NotifyReject r) const {
+  return notify_rejected_[static_cast<int>(r)].load(std::memory_order_relaxed);
 }
 
 void App::notify_change(const std::string& payload) {

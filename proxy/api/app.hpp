@@ -22,6 +22,7 @@
 #include "api/rate_limiter.hpp"
 #include "auth/authenticator.hpp"
 #include "auth/jwt.hpp"
+#include "cache/notify_verifier.hpp"
 #include "cache/response_cache.hpp"
 #include "config/config.hpp"
 #include "http/router.hpp"
@@ -39,6 +40,13 @@ struct DbHealth {
   std::string error;
   int64_t checked_at_ms = 0;  // unix milliseconds, 0 = never
 };
+
+// How zonegate_changes notifications are authenticated (docs/SECURITY.md, "The change
+// channel"): the key is being fetched; notifications are verified; the key is unavailable and
+// cache.notify_auth is optional (applied unverified, as before 0.6); the key is unavailable and
+// it is required (the channel counts as down: no entry is fresh).
+enum class NotifyAuthState { kPending, kAuthenticated, kUnauthenticated, kRefused };
+const char* notify_auth_state_name(NotifyAuthState s);
 
 // What a worker owns.
 class WorkerState : public http::WorkerContext {
@@ -82,8 +90,19 @@ class App : public metrics::Source {
   std::shared_ptr<const Catalog> catalog() const { return std::atomic_load(&catalog_); }
   void set_catalog(std::shared_ptr<const Catalog> c) { std::atomic_store(&catalog_, std::move(c)); }
   bool listening() const { return listening_.load(); }
-  // The invalidation channel went up or down: while it is down no cache entry is fresh.
+  // LISTEN went up or down. The cache's invalidation channel is up while LISTEN is and its
+  // notifications can be trusted (notify_auth_state); while it is down no entry is fresh.
   void set_listening(bool v);
+  // The control connection's verdict on the key (main thread); `error` says why it is not
+  // authenticated.
+  void set_notify_auth(NotifyAuthState s, std::string error);
+  NotifyAuthState notify_auth_state() const {
+    return static_cast<NotifyAuthState>(notify_auth_state_.load());
+  }
+  std::string notify_auth_error() const;
+  void count_notify_rejected(cache::NotifyReject r);
+  int64_t notify_rejected(cache::NotifyReject r) const;
+  void count_notify_key_fetch() { notify_key_fetches_.fetch_add(1); }
   // LISTEN came up; every time after the first is a reconnect (and a full cache flush).
   void count_listen_up() { listen_ups_.fetch_add(1); }
   int64_t listen_reconnects() const { return std::max<int64_t>(0, listen_ups_.load() - 1); }
@@ -123,6 +142,12 @@ class App : public metrics::Source {
   std::shared_ptr<const auth::Verifier> verifier_;
   std::shared_ptr<const Catalog> catalog_;
   std::atomic<bool> listening_{false};
+  bool channel_up_ = false;  // what the cache was last told (main thread)
+  void update_channel();
+  std::atomic<int> notify_auth_state_{static_cast<int>(NotifyAuthState::kPending)};
+  std::string notify_auth_error_;                 // under health_mu_
+  std::atomic<int64_t> notify_rejected_[5] = {};  // by NotifyReject
+  std::atomic<int64_t> notify_key_fetches_{0};
   std::atomic<int64_t> listen_ups_{0};
   std::unique_ptr<Control> control_;
   std::unique_ptr<cache::ResponseCache> cache_;

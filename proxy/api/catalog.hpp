@@ -1,8 +1,8 @@
 // What /rpc may call: the allow-listed functions as pg_proc describes them (argument names and
-// types, defaults, volatility, return shape, owner), loaded at start and again on
-// NOTIFY zonegate_changes, 'reload schema'; which overloads are refused (an untrusted owner) and
-// which shared cache scopes are (a body that reads the caller's identity). Shared read-only by
-// all workers.
+// types, defaults, volatility, return shape, owner), loaded at start and again on the signed
+// RELOAD_SCHEMA notification zonegate.reload_schema() sends; which overloads are refused (an
+// untrusted owner) and which shared cache scopes are (a body that reads the caller's identity).
+// Shared read-only by all workers.
 #pragma once
 
 #include <cstdint>

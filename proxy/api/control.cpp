@@ -2,6 +2,9 @@
 #include "api/control.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+#include <optional>
+#include <utility>
 
 #include "api/app.hpp"
 #include "api/catalog.hpp"
@@ -10,17 +13,67 @@
 
 namespace zonegate::api {
 
+namespace {
+
+int64_t steady_ms() {
+  return static_cast<int64_t>(uv_hrtime() / 1'000'000);
+}
+
+// Notifications held while the key is fetched (one round trip): past this many, they are
+// dropped and every entry is made not fresh instead, which is always correct.
+constexpr size_t kMaxHeld = 10'000;
+// Notifications that failed while key re-fetches were cooling down, kept for the next one.
+constexpr size_t kMaxDeferred = 64;
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// notify_key()'s 64 hex digits as the key's 32 bytes; false for anything else.
+bool decode_key(const std::string& hex, std::string& out) {
+  if (hex.size() != 64) return false;
+  out.assign(32, '\0');
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return true;
+}
+
+// The "op" of a payload taken unverified ("" if it has none).
+std::string payload_op(const std::string& payload) {
+  rapidjson::Document d;
+  std::string err;
+  if (!json::parse(payload, d, err) || !d.IsObject()) return "";
+  auto op = d.FindMember("op");
+  if (op == d.MemberEnd() || !op->value.IsString()) return "";
+  return std::string(op->value.GetString(), op->value.GetStringLength());
+}
+
+}  // namespace
+
 Control::Control(uv_loop_t* loop, App& app)
     : loop_(loop),
       app_(app),
       db_cfg_(app.cfg().database),
       backoff_(db_cfg_.pool.reconnect_min_ms, db_cfg_.pool.reconnect_max_ms),
-      recovery_(app.cfg().resilience.probe_interval_ms, app.cfg().resilience.probe_interval_ms) {
+      recovery_(app.cfg().resilience.probe_interval_ms, app.cfg().resilience.probe_interval_ms),
+      refetch_cooldown_(3'000, steady_ms),
+      warn_cooldown_(10'000, steady_ms),
+      retry_cooldown_(10'000, steady_ms) {
   db_cfg_.pool.statement_timeout_ms = 60'000;  // catalog queries are small; never cut them short
   uv_timer_init(loop_, &retry_);
   retry_.data = this;
   uv_timer_init(loop_, &check_);
   check_.data = this;
+  uv_timer_init(loop_, &purge_timer_);
+  purge_timer_.data = this;
+  uv_timer_init(loop_, &refetch_timer_);
+  refetch_timer_.data = this;
 }
 
 Control::~Control() = default;
@@ -58,6 +111,12 @@ void Control::check() {
     h.error = last_error_.empty() ? "no database connection" : last_error_;
     app_.set_db_health(std::move(h));
     return;
+  }
+  NotifyAuthState auth = app_.notify_auth_state();
+  if (!fetching_ &&
+      (auth == NotifyAuthState::kRefused || auth == NotifyAuthState::kUnauthenticated) &&
+      retry_cooldown_.try_acquire()) {
+    fetch_key(false);  // granted meanwhile, or the extension updated: authenticate from now on
   }
   if (check_in_flight_) return;  // the previous one has not come back: it will be reported
   check_in_flight_ = true;
@@ -122,14 +181,8 @@ void Control::connect() {
       }
       backoff_.reset();
       last_error_.clear();
-      app_.set_listening(true);
-      app_.count_listen_up();
-      check();
-      log::info("listening for changes", {{"channel", "zonegate_changes"}});
-      // Anything may have changed while we were not listening: tell the subscribers.
-      app_.notify_change("{\"table\":\"*\",\"op\":\"RECONNECT\",\"users\":\"*\"}");
-      load_catalog();
-      check_trust(c);
+      // Notifications arriving from now on wait for the key (fetching_), then are verified.
+      fetch_key(true);
     };
     c->send(std::move(job));
   };
@@ -151,15 +204,241 @@ void Control::connect() {
   };
   ev.on_notify = [this](const std::string& channel, const std::string& payload) {
     if (channel != "zonegate_changes") return;
-    if (payload == "reload schema") {
-      log::info("reloading the /rpc catalog", {{"reason", "NOTIFY"}});
-      load_catalog();
-      return;
-    }
-    app_.notify_change(payload);
+    process(payload, false);
   };
   conn_ = new pg::Connection(loop_, db_cfg_, std::move(ev), "zonegate-proxy-listen");
   conn_->start();
+}
+
+void Control::listening_ready(pg::Connection* c) {
+  app_.set_listening(true);
+  app_.count_listen_up();
+  check();
+  log::info("listening for changes",
+            {{"channel", "zonegate_changes"},
+             {"notify_auth", notify_auth_state_name(app_.notify_auth_state())}});
+  // Anything may have changed while we were not listening: tell the subscribers.
+  app_.notify_change("{\"table\":\"*\",\"op\":\"RECONNECT\",\"users\":\"*\"}");
+  load_catalog();
+  check_trust(c);
+}
+
+void Control::fetch_key(bool after_listen) {
+  if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) return;
+  // With the key, change_seq's last value: versions below the replay window are refused, so a
+  // payload captured long ago does not pass even right after the proxy starts.
+  static const pg::Statement st = pg::make_statement(
+      "SELECT zonegate.notify_key(), (SELECT last_value FROM zonegate.change_seq)", {});
+  fetching_ = true;
+  app_.count_notify_key_fetch();
+  pg::Connection* c = conn_;
+  pg::Job job;
+  job.statements.push_back(st);
+  job.done = [this, c, after_listen](const pg::Result& r) {
+    fetching_ = false;
+    if (!r.ok() && r.failure != pg::Failure::kSql) {
+      // The connection went away: a reconnect fetches again, and makes every entry not fresh,
+      // which covers what was held.
+      held_.clear();
+      deferred_.clear();
+      return;
+    }
+    if (!on_key(r, after_listen)) return;  // closed the connection: a reconnect starts over
+    if (after_listen) listening_ready(c);
+    drain_held();
+  };
+  conn_->send(std::move(job));
+}
+
+bool Control::on_key(const pg::Result& r, bool after_listen) {
+  const std::optional<std::string>* key_hex = nullptr;
+  const std::optional<std::string>* last = nullptr;
+  if (r.ok() && r.rows.size() == 1 && r.rows[0].size() == 2) {
+    key_hex = r.rows[0].data();
+    last = key_hex + 1;
+  }
+  std::string key;
+  if (r.ok() && key_hex != nullptr && key_hex->has_value() && decode_key(**key_hex, key)) {
+    int64_t last_version = 0;
+    if (last->has_value()) last_version = std::strtoll((*last)->c_str(), nullptr, 10);
+    bool was = app_.notify_auth_state() == NotifyAuthState::kAuthenticated;
+    verifier_.set_key(std::move(key), last_version);
+    app_.set_notify_auth(NotifyAuthState::kAuthenticated, "");
+    if (!was) log::info("zonegate_changes notifications are authenticated");
+    return true;
+  }
+  if (r.ok() || r.sqlstate == "42883" || r.sqlstate == "42501" || r.sqlstate == "3F000" ||
+      r.sqlstate == "42P01") {
+    key_unavailable(r);
+    return true;
+  }
+  // Another error (a statement timeout, the server shutting down): try the connection again.
+  log::warn("fetching the notification key failed", {{"error", r.message}});
+  if (!after_listen) return true;  // keep the state we had; the next failure fetches again
+  held_.clear();                   // the reconnect makes every entry not fresh
+  if (conn_ != nullptr) conn_->close(pg::Failure::kConnection);
+  return false;
+}
+
+void Control::key_unavailable(const pg::Result& r) {
+  verifier_.clear_key();
+  bool required = app_.cfg().cache.notify_auth == "required";
+  std::string why = !r.ok() ? r.message : "zonegate.notify_key() returned no key";
+  std::string hint = r.sqlstate == "42501"
+                         ? "GRANT zonegate_authenticator TO the proxy's login role"
+                         : "ALTER EXTENSION zonegate UPDATE (notify_key() came with 0.6)";
+  NotifyAuthState next = required ? NotifyAuthState::kRefused : NotifyAuthState::kUnauthenticated;
+  bool changed = app_.notify_auth_state() != next;
+  app_.set_notify_auth(next, why);
+  retry_cooldown_.try_acquire();  // check() tries again once the interval has passed
+  if (!changed) return;           // said already
+  if (required) {
+    log::error(
+        "zonegate_changes notifications cannot be authenticated: the cache treats the "
+        "channel as down (no entry is fresh, every request goes to the database)",
+        {{"error", why}, {"notify_auth", "required"}, {"hint", hint}});
+  } else {
+    log::warn(
+        "zonegate_changes notifications are not authenticated: any database role can "
+        "flush the cache or reload the /rpc catalog",
+        {{"error", why}, {"notify_auth", "optional"}, {"hint", hint}});
+  }
+}
+
+void Control::process(std::string payload, bool retried) {
+  if (fetching_) {
+    held_.push_back({std::move(payload), retried});
+    if (held_.size() > kMaxHeld) {
+      // Dropped: what they said is made up for by making every entry stale and reloading the
+      // catalog (a RELOAD_SCHEMA may have been among them).
+      held_.clear();
+      app_.cache().mark_all_not_fresh();
+      load_catalog();
+      log::warn("too many notifications while fetching the key: every cache entry is now stale",
+                {{"held", static_cast<int64_t>(kMaxHeld)}});
+    }
+    return;
+  }
+  switch (app_.notify_auth_state()) {
+    case NotifyAuthState::kPending:
+    case NotifyAuthState::kRefused:
+      return;  // the channel is down for the cache: nothing it says is used
+    case NotifyAuthState::kUnauthenticated:
+      apply_unverified(payload);
+      return;
+    case NotifyAuthState::kAuthenticated:
+      break;
+  }
+  cache::NotifyMessage m;
+  cache::NotifyVerdict v = verifier_.verify(payload, &m);
+  if (v.reject == cache::NotifyReject::kNone) {
+    apply(m);
+    return;
+  }
+  // A bad MAC may mean a new key (rotate_notify_key()); a version below the window, that
+  // change_seq went back. Fetch both again (at most once per few seconds) and retry once.
+  bool may_recover = v.reject == cache::NotifyReject::kBadMac || v.too_old;
+  if (may_recover && !retried) {
+    if (refetch_cooldown_.try_acquire()) {
+      held_.push_back({std::move(payload), true});
+      fetch_key(false);
+      return;
+    }
+    deferred_.push_back({std::move(payload), true, v.reject});
+    if (deferred_.size() > kMaxDeferred) {
+      reject(deferred_.front().why);
+      deferred_.pop_front();
+    }
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&refetch_timer_)) == 0) {
+      uv_timer_start(&refetch_timer_, on_refetch_timer,
+                     static_cast<uint64_t>(std::max<int64_t>(1, refetch_cooldown_.remaining_ms())),
+                     0);
+    }
+    return;
+  }
+  reject(v.reject);
+}
+
+void Control::apply(const cache::NotifyMessage& m) {
+  if (m.op == "RELOAD_SCHEMA") {
+    log::info("reloading the /rpc catalog", {{"reason", "zonegate.reload_schema()"}});
+    load_catalog();
+    return;
+  }
+  app_.notify_change(m.json);
+  arm_purge();
+}
+
+void Control::apply_unverified(const std::string& payload) {
+  // cache.notify_auth optional without a key: what every proxy did before 0.6.
+  if (payload == "reload schema" || payload_op(payload) == "RELOAD_SCHEMA") {
+    log::info("reloading the /rpc catalog", {{"reason", "NOTIFY (unauthenticated)"}});
+    load_catalog();
+    return;
+  }
+  app_.notify_change(payload);
+  arm_purge();
+}
+
+void Control::reject(cache::NotifyReject why) {
+  app_.count_notify_rejected(why);
+  ++rejected_since_warn_;
+  if (!warn_cooldown_.try_acquire()) return;
+  log::warn("zonegate_changes notification ignored",
+            {{"reason", cache::notify_reject_name(why)},
+             {"ignored_since_last_warning", rejected_since_warn_},
+             {"hint", why == cache::NotifyReject::kUnsigned
+                          ? "notifications must come from the extension (signed); "
+                            "reload the catalog with SELECT zonegate.reload_schema()"
+                          : "see zonegate_notify_rejected_total and docs/TROUBLESHOOTING.md"}});
+  rejected_since_warn_ = 0;
+}
+
+void Control::drain_held() {
+  std::deque<Held> held = std::move(held_);
+  held_.clear();
+  while (!held.empty()) {
+    if (fetching_) {
+      // Another fetch started (a retried failure): what is left waits for it, in order.
+      held_.insert(held_.end(), std::make_move_iterator(held.begin()),
+                   std::make_move_iterator(held.end()));
+      return;
+    }
+    Held h = std::move(held.front());
+    held.pop_front();
+    process(std::move(h.payload), h.retried);
+  }
+}
+
+void Control::arm_purge() {
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&purge_timer_)) != 0) return;
+  int64_t purged = -1;
+  int64_t wait = app_.cache().run_pending_purge(&purged);
+  if (purged >= 0) log::debug("coalesced flushes purged", {{"entries", purged}});
+  if (wait >= 0) uv_timer_start(&purge_timer_, on_purge_timer, static_cast<uint64_t>(wait), 0);
+}
+
+void Control::on_purge_timer(uv_timer_t* t) {
+  static_cast<Control*>(t->data)->arm_purge();
+}
+
+void Control::on_refetch_timer(uv_timer_t* t) {
+  auto* c = static_cast<Control*>(t->data);
+  std::deque<Held> deferred = std::move(c->deferred_);
+  c->deferred_.clear();
+  if (c->conn_ == nullptr || c->conn_->state() != pg::Connection::State::kReady) return;
+  if (!c->fetching_ && !c->refetch_cooldown_.try_acquire()) {
+    // Not yet (the timer fired early): keep them for the next round.
+    c->deferred_ = std::move(deferred);
+    uv_timer_start(t, on_refetch_timer,
+                   static_cast<uint64_t>(std::max<int64_t>(1, c->refetch_cooldown_.remaining_ms())),
+                   0);
+    return;
+  }
+  // Older than anything arriving during the fetch: first in line.
+  c->held_.insert(c->held_.begin(), std::make_move_iterator(deferred.begin()),
+                  std::make_move_iterator(deferred.end()));
+  if (!c->fetching_) c->fetch_key(false);
 }
 
 // One catalog load in flight: the signature entries resolved so far.
@@ -317,6 +596,10 @@ void Control::stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&retry_), nullptr);
   uv_timer_stop(&check_);
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_timer_stop(&purge_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&purge_timer_), nullptr);
+  uv_timer_stop(&refetch_timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&refetch_timer_), nullptr);
   if (conn_ != nullptr) conn_->close(pg::Failure::kShutdown);
 }
 

@@ -77,7 +77,11 @@ std::string health_json(App& app, bool full) {
   bool db_ok = db.connected;
   bool listen_ok = app.listening();
   bool breaker_ok = app.breaker().state() == resilience::BreakerState::kClosed;
-  bool ok = db_ok && listen_ok && t.pool.ready > 0 && breaker_ok;
+  // Notifications that cannot be authenticated while notify_auth is required: correct answers,
+  // but every one from the database (docs/TROUBLESHOOTING.md).
+  NotifyAuthState auth = app.notify_auth_state();
+  bool auth_ok = auth != NotifyAuthState::kRefused;
+  bool ok = db_ok && listen_ok && t.pool.ready > 0 && breaker_ok && auth_ok;
 
   json::Writer w;
   w.start_object();
@@ -135,7 +139,22 @@ std::string health_json(App& app, bool full) {
   w.field("channel", "zonegate_changes");
   w.field("notifications", c.notifications);
   w.field("flushes", c.flushes);
+  w.field("flushes_coalesced", c.flushes_coalesced);
   w.field("reconnects", app.listen_reconnects());
+  w.field("notify_auth", app.cfg().cache.notify_auth);
+  w.field("authenticated", auth == NotifyAuthState::kAuthenticated);
+  w.field("auth_state", notify_auth_state_name(auth));
+  std::string auth_error = app.notify_auth_error();
+  w.key("auth_error");
+  if (auth_error.empty())
+    w.null();
+  else
+    w.string(auth_error);
+  w.key("rejected");
+  w.start_object();
+  for (cache::NotifyReject r : cache::kNotifyRejects)
+    w.field(cache::notify_reject_name(r), app.notify_rejected(r));
+  w.end_object();
   w.end_object();
 
   w.key("cache");
@@ -197,6 +216,19 @@ void App::describe_metrics(metrics::Text& out) const {
   out.single("zonegate_listen_reconnects_total", "counter",
              "Times the LISTEN connection came back after a loss (each flushed the cache).",
              listen_reconnects());
+  out.single("zonegate_notify_authenticated", "gauge",
+             "1 while zonegate_changes notifications are verified with the database's key.",
+             notify_auth_state() == NotifyAuthState::kAuthenticated ? 1 : 0);
+  out.family("zonegate_notify_rejected_total", "counter",
+             "zonegate_changes notifications ignored: unsigned, bad_mac, replay, malformed.");
+  for (cache::NotifyReject r : cache::kNotifyRejects) {
+    out.sample("zonegate_notify_rejected_total",
+               std::string("reason=\"") + cache::notify_reject_name(r) + "\"", notify_rejected(r));
+  }
+  out.single("zonegate_notify_key_fetches_total", "counter",
+             "Reads of zonegate.notify_key(): one per LISTEN, and re-reads after a failed "
+             "verification or while the key is unavailable.",
+             notify_key_fetches_.load());
   DbHealth db = db_health();
   out.single("zonegate_database_up", "gauge", "1 when the last database check succeeded.",
              db.connected ? 1 : 0);

@@ -52,8 +52,8 @@ bool etag_matches(const std::optional<std::string>& header, const std::string& e
 ResponseCache::ResponseCache(const config::CacheConfig& cfg, std::vector<std::string> route_names,
                              Store::Clock clock)
     : cfg_(cfg),
-      store_(static_cast<size_t>(cfg.max_bytes), static_cast<size_t>(cfg.shards),
-             std::move(clock)) {
+      store_(static_cast<size_t>(cfg.max_bytes), static_cast<size_t>(cfg.shards), clock),
+      flush_limiter_(cfg.max_flushes_per_second, std::move(clock)) {
   for (std::string& r : route_names)
     routes_.emplace(std::move(r), std::make_unique<RouteStats>());
 }
@@ -244,7 +244,8 @@ void ResponseCache::expire_waiters(Executor* executor) {
 
 void ResponseCache::set_channel_up(bool up) {
   if (up) {
-    fresh_after_ms_.store(store_.now_ms());
+    // + 1: an entry stored in this very millisecond may predate the channel, so it is not fresh.
+    fresh_after_ms_.store(store_.now_ms() + 1);
   } else {
     fresh_after_ms_.store(INT64_MAX);
     epoch_.fetch_add(1);  // a fetch in flight may miss a notification too: don't store it
@@ -282,8 +283,18 @@ void ResponseCache::on_change(const std::string& payload) {
     if (a != d.MemberEnd() && a->value.IsInt64()) at = a->value.GetInt64();
   }
   if (everything) {
-    purge_all();
+    // Correctness first: from now on no entry stored before is fresh, and a fetch in flight
+    // does not store (the epoch moved above). Freeing the entries may wait.
+    mark_all_not_fresh();
     flushes_.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> lock(purge_mu_);
+    if (flush_limiter_.admit()) {
+      purge_pending_ = false;
+      store_.invalidate_all();
+    } else {
+      purge_pending_ = true;
+      flushes_coalesced_.fetch_add(1, std::memory_order_relaxed);
+    }
   } else {
     for (const std::string& user : users)
       store_.invalidate_tag(user);
@@ -300,6 +311,25 @@ void ResponseCache::on_change(const std::string& payload) {
   // Counted last: once the counter moves, the invalidation is in effect (tests and operators
   // read it as "processed").
   notifications_.fetch_add(1, std::memory_order_release);
+}
+
+void ResponseCache::mark_all_not_fresh() {
+  // Never lowers the watermark: while the channel is down it is INT64_MAX (nothing is fresh).
+  int64_t want = store_.now_ms() + 1;
+  int64_t cur = fresh_after_ms_.load();
+  while (cur < want && !fresh_after_ms_.compare_exchange_weak(cur, want)) {
+  }
+}
+
+int64_t ResponseCache::run_pending_purge(int64_t* purged) {
+  std::lock_guard<std::mutex> lock(purge_mu_);
+  if (!purge_pending_) return -1;
+  if (!flush_limiter_.admit()) return std::max<int64_t>(1, flush_limiter_.wait_ms());
+  purge_pending_ = false;
+  // Entries stored since the flush go too: misses, nothing worse.
+  auto n = static_cast<int64_t>(store_.invalidate_all());
+  if (purged != nullptr) *purged = n;
+  return -1;
 }
 
 size_t ResponseCache::purge_all() {
@@ -342,6 +372,7 @@ CacheStats ResponseCache::stats() const {
   s.lock_timeouts = lock_timeouts_.load();
   s.notifications = notifications_.load();
   s.flushes = flushes_.load();
+  s.flushes_coalesced = flushes_coalesced_.load();
   s.last_invalidation_lag_ms = static_cast<double>(last_lag_us_.load()) / 1000.0;
   s.max_invalidation_lag_ms = static_cast<double>(max_lag_us_.load()) / 1000.0;
   return s;
@@ -382,6 +413,10 @@ void ResponseCache::describe_metrics(metrics::Text& out) const {
       "zonegate_cache_flushes_total", "counter",
       "Times everything was dropped (\"*\" changes) or made not fresh (listener reconnects).",
       c.flushes);
+  out.single("zonegate_cache_flushes_coalesced_total", "counter",
+             "\"*\" flushes past cache.max_flushes_per_second: in effect at once (no entry fresh), "
+             "their purge deferred.",
+             c.flushes_coalesced);
 }
 
 }  // namespace zonegate::cache

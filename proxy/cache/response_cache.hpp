@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cache/flush_limiter.hpp"
 #include "cache/store.hpp"
 #include "common/executor.hpp"
 #include "common/field.hpp"
@@ -35,7 +36,8 @@ struct CacheStats {
   int64_t hits = 0, misses = 0, stale = 0, coalesced = 0, not_modified = 0, bypass = 0;
   int64_t revalidations = 0, stale_if_error = 0, lock_timeouts = 0;
   int64_t notifications = 0, flushes = 0;  // flushes: everything dropped ("*" or a reconnect)
-  double last_invalidation_lag_ms = -1;    // commit -> entries gone, from the payload's "at"
+  int64_t flushes_coalesced = 0;         // "*" flushes whose purge waited (max_flushes_per_second)
+  double last_invalidation_lag_ms = -1;  // commit -> entries gone, from the payload's "at"
   double max_invalidation_lag_ms = -1;
   std::map<std::string, std::map<std::string, int64_t>> routes;  // route -> counter -> value
 };
@@ -77,8 +79,17 @@ class ResponseCache : public metrics::Source {
   // Answers from the cache or through `upstream`, per `policy`.
   void serve(Asker asker, const config::CachePolicy& policy, const CacheKey& key,
              Upstream upstream);
-  // A zonegate_changes payload: drops the named users' entries, or everything for "*".
+  // A zonegate_changes payload (verified by the control connection): drops the named users'
+  // entries, or everything for "*". Everything: at once no entry is fresh (O(1), the freshness
+  // watermark); the purge that frees them runs at most cache.max_flushes_per_second times a
+  // second, later ones wait for run_pending_purge().
   void on_change(const std::string& payload);
+  // Runs the purge of a coalesced flush if the limiter allows it now (then *purged, if given,
+  // is the number of entries it dropped). Returns the milliseconds until it can run, or -1 when
+  // none is pending (any more).
+  int64_t run_pending_purge(int64_t* purged = nullptr);
+  // Makes every entry stored so far not fresh, in O(1) (a stale-if-error reserve still).
+  void mark_all_not_fresh();
   size_t purge_all();
   size_t purge_user(const std::string& user);
   size_t purge_route(const std::string& route);
@@ -114,7 +125,10 @@ class ResponseCache : public metrics::Source {
   std::mutex waiters_mu_;
   std::unordered_map<Executor*, std::vector<std::shared_ptr<Waiter>>> waiters_by_executor_;
   std::atomic<int64_t> revalidations_{0}, stale_if_error_{0}, lock_timeouts_{0};
-  std::atomic<int64_t> notifications_{0}, flushes_{0};
+  std::atomic<int64_t> notifications_{0}, flushes_{0}, flushes_coalesced_{0};
+  std::mutex purge_mu_;  // the limiter and the pending flag
+  FlushLimiter flush_limiter_;
+  bool purge_pending_ = false;
   std::atomic<int64_t> epoch_{
       0};  // bumped by every invalidation; fetches that span one don't store
   std::atomic<int64_t> last_lag_us_{-1}, max_lag_us_{-1};

@@ -151,6 +151,11 @@ struct CacheConfig {
   int64_t lock_timeout_ms = 5'000;            // coalesced requests wait this long for the first one
   std::map<std::string, CachePolicy> routes;  // me_context, user_context, me_zones, ...
   std::map<std::string, CachePolicy> rpc;     // per /rpc function; functions not listed: off
+  // Whether zonegate_changes notifications must be signed (docs/SECURITY.md, "The change
+  // channel"): "required" or "optional"; the loader sets the profile's default (prod: required,
+  // dev: optional) when the file does not say.
+  std::string notify_auth = "optional";
+  int max_flushes_per_second = 5;  // physical purges of everything; more flushes are coalesced
 };
 
 struct LogConfig {

@@ -343,6 +343,8 @@ void read_cache(Section s, CacheConfig& c, const RpcConfig& rpc) {
   s.bytes("max_bytes", c.max_bytes, 0, 1LL << 40);
   s.integer("shards", c.shards, 1, 1024);
   s.duration_ms("lock_timeout", c.lock_timeout_ms, 1, kHour);
+  s.choice("notify_auth", c.notify_auth, {"required", "optional"});
+  s.integer("max_flushes_per_second", c.max_flushes_per_second, 1, 10'000);
   // Defaults: every /v1 route cached (push invalidation keeps them coherent); zones_at is the
   // same for every user and depends on zones only.
   for (const char* r : kCachedRoutes)
@@ -615,6 +617,9 @@ LoadResult load_node(const YAML::Node& root, const std::string& name) {
   read_database(top.section("database"), r.config.database);
   read_auth(top.section("auth"), r.config.auth);
   read_rpc(top.section("rpc"), r.config.rpc);
+  // Signed notifications are required in prod unless the file says otherwise (the profile is
+  // read first).
+  r.config.cache.notify_auth = r.config.profile == "prod" ? "required" : "optional";
   read_cache(top.section("cache"), r.config.cache, r.config.rpc);
   read_resilience(top.section("resilience"), r.config.resilience, r.config.database.pool);
   read_rate_limit(top.section("rate_limit"), r.config.rate_limit);

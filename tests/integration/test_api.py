@@ -270,15 +270,17 @@ def test_rpc_not_found_cases(api):
     assert status == 415
 
 
-def test_rpc_catalog_reloads_on_notify(api, cluster):
+def test_rpc_catalog_reloads_on_reload_schema(api, cluster):
+    # zonegate.reload_schema() sends a signed RELOAD_SCHEMA; a plain NOTIFY is ignored
+    # (test_notify_auth.py).
     t = token("alice")
     assert call(api.port, "GET", "/rpc/late", t)[0] == 404
     loads = len(api.logs("/rpc catalog loaded"))
     cluster.psql("CREATE FUNCTION api.late() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'here' $$; "
-                 "NOTIFY zonegate_changes, 'reload schema'")
+                 "SELECT zonegate.reload_schema()")
     deadline = time.time() + 10
     while len(api.logs("/rpc catalog loaded")) == loads:
-        assert time.time() < deadline, "no catalog reload after NOTIFY"
+        assert time.time() < deadline, "no catalog reload after zonegate.reload_schema()"
         time.sleep(0.05)
     assert call(api.port, "GET", "/rpc/late", t)[2] == "here"
 
@@ -515,7 +517,8 @@ def test_database_outage_and_recovery():
         try:
             t = token("alice")
             assert call(p.port, "GET", "/v1/me/context", t)[0] == 200
-            assert call(p.port, "GET", "/readyz")[0] == 200
+            # Waited for: /readyz asks the worker it lands on, whose pool may still be connecting.
+            wait_for(lambda: call(p.port, "GET", "/readyz")[0] == 200, what="/readyz")
             c2.stop()
             deadline = time.time() + 10
             while call(p.port, "GET", "/readyz")[0] != 503:

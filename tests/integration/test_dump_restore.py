@@ -1,6 +1,7 @@
 """pg_dump / pg_restore of a database with the extension installed: the zone tree, roles, users
 and grants come back (they are marked as configuration tables), and the restored database
-answers the same contexts and RLS checks as the original."""
+answers the same contexts and RLS checks as the original. The key that signs notifications is
+not in the dump: the restore's CREATE EXTENSION makes a new one."""
 import os
 import subprocess
 
@@ -34,6 +35,11 @@ def test_dump_and_restore_keep_zones_users_and_answers(cluster, tmp_path):
         run(cluster, ["pg_dump", "-Fc", "-d", "dumpsrc", "-f", str(dump)])
         run(cluster, ["pg_restore", "--exit-on-error", "-d", "dumpdst", str(dump)])
         assert cluster.psql(probe, db="dumpdst") == before
+        key = cluster.psql("SELECT zonegate.notify_key()", db="dumpsrc")
+        assert len(key) == 64
+        assert key not in run(cluster, ["pg_restore", "-f", "-", str(dump)])
+        restored_key = cluster.psql("SELECT zonegate.notify_key()", db="dumpdst")
+        assert len(restored_key) == 64 and restored_key != key
         assert cluster.psql("SELECT count(*) FROM zonegate.zones", db="dumpdst") == "3"
         # The restored database is a working install: a grant there is seen at once.
         cluster.psql("INSERT INTO zonegate.user_zones VALUES ('u', 2)", db="dumpdst")

@@ -1,6 +1,7 @@
 """The extension's change notifications on channel zonegate_changes, as a proxy receives them
-over a real LISTEN connection: which users a change names, "*" for zone and role changes, and
-nothing for rolled-back or empty changes."""
+over a real LISTEN connection: which users a change names, "*" for zone and role changes and for
+lists too long for one NOTIFY, nothing for rolled-back or empty changes, and every payload signed
+(version, at, mac: docs/API.md, "Change notifications")."""
 import json
 import select
 import time
@@ -68,6 +69,16 @@ def test_grant_changes_name_the_users(db, listener):
     ]
     versions = [n["version"] for n in got]
     assert versions == sorted(versions) and len(set(versions)) == 3
+    assert all(len(n["mac"]) == 64 and n["at"] > 0 for n in got)
+
+
+def test_a_users_list_too_long_for_one_notify_says_star(db, listener):
+    # 200 ids of 40 bytes do not fit in NOTIFY's 8000 bytes: before 0.6 the insert failed.
+    drain(listener)
+    db.cursor().execute("INSERT INTO zonegate.users (user_id, role) "
+                        "SELECT 'user-' || md5(g::text) || '-abc', 'staff' FROM generate_series(1, 200) g")
+    got = drain(listener)
+    assert [(n["table"], n["op"], n["users"]) for n in got] == [("users", "INSERT", "*")]
 
 
 def test_zone_and_role_changes_affect_everybody(db, listener):

@@ -55,7 +55,9 @@ INSERT INTO surface.vals (type, expr) VALUES
   ('jsonb', '''{"type": "FeatureCollection", "features": [{"id": 7, "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}, "properties": {"name": "seven", "code": "A"}}]}'''),
   ('oid', 'NULL'), ('oid', '0'), ('oid', '1'), ('oid', '4294967295'),
   ('oid', '''zonegate.users''::regclass'), ('oid', '''pg_class''::regclass'),
-  ('internal', 'NULL');
+  ('internal', 'NULL'),
+  ('bytea', 'NULL'), ('bytea', '''\x'''), ('bytea', '''\x00'''), ('bytea', 'convert_to(''Jefe'', ''UTF8'')'),
+  ('bytea', 'decode(repeat(''ab'', 100000), ''hex'')');
 GRANT SELECT ON surface.vals TO PUBLIC;
 
 -- Calls every zonegate function: round k gives argument j the value (k + 3j) of its type's list,

@@ -58,3 +58,37 @@ UPDATE zonegate.zones SET boundary = '{"type": "Point", "coordinates": [0, 0]}' 
 SELECT zonegate.zone_path(1) AS data_kept;
 DROP EXTENSION zonegate;
 CREATE EXTENSION zonegate;
+
+-- 0.5 -> 0.6 signs an installed database's notifications: the update makes a key and replaces
+-- the functions that called pg_notify() themselves, so that one function, _notify(), sends
+-- every notification. The result is the same as a fresh install: same functions, same bodies,
+-- same privileges.
+CREATE FUNCTION pg_temp.definition() RETURNS TABLE (what text, digest text) LANGUAGE sql AS $$
+  SELECT 'functions', md5(string_agg(p.oid::regprocedure::text || p.prosrc || p.prosecdef ||
+                                     coalesce(p.proacl::text, '') || coalesce(array_to_string(p.proconfig, ','), ''),
+                                     '|' ORDER BY p.oid::regprocedure::text))
+  FROM pg_proc p WHERE p.pronamespace = 'zonegate'::regnamespace
+  UNION ALL
+  SELECT 'tables', md5(string_agg(c.relname || coalesce(c.relacl::text, ''), '|' ORDER BY c.relname))
+  FROM pg_class c WHERE c.relnamespace = 'zonegate'::regnamespace
+  UNION ALL
+  SELECT 'triggers', md5(string_agg(c.relname || t.tgname || t.tgenabled::text || t.tgfoid::regproc::text,
+                                    '|' ORDER BY c.relname, t.tgname))
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relnamespace = 'zonegate'::regnamespace AND NOT t.tgisinternal
+$$;
+CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.definition();
+DROP EXTENSION zonegate;
+CREATE EXTENSION zonegate VERSION '0.5';
+INSERT INTO zonegate.zones (id, code, name, level) VALUES (1, 'A', 'A', 'province');
+SELECT p.proname AS calls_pg_notify FROM pg_proc p
+WHERE p.pronamespace = 'zonegate'::regnamespace AND p.prosrc LIKE '%pg_notify(%' ORDER BY 1;
+ALTER EXTENSION zonegate UPDATE TO '0.6';
+SELECT p.proname AS calls_pg_notify FROM pg_proc p
+WHERE p.pronamespace = 'zonegate'::regnamespace AND p.prosrc LIKE '%pg_notify(%' ORDER BY 1;
+SELECT octet_length(key) AS key_bytes FROM zonegate._notify_key;
+SELECT zonegate.zone_path(1) AS data_kept;
+SELECT f.what, f.digest = u.digest AS same_as_fresh_install
+FROM fresh f JOIN pg_temp.definition() u USING (what) ORDER BY 1;
+DROP EXTENSION zonegate;
+CREATE EXTENSION zonegate;
