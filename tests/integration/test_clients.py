@@ -46,7 +46,9 @@ def test_openapi_is_served_valid_and_complete(api, tmp_path):
     # Every route the proxy registers (router.add in its sources) is described, and nothing else.
     registered = set()
     for src in (ROOT / "proxy").rglob("*.cpp"):
-        for method, path in re.findall(r'router\.add\(\s*"([A-Z]+)",\s*"([^"]+)"', src.read_text()):
+        text = src.read_text()
+        for method, path in re.findall(r'router\.add\(\s*"([A-Z]+)",\s*"([^"]+)"', text) + \
+                re.findall(r'add_admin_route\(\s*router,\s*"([A-Z]+)",\s*"([^"]+)"', text):
             registered.add((method.lower(), path))
     assert len(registered) >= 20, registered
     spec = json.loads(body)
