@@ -17,7 +17,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] && echo "" || echo sudo)
 # runs dpkg-shlibdeps, which needs file, and the package suite runs systemd-analyze verify).
 APT_PACKAGES := build-essential cmake pkg-config clang-14 llvm-14 libclang-rt-14-dev \
   postgresql-15 postgresql-contrib postgresql-server-dev-15 libpq-dev postgresql-15-postgis-3 \
-  libuv1-dev node-llhttp libyaml-cpp-dev rapidjson-dev libssl-dev \
+  libuv1-dev node-llhttp libyaml-cpp-dev rapidjson-dev libssl-dev libhiredis-dev redis-server \
   googletest libgtest-dev libbenchmark-dev \
   chromium prometheus python3 python3-pytest python3-psycopg2 python3-yaml python3-jwt python3-cryptography nodejs npm curl wrk \
   file systemd

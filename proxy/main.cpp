@@ -218,6 +218,11 @@ int run(const Options& opt) {
     std::string ignored;  // validated by the loader
     if (net::Cidr::parse(t, c, ignored)) exempt.push_back(c);
   }
+  // A request whose rate-limit decision waited for Redis goes on from the step after it.
+  app.rate_limiter().set_continuation([&steps](const http::ExchangePtr& ex) {
+    for (size_t i = 1; i < steps.size(); ++i)
+      if (!steps[i](ex)) return;
+  });
   http::Server server(
       cfg.server,
       [&steps](const http::ExchangePtr& ex) {

@@ -12,7 +12,8 @@ namespace zonegate::api {
 WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
                          std::shared_ptr<const auth::Verifier> verifier,
                          cache::ResponseCache* cache, metrics::Registry* registry,
-                         resilience::CircuitBreaker& breaker, PathStats* path_stats)
+                         resilience::CircuitBreaker& breaker, PathStats* path_stats,
+                         RateLimiter* rate_limiter)
     : pool(worker.loop(), cfg.database),
       path(worker.loop(), pool, cfg.resilience, breaker, path_stats),
       auth(std::move(verifier)),
@@ -28,6 +29,11 @@ WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
   health.recovery_interval_ms = cfg.resilience.probe_interval_ms;
   pool.set_health(std::move(health));
   pool.start();
+  if (rate_limiter != nullptr && rate_limiter->uses_redis()) {
+    redis = std::make_unique<redis::GcraClient>(worker.loop(), cfg.rate_limit.redis);
+    redis->set_state_listener([rate_limiter](bool ready) { rate_limiter->redis_state(ready); });
+    redis->start();
+  }
   uv_timer_init(worker.loop(), &tick_);
   tick_.data = this;
   uv_timer_start(&tick_, on_tick, 25, 25);
@@ -37,6 +43,7 @@ void WorkerState::on_tick(uv_timer_t* t) {
   auto* ws = static_cast<WorkerState*>(t->data);
   ws->cache_->expire_waiters(&ws->worker_);
   ws->path.tick();
+  if (ws->redis) ws->redis->expire(uv_now(ws->worker_.loop()));
   if (ws->registry_ != nullptr && ++ws->ticks_ % 4 == 0) {
     pg::PoolStats p = ws->pool.stats();
     metrics::PoolSnapshot snap;
@@ -64,6 +71,7 @@ void WorkerState::submit(const http::ExchangePtr& ex, pg::Job job) {
 }
 
 void WorkerState::shutdown() {
+  if (redis) redis->stop();
   path.shutdown();
   pool.shutdown();
   uv_timer_stop(&tick_);
@@ -218,7 +226,8 @@ bool App::init(std::string& error) {
 
 std::unique_ptr<http::WorkerContext> App::make_worker(http::Worker& w) {
   return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get(), registry_.get(), *breaker_,
-                                       &resilience_metrics_->worker(w.index()));
+                                       &resilience_metrics_->worker(w.index()),
+                                       rate_limiter_.get());
 }
 
 void App::start_control(uv_loop_t* main_loop) {
@@ -291,7 +300,8 @@ WorkerState& worker_state(const http::ExchangePtr& ex) {
 
 bool App::rate_limit_step(const http::ExchangePtr& ex) {
   if (!rate_limiter_->enabled()) return true;
-  return rate_limiter_->admit(ex, worker_state(ex).auth);
+  WorkerState& ws = worker_state(ex);
+  return rate_limiter_->admit(ex, ws.auth, ws.redis.get()) == RateLimiter::Admission::kContinue;
 }
 
 bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims) {

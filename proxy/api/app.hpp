@@ -17,6 +17,7 @@
 
 #include "admin/metrics.hpp"
 #include "api/admin_auth.hpp"
+#include "redis/gcra_client.hpp"
 #include "api/catalog.hpp"
 #include "api/database_path.hpp"
 #include "api/rate_limiter.hpp"
@@ -54,13 +55,15 @@ class WorkerState : public http::WorkerContext {
   WorkerState(http::Worker& worker, const config::Config& cfg,
               std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache,
               metrics::Registry* registry, resilience::CircuitBreaker& breaker,
-              PathStats* path_stats);
+              PathStats* path_stats, RateLimiter* rate_limiter);
   void shutdown() override;
   // The one way a request's job reaches the database: through the worker's stages to its pool.
   void submit(const http::ExchangePtr& ex, pg::Job job);
   pg::Pool pool;
   DatabasePath path;  // the stages between a request and the pool
   auth::Authenticator auth;
+  // Rate-limit decisions of store: redis policies; null without such policies.
+  std::unique_ptr<redis::GcraClient> redis;
 
  private:
   static void on_tick(uv_timer_t* t);

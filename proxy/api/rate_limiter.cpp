@@ -3,9 +3,12 @@
 
 #include <algorithm>
 
+#include <openssl/evp.h>
+
 #include "api/errors.hpp"
 #include "auth/authenticator.hpp"
 #include "common/log.hpp"
+#include "redis/gcra_client.hpp"
 
 namespace zonegate::api {
 
@@ -25,7 +28,7 @@ bool matches(const RateLimiter::Route& r, const std::string& path) {
 }  // namespace
 
 RateLimiter::RateLimiter(const config::RateLimitConfig& cfg, resilience::NanoClock clock)
-    : clock_(std::move(clock)) {
+    : redis_prefix_(cfg.redis.prefix), clock_(std::move(clock)) {
   for (const std::string& t : cfg.trusted_proxies) {
     net::Cidr c;
     std::string err;
@@ -54,6 +57,9 @@ RateLimiter::RateLimiter(const config::RateLimitConfig& cfg, resilience::NanoClo
     resilience::KeyTableConfig kc;
     kc.max_keys = pc.max_keys;
     p->table = std::make_unique<resilience::KeyTable>(gp, kc);
+    p->interval_us = std::max<int64_t>(1, p->table->gcra().interval_ns() / 1000);
+    p->tolerance_us = p->table->gcra().tolerance_ns() / 1000;
+    uses_redis_ = uses_redis_ || pc.redis;
     // RFC 9651 list member: a string item with integer parameters.
     p->policy_field =
         "\"" + pc.name + "\";q=" + std::to_string(pc.quota) + ";w=" + std::to_string(pc.window_s);
@@ -79,12 +85,35 @@ std::string RateLimiter::key_of(const Policy& p, const http::ExchangePtr& ex,
                                     fwd ? *fwd : std::string_view(), trusted_);
 }
 
-bool RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth) {
+// A request waiting for its Redis decisions; the last reply concludes it.
+struct RateLimiter::Pending {
+  http::ExchangePtr ex;
+  std::vector<Decision> decisions;
+  int outstanding = 1;  // one for the issuing loop itself, so a reply within it cannot conclude
+  bool async = false;   // admit() returned kPending: the last reply goes on through next_
+};
+
+std::string RateLimiter::redis_key(const Policy& p, const std::string& key) const {
+  std::string k = redis_prefix_ + p.cfg.name + ":";
+  if (key.size() <= 200) return k + key;
+  // A long key (a header value) is hashed: Redis keys stay small whatever a client sends.
+  unsigned char md[32];
+  unsigned int len = 0;
+  EVP_Digest(key.data(), key.size(), md, &len, EVP_sha256(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  k += "#";
+  for (unsigned int i = 0; i < len; ++i) {
+    k += hex[md[i] >> 4];
+    k += hex[md[i] & 15];
+  }
+  return k;
+}
+
+RateLimiter::Admission RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth,
+                                          redis::GcraClient* redis) {
   const std::string& path = ex->req.path;
-  std::string policy_field, limit_field;
-  const Policy* refused_by = nullptr;
-  resilience::RateDecision refusal;
-  std::string refused_key;
+  std::vector<Decision> decisions;
+  std::vector<size_t> remote;  // indexes of decisions Redis makes
   int64_t now = 0;
   for (const auto& pp : policies_) {
     Policy& p = *pp;
@@ -92,26 +121,75 @@ bool RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth) 
     for (const Route& r : p.routes)
       hit = hit || matches(r, path);
     if (!hit) continue;
-    if (now == 0) now = clock_();
-    std::string key = key_of(p, ex, auth);
-    resilience::RateDecision d = p.table->admit(key, now);
+    Decision dec;
+    dec.policy = &p;
+    dec.key = key_of(p, ex, auth);
+    if (p.cfg.redis && redis != nullptr && redis->ready()) {
+      remote.push_back(decisions.size());
+    } else {
+      if (now == 0) now = clock_();
+      if (p.cfg.redis) fallback_down_.fetch_add(1, std::memory_order_relaxed);
+      dec.d = p.table->admit(dec.key, now);
+    }
+    decisions.push_back(std::move(dec));
+  }
+  if (remote.empty()) {
+    return conclude(ex, decisions) ? Admission::kContinue : Admission::kAnswered;
+  }
+  auto pending = std::make_shared<Pending>();
+  pending->ex = ex;
+  pending->decisions = std::move(decisions);
+  for (size_t i : remote) {
+    ++pending->outstanding;
+    Decision& dec = pending->decisions[i];
+    redis->decide(
+        redis_key(*dec.policy, dec.key), dec.policy->interval_us, dec.policy->tolerance_us,
+        [this, pending, i](redis::GcraClient::Outcome o, const resilience::RateDecision& d) {
+          Decision& dd = pending->decisions[i];
+          if (o == redis::GcraClient::Outcome::kOk) {
+            redis_ok_.fetch_add(1, std::memory_order_relaxed);
+            dd.d = d;
+          } else {
+            // Fail open with the local budget (per proxy): counted, never a 5xx.
+            (o == redis::GcraClient::Outcome::kTimeout ? fallback_timeout_
+             : o == redis::GcraClient::Outcome::kError ? fallback_error_
+                                                       : fallback_down_)
+                .fetch_add(1, std::memory_order_relaxed);
+            dd.d = dd.policy->table->admit(dd.key, clock_());
+          }
+          if (--pending->outstanding == 0 && pending->async) {
+            if (conclude(pending->ex, pending->decisions) && next_) next_(pending->ex);
+          }
+        });
+  }
+  if (--pending->outstanding == 0) {  // every reply came at once (Redis down meanwhile)
+    return conclude(ex, pending->decisions) ? Admission::kContinue : Admission::kAnswered;
+  }
+  pending->async = true;
+  return Admission::kPending;
+}
+
+bool RateLimiter::conclude(const http::ExchangePtr& ex, const std::vector<Decision>& decisions) {
+  std::string policy_field, limit_field;
+  const Decision* refused = nullptr;
+  int64_t now = 0;
+  for (const Decision& dec : decisions) {
+    Policy& p = *dec.policy;
+    const resilience::RateDecision& d = dec.d;
     if (d.allowed) {
       p.allowed.fetch_add(1, std::memory_order_relaxed);
     } else if (p.cfg.dry_run) {
       p.dry_run_limited.fetch_add(1, std::memory_order_relaxed);
       // At most one line a second per policy: shadow mode must not flood the log.
+      if (now == 0) now = clock_();
       int64_t last = p.last_log_ns.load(std::memory_order_relaxed);
       if (now - last >= kNsPerS && p.last_log_ns.compare_exchange_strong(last, now)) {
         log::warn("rate limit would refuse (dry run)",
-                  {{"policy", p.cfg.name}, {"key", key}, {"route", path}});
+                  {{"policy", p.cfg.name}, {"key", dec.key}, {"route", ex->req.path}});
       }
     } else {
       p.limited.fetch_add(1, std::memory_order_relaxed);
-      if (refused_by == nullptr || d.retry_after_ns > refusal.retry_after_ns) {
-        refused_by = &p;
-        refusal = d;
-        refused_key = key;
-      }
+      if (refused == nullptr || d.retry_after_ns > refused->d.retry_after_ns) refused = &dec;
     }
     if (p.cfg.dry_run) continue;  // shadow mode leaves responses as they were
     if (!policy_field.empty()) {
@@ -126,18 +204,18 @@ bool RateLimiter::admit(const http::ExchangePtr& ex, auth::Authenticator& auth) 
     ex->extra_headers.push_back({"RateLimit-Policy", std::move(policy_field)});
     ex->extra_headers.push_back({"RateLimit", std::move(limit_field)});
   }
-  if (refused_by == nullptr) return true;
-  const char* whose = refused_key.rfind("s:", 0) == 0   ? "subject"
-                      : refused_key.rfind("h:", 0) == 0 ? "API key"
-                                                        : "client address";
+  if (refused == nullptr) return true;
+  const Policy& rp = *refused->policy;
+  const char* whose = refused->key.rfind("s:", 0) == 0   ? "subject"
+                      : refused->key.rfind("h:", 0) == 0 ? "API key"
+                                                         : "client address";
   http::Response resp = http::error_response(
-      429, "rate_limited", "rate limit \"" + refused_by->cfg.name + "\" exceeded for this " + whose,
-      std::to_string(refused_by->cfg.quota) + " requests per " +
-          std::to_string(refused_by->cfg.window_s) + " s, burst " +
-          std::to_string(refused_by->cfg.burst),
+      429, "rate_limited", "rate limit \"" + rp.cfg.name + "\" exceeded for this " + whose,
+      std::to_string(rp.cfg.quota) + " requests per " + std::to_string(rp.cfg.window_s) +
+          " s, burst " + std::to_string(rp.cfg.burst),
       "retry after the delay in Retry-After");
   // ns to ms rounded up, then errors.cpp's rounding up to seconds: the same as ⌈ns / 1e9⌉.
-  int64_t wait_ns = refusal.retry_after_ns;
+  int64_t wait_ns = refused->d.retry_after_ns;
   resp.add_header("Retry-After", retry_after(wait_ns / 1'000'000 + (wait_ns % 1'000'000 != 0)));
   resp.add_header("Cache-Control", "no-store");
   ex->route = "rate_limited";
@@ -163,6 +241,20 @@ void RateLimiter::describe_metrics(metrics::Text& out) const {
     out.sample("zonegate_rate_limit_decisions_total", l + "\"dry_run_limited\"",
                p->dry_run_limited.load());
   }
+  if (uses_redis_) {
+    out.family("zonegate_rate_limit_redis_decisions_total", "counter",
+               "Decisions of store: redis policies: made in Redis (ok), or locally because Redis "
+               "was unreachable (down), answered an error (error) or was late (timeout).");
+    out.sample("zonegate_rate_limit_redis_decisions_total", R"(outcome="ok")", redis_ok_.load());
+    out.sample("zonegate_rate_limit_redis_decisions_total", R"(outcome="down")",
+               fallback_down_.load());
+    out.sample("zonegate_rate_limit_redis_decisions_total", R"(outcome="error")",
+               fallback_error_.load());
+    out.sample("zonegate_rate_limit_redis_decisions_total", R"(outcome="timeout")",
+               fallback_timeout_.load());
+    out.single("zonegate_rate_limit_redis_connections", "gauge",
+               "Workers whose Redis connection is up (of server.workers).", redis_ready_.load());
+  }
   out.family("zonegate_rate_limit_keys", "gauge", "Keys a policy tracks now (of max_keys).");
   for (const auto& p : policies_)
     out.sample("zonegate_rate_limit_keys", "policy=\"" + p->cfg.name + "\"",
@@ -182,6 +274,14 @@ void RateLimiter::write_health(json::Writer& w) const {
   w.key("rate_limit");
   w.start_object();
   w.field("enabled", enabled());
+  if (uses_redis_) {
+    w.key("redis");
+    w.start_object();
+    w.field("connections", static_cast<int64_t>(redis_ready_.load()));
+    w.field("decisions", redis_ok_.load());
+    w.field("fallbacks", fallback_down_.load() + fallback_error_.load() + fallback_timeout_.load());
+    w.end_object();
+  }
   w.key("policies");
   w.start_array();
   for (const auto& p : policies_) {
@@ -189,6 +289,7 @@ void RateLimiter::write_health(json::Writer& w) const {
     w.start_object();
     w.field("name", p->cfg.name);
     w.field("mode", p->cfg.dry_run ? "dry_run" : "enforce");
+    w.field("store", p->cfg.redis ? "redis" : "local");
     w.key("routes");
     w.start_array();
     for (const Route& r : p->routes)

@@ -195,13 +195,27 @@ struct RateLimitPolicy {
   int64_t window_s = 1;
   int64_t burst = 0;  // the most admitted at once; default: the quota
   bool dry_run = false;
+  bool redis = false;  // store: redis, one budget across every proxy (rate_limit.redis)
   int64_t max_keys = 100'000;
   int line = 0, column = 0;  // where it was written, for messages
   double rate_per_s() const { return static_cast<double>(quota) / static_cast<double>(window_s); }
 };
 
+// The Redis server that holds the policies with `store: redis` (docs/CONFIG.md, "rate_limit").
+struct RedisConfig {
+  std::string host;  // empty: no Redis (a policy with store: redis is then a config error)
+  int port = 6379;
+  std::string password;
+  int db = 0;
+  std::string prefix = "zonegate:rl:";
+  int64_t timeout_ms = 25;  // a decision not back by then is made locally
+  int64_t connect_timeout_ms = 1'000;
+  int64_t reconnect_max_ms = 5'000;  // reconnects back off up to this
+};
+
 struct RateLimitConfig {
   std::vector<std::string> trusted_proxies;  // CIDRs whose X-Forwarded-For/Forwarded is believed
+  RedisConfig redis;
   std::vector<RateLimitPolicy> policies;
 };
 

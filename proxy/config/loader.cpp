@@ -512,6 +512,18 @@ void read_rate_limit(Section s, RateLimitConfig& c) {
   }
   int64_t default_max_keys = 100'000;
   s.integer("max_keys", default_max_keys, 1, 100'000'000);
+  {
+    Section r = s.section("redis");
+    r.string("host", c.redis.host);
+    r.integer("port", c.redis.port, 1, 65535);
+    r.secret("password", c.redis.password);
+    r.integer("db", c.redis.db, 0, 1'000'000);
+    r.non_empty_string("prefix", c.redis.prefix);
+    r.duration_ms("timeout", c.redis.timeout_ms, 1, 10'000);
+    r.duration_ms("connect_timeout", c.redis.connect_timeout_ms, 10, 60'000);
+    r.duration_ms("reconnect_max", c.redis.reconnect_max_ms, 10, 600'000);
+    r.finish();
+  }
   s.each_entry("policies", [&](const std::string& name, Section& p) {
     RateLimitPolicy rp;
     rp.name = name;
@@ -548,6 +560,12 @@ void read_rate_limit(Section s, RateLimitConfig& c) {
     std::string mode = "enforce";
     p.choice("mode", mode, {"enforce", "dry_run"});
     rp.dry_run = mode == "dry_run";
+    std::string store = "local";
+    p.choice("store", store, {"local", "redis"});
+    rp.redis = store == "redis";
+    if (rp.redis && c.redis.host.empty()) {
+      p.error("store", "redis needs rate_limit.redis.host (the Redis that holds the budget)");
+    }
     p.integer("max_keys", rp.max_keys, 1, 100'000'000);
     rp.line = p.mark().line + 1;
     rp.column = p.mark().column + 1;
