@@ -104,6 +104,35 @@ def with_admin_port(config_text):
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
+class Replica(Cluster):
+    """A streaming hot standby of `primary` (pg_basebackup -R): read-only, replaying the
+    primary's WAL, its own port and socket."""
+
+    def __init__(self, primary):
+        self.dir = tempfile.mkdtemp(prefix="zonegate-replica.")
+        out = subprocess.run([str(PGCLUSTER), "replica", self.dir, "--from", primary.dir],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            subprocess.run([str(PGCLUSTER), "destroy", self.dir], check=False)
+            raise RuntimeError("pgcluster replica failed: " + out.stderr)
+        self.env = {}
+        for line in Path(self.dir, "env").read_text().splitlines():
+            k, _, v = line.partition("=")
+            self.env[k] = v
+        self.host = self.env["PGHOST"]
+        self.port = int(self.env["PGPORT"])
+        self.dbname = primary.dbname
+        self.primary = primary
+
+    def caught_up(self):
+        """Whether this replica has replayed everything the primary has written so far."""
+        want = self.primary.psql("SELECT pg_current_wal_lsn()", db="postgres")
+        return self.psql("SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn" % want, db="postgres") == "t"
+
+    def wait_caught_up(self, timeout=20):
+        wait_for(self.caught_up, timeout=timeout, what="the replica to replay the primary's WAL")
+
+
 class Proxy:
     """The real zonegate-proxy binary on a kernel-chosen port, its JSON log lines collected."""
 

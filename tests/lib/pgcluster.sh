@@ -7,6 +7,10 @@
 #                                   (the ASan runtime for the extension's sanitizer build), with
 #                                   ASAN_OPTIONS for a server (no leak checks: Postgres frees
 #                                   by exiting)
+#   pgcluster.sh replica DIR --from PRIMARY_DIR [--port N]
+#                                   a streaming hot standby of the running cluster in PRIMARY_DIR
+#                                   (pg_basebackup -R), started on a free port with its socket in
+#                                   DIR; prints DIR/env like start
 #   pgcluster.sh stop DIR           stop the cluster (fast, then immediate) and keep DIR
 #   pgcluster.sh destroy DIR        stop it and remove DIR
 #   pgcluster.sh run -- CMD...      temp cluster around CMD; always stopped and removed afterwards,
@@ -94,6 +98,38 @@ ENV
   echo "$dir/env"
 }
 
+cmd_replica() {
+  local dir=$1; shift
+  local from="" port=""
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --from) from=$2; shift 2 ;;
+      --port) port=$2; shift 2 ;;
+      *) echo "pgcluster: unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  [ -n "$from" ] && [ -f "$from/env" ] || { echo "pgcluster: replica needs --from a running cluster" >&2; exit 2; }
+  local phost pport
+  phost=$(sed -n 's/^PGHOST=//p' "$from/env")
+  pport=$(sed -n 's/^PGPORT=//p' "$from/env")
+  mkdir -p "$dir"
+  dir=$(cd "$dir" && pwd)
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; chmod 700 "$dir"; fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    # -R writes standby.signal and primary_conninfo; the copied postgresql.conf names the
+    # primary's socket directory, so this one's is appended (the last setting wins).
+    as_owner "$PG_BINDIR/pg_basebackup" -D "$dir/data" -R -X stream -c fast -h "$phost" -p "$pport" \
+      -U "$SUPERUSER" >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    cat >>"$dir/data/postgresql.conf" <<CONF
+# streaming replica of $from (tests/lib/pgcluster.sh replica)
+unix_socket_directories = '$dir'
+hot_standby = on
+hot_standby_feedback = on
+CONF
+  fi
+  if [ -n "$port" ]; then cmd_start "$dir" --port "$port"; else cmd_start "$dir"; fi
+}
+
 cmd_stop() {
   local dir=$1
   [ -f "$dir/data/postmaster.pid" ] || return 0
@@ -124,8 +160,9 @@ cmd_run() {
 
 case ${1:-} in
   start) shift; cmd_start "$@" ;;
+  replica) shift; cmd_replica "$@" ;;
   stop) cmd_stop "$2" ;;
   destroy) cmd_destroy "$2" ;;
   run) shift; cmd_run "$@" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac
