@@ -2,7 +2,7 @@
 """Rate limiting in zonegate-proxy (docs/BENCHMARKS.md, "Rate limiting"). Not part of CI.
 
     rate_limit_bench.py OUT_DIR [--proxy-bin PATH] [--keys-bin PATH] [--quick]
-                        [--only accuracy,hit_overhead,rss]
+                        [--only accuracy,hit_overhead,redis_overhead,rss]
 
 accuracy      policy {routes: ["/rpc/*"], rate: 100/s, burst: 10} keyed by subject; one subject
               drives GET /rpc/add?a=1&b=2 at 2x the rate (200 req/s, paced, one keep-alive
@@ -14,6 +14,9 @@ accuracy      policy {routes: ["/rpc/*"], rate: 100/s, burst: 10} keyed by subje
 hit_overhead  wrk -t2 -c32 10 s (--quick: 4 s) on the cached GET /v1/me/context with one bearer
               token, the limiter off against on (a policy on /v1/me/* at 1000000/s, so nothing is
               refused), alternating 3 rounds each: medians and their ratio.
+redis_overhead  the same cached route with a policy at 1000000/s kept in Redis (store: redis,
+              a redis-server on a free loopback port) against the same policy local, alternating
+              3 rounds: the ratio of the medians (one EVALSHA round trip per request).
 rss           build-bench/tests/bench/rate_limit_keys: KeyTable at 1,000,000 keys (VmRSS per key,
               ns per admit, 1 and 2 threads).
 
@@ -46,16 +49,18 @@ import zg  # noqa: E402
 RATE, BURST = 100, 10
 
 
-def config(cluster, policies=None):
+def config(cluster, policies=None, redis_port=None):
     cfg = yaml.safe_load(rb.proxy_config(cluster))
     cfg["rpc"] = {"schema": "api", "functions": ["add"]}  # not in cache.rpc: uncached
     if policies:
         cfg["rate_limit"] = {"policies": policies}
+        if redis_port:
+            cfg["rate_limit"]["redis"] = {"host": "127.0.0.1", "port": redis_port}
     return yaml.safe_dump(cfg)
 
 
-def start(cluster, policies, name):
-    p = zg.Proxy(config(cluster, policies), name=name)
+def start(cluster, policies, name, redis_port=None):
+    p = zg.Proxy(config(cluster, policies, redis_port), name=name)
     p.wait_for_log(lambda l: l.get("msg") == "/rpc catalog loaded", timeout=30)
     return p
 
@@ -185,13 +190,62 @@ def hit_overhead(quick, **_):
             "us_per_request_off": round(1e6 / off, 3), "us_per_request_on": round(1e6 / on, 3)}
 
 
+def redis_overhead(quick, **_):
+    """The cache-hit path with a policy whose budget is in Redis (store: redis, one EVALSHA per
+    request on loopback) against the same policy local, alternating rounds: the ratio of the
+    medians is what a global limit costs a hit. A redis-server on a free port, no persistence."""
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from test_redis_limits import Redis  # the integration suite's throwaway redis-server
+    secs, rounds = (4, 1) if quick else (10, 3)
+    c = zg.Cluster(dbname="rlredis")
+    r = Redis()
+    runs = {"local": [], "redis": []}
+    p99 = {"local": [], "redis": []}
+    policy = {"routes": ["/v1/me/*"], "rate": "1000000/s"}
+    try:
+        c.psql((ROOT / "tests" / "integration" / "api_fixture.sql").read_text())
+        proxies = {}
+        try:
+            proxies["local"] = start(c, {"me": dict(policy)}, "rl-local")
+            proxies["redis"] = start(c, {"me": dict(policy, store="redis")}, "rl-redis", r.port)
+            tok = rb.token("alice")
+            for p in proxies.values():
+                for _ in range(3):
+                    zg.http(p.port, "GET", "/v1/me/context", {"Authorization": "Bearer " + tok})
+            order = ["local", "redis"]
+            for i in range(rounds):
+                for name in (order if i % 2 == 0 else order[::-1]):
+                    w = pb.run_wrk(proxies[name].port, 2, 32, secs, str(HERE / "wrk" / "static.lua"),
+                                   path="/v1/me/context", token=tok)
+                    if w["non2xx"] or w["socket_errors"]:
+                        raise RuntimeError("redis_overhead %s: %d non-2xx, %d socket errors" % (
+                            name, w["non2xx"], w["socket_errors"]))
+                    runs[name].append(round(w["rps"]))
+                    p99[name].append(w["p99_us"])
+                    pb.log("rate limit %s: %d req/s, p99 %.0f us" % (name, w["rps"], w["p99_us"]))
+            text = zg.http(proxies["redis"].admin_port, "GET", "/metrics")[2].decode()
+            outcomes = {l.split('"')[1]: float(l.split()[1]) for l in text.splitlines()
+                        if l.startswith("zonegate_rate_limit_redis_decisions_total{")}
+        finally:
+            for p in proxies.values():
+                p.stop()
+    finally:
+        r.destroy()
+        c.destroy()
+    loc, red = pb.median(runs["local"]), pb.median(runs["redis"])
+    return {"seconds": secs, "wrk": "-t2 -c32", "rounds": runs, "p99_us": p99,
+            "median_local": loc, "median_redis": red, "ratio_redis_local": round(red / loc, 4),
+            "redis_outcomes": outcomes}
+
+
 def rss(quick, keys_bin=None, **_):
     b = Path(keys_bin) if keys_bin else ROOT / "build-bench" / "tests" / "bench" / "rate_limit_keys"
     out = subprocess.run([str(b)], capture_output=True, text=True, timeout=300, check=True)
     return json.loads(out.stdout)
 
 
-SECTIONS = {"accuracy": accuracy, "hit_overhead": hit_overhead, "rss": rss}
+SECTIONS = {"accuracy": accuracy, "hit_overhead": hit_overhead, "redis_overhead": redis_overhead,
+            "rss": rss}
 
 
 def summary(res):
@@ -208,6 +262,12 @@ def summary(res):
         lines.append("hit_overhead: off %s req/s, on %s req/s (medians of %s / %s): on/off %.4f" % (
             h["median_off"], h["median_on"], h["rounds"]["off"], h["rounds"]["on"],
             h["ratio_on_off"]))
+    if "redis_overhead" in res:
+        h = res["redis_overhead"]
+        lines.append("redis_overhead: local %s req/s, redis %s req/s (medians of %s / %s): "
+                     "redis/local %.4f; outcomes %s" % (
+                         h["median_local"], h["median_redis"], h["rounds"]["local"],
+                         h["rounds"]["redis"], h["ratio_redis_local"], h["redis_outcomes"]))
     if "rss" in res:
         k = res["rss"]
         lines.append("rss: %d keys, +%d KiB VmRSS = %.1f bytes/key (estimate %d); admit %.0f ns "
@@ -224,7 +284,7 @@ def main():
     ap.add_argument("--proxy-bin")
     ap.add_argument("--keys-bin")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="accuracy,hit_overhead,rss")
+    ap.add_argument("--only", default="accuracy,hit_overhead,redis_overhead,rss")
     a = ap.parse_args()
     if a.proxy_bin:
         zg.PROXY_BIN = Path(a.proxy_bin)
