@@ -1,0 +1,34 @@
+// Replica choice; see replica_choice.hpp.
+#include "upstream/replica_choice.hpp"
+
+namespace zonegate::upstream {
+
+Ineligible check_replica(const Candidate& c, Lsn required, const LagLimits& limits,
+                         int64_t now_ms) {
+  const ReplicaStatus& s = c.status;
+  if (!s.reachable) return Ineligible::kUnreachable;
+  if (now_ms - s.checked_at_ms > limits.stale_ms) return Ineligible::kStale;
+  if (s.lag_bytes < 0 || s.lag_ms < 0 || s.lag_bytes > limits.max_bytes ||
+      s.lag_ms > limits.max_ms) {
+    return Ineligible::kLagging;
+  }
+  if (required == kPrimaryOnly || s.replay_lsn < required) return Ineligible::kBehindWrites;
+  if (!c.breaker_closed) return Ineligible::kBreaker;
+  if (!c.pool_ready) return Ineligible::kPool;
+  return Ineligible::kEligible;
+}
+
+int choose_replica(const std::vector<Candidate>& replicas, Lsn required, const LagLimits& limits,
+                   int64_t now_ms) {
+  if (required == kPrimaryOnly) return -1;
+  int best = -1;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    if (check_replica(replicas[i], required, limits, now_ms) != Ineligible::kEligible) continue;
+    if (best < 0 || replicas[i].outstanding < replicas[static_cast<size_t>(best)].outstanding) {
+      best = static_cast<int>(i);
+    }
+  }
+  return best;
+}
+
+}  // namespace zonegate::upstream
