@@ -90,11 +90,29 @@ int mint_token(const Options& opt) {
                  static_cast<long long>(jwt.max_age_ms / 1000));
     return 1;
   }
+  // The role goes where the proxy reads it: auth.jwt.role_claim_key's members, nested.
+  auth::ClaimPath role_path = auth::member_path(jwt.role_claim);
+  if (!jwt.role_claim_key.empty()) auth::parse_claim_path(jwt.role_claim_key, role_path);
+  for (const auth::ClaimStep& step : role_path) {
+    if (step.is_index && !opt.token_role.empty()) {
+      std::fprintf(stderr, "zonegate-proxy: --role cannot follow auth.jwt.role_claim_key %s\n",
+                   jwt.role_claim_key.c_str());
+      return 1;
+    }
+  }
   const auto now = static_cast<int64_t>(std::time(nullptr));
   json::Writer w;
   w.start_object();
   w.field(cfg.auth.jwt.subject_claim, opt.token_sub);
-  if (!opt.token_role.empty()) w.field(cfg.auth.jwt.role_claim, opt.token_role);
+  if (!opt.token_role.empty()) {
+    for (size_t i = 0; i + 1 < role_path.size(); ++i) {
+      w.key(role_path[i].key);
+      w.start_object();
+    }
+    w.field(role_path.back().key, opt.token_role);
+    for (size_t i = 0; i + 1 < role_path.size(); ++i)
+      w.end_object();
+  }
   w.field("iat", now);
   w.field("exp", now + opt.token_ttl);
   if (!cfg.auth.jwt.issuer.empty()) w.field("iss", cfg.auth.jwt.issuer);

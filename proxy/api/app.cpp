@@ -218,6 +218,7 @@ bool App::init(std::string& error) {
   jc.max_token_bytes = static_cast<size_t>(j.max_token_bytes);
   jc.subject_claim = j.subject_claim;
   jc.role_claim = j.role_claim;
+  jc.role_claim_key = j.role_claim_key;
   std::unique_ptr<auth::Verifier> v = auth::Verifier::create(jc, error);
   if (!v) return false;
   verifier_ = std::move(v);

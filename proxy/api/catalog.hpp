@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "api/rpc_function.hpp"
@@ -43,6 +44,12 @@ struct Catalog {
   std::string schema_owner;
   bool zone_at = false;  // zonegate.zone_at(float8, float8) exists
   std::string error;     // why the last load failed, if it did
+  // The roles a /rpc request may run as (api/rpc_context.hpp): those the login role is a
+  // member of, never a superuser nor a predefined pg_ role. Loaded with the catalog; until
+  // then (or when that failed) roles_loaded is false and no role is switched to.
+  std::unordered_set<std::string> roles;
+  bool roles_loaded = false;
+  bool pre_request_found = false;  // rpc.pre_request names an existing function
 
   // Why scope shared was refused for this function, or nullptr when it was not.
   const SharedRefusal* shared_refusal(const std::string& fn) const {

@@ -8,6 +8,7 @@
 
 #include "api/app.hpp"
 #include "api/catalog.hpp"
+#include "api/rpc_context.hpp"
 #include "common/json.hpp"
 #include "common/log.hpp"
 
@@ -446,6 +447,7 @@ struct CatalogLoad {
   size_t pending = 0;
   bool broken = false;            // the connection failed under it: the reconnect loads again
   std::vector<std::string> oids;  // of the overloads signature entries resolved to
+  std::optional<Catalog> roles;   // the roles and rpc.pre_request (api/rpc_context.hpp)
 };
 
 // Resolves the signature entries (one statement each: an unknown type is an error in
@@ -496,9 +498,27 @@ void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
   for (const auto& [name, policy] : cfg.cache.rpc) {
     if (policy.enabled && policy.shared && !policy.identity_free) q.shared.push_back(name);
   }
+  // The roles a request may switch to, read just before (same connection, in order).
+  pg::Job roles;
+  roles.statements.push_back(rpc::roles_statement(rpc::pre_request_regproc(cfg.rpc)));
+  roles.done = [load](pg::Result r) {
+    if (!r.ok()) {
+      log::error("loading the roles /rpc may switch to failed: no role is switched to",
+                 {{"error", r.message}});
+      return;
+    }
+    try {
+      load->roles.emplace();
+      rpc::roles_from_rows(r.rows, *load->roles);
+    } catch (const std::exception& e) {
+      load->roles.reset();
+      log::error("the roles /rpc may switch to could not be read", {{"error", e.what()}});
+    }
+  };
+  conn_->send(std::move(roles));
   pg::Job job;
   job.statements.push_back(catalog_statement(q));
-  job.done = [this, shared = q.shared](pg::Result r) {
+  job.done = [this, load, shared = q.shared](pg::Result r) {
     auto cat = std::make_shared<Catalog>();
     const std::string& schema = app_.cfg().rpc.schema;
     if (!r.ok()) {
@@ -514,7 +534,13 @@ void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
         log::error("the /rpc catalog could not be read", {{"error", cat->error}});
       }
     }
+    if (load->roles) {
+      cat->roles = std::move(load->roles->roles);
+      cat->roles_loaded = load->roles->roles_loaded;
+      cat->pre_request_found = load->roles->pre_request_found;
+    }
     if (cat->error.empty()) report(*cat);
+    if (cat->error.empty()) rpc::report_roles(app_.cfg(), *cat);
     const auto n = static_cast<int64_t>(cat->functions.size());
     const auto refused = static_cast<int64_t>(cat->refused.size());
     bool zone_at = cat->zone_at;

@@ -1,13 +1,16 @@
 // PostgREST-compatible /rpc/{fn}: named arguments from a JSON body (POST) or the query string
-// (GET, STABLE/IMMUTABLE functions only), only for allow-listed overloads with a trusted owner
-// (api/catalog.hpp). The arguments are decoded by api/rpc_args.cpp; SQL is built from the
-// catalog's identifiers and types only; request values are always bound parameters.
+// (GET, run READ ONLY), only for allow-listed overloads with a trusted owner (api/catalog.hpp).
+// The arguments are decoded by api/rpc_args.cpp; SQL is built from the catalog's identifiers and
+// types only; request values are always bound parameters. Who the call runs as and the
+// statements around it (role, request.* settings, pre-request, response.* read back, the
+// transaction's end) are api/rpc_context.cpp's.
 #include <string>
 #include <vector>
 
 #include "api/app.hpp"
 #include "api/errors.hpp"
 #include "api/rpc_args.hpp"
+#include "api/rpc_context.hpp"
 
 namespace zonegate::api {
 
@@ -15,15 +18,6 @@ namespace {
 
 using http::ExchangePtr;
 using http::Params;
-
-// Sets the caller for the transaction: RLS policies and the current_* functions read it.
-const pg::Statement& claims_stmt() {
-  static const pg::Statement s = pg::make_statement(
-      "SELECT pg_catalog.set_config('zonegate.user_id', $1, true), "
-      "pg_catalog.set_config('request.jwt.claims', $2, true)",
-      {});
-  return s;
-}
 
 // The call of the chosen overload, schema-qualified, each argument named and cast to its type.
 std::string call_sql(const RpcFunction& f, const std::vector<size_t>& used) {
@@ -73,8 +67,11 @@ config::CachePolicy call_policy(const App& app, const Catalog& cat, const std::s
 
 // One /rpc call: decode, resolve among the reachable overloads, then serve through the cache.
 void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
-  auth::Claims claims;
-  if (!authenticate(ex, claims)) return;
+  // The catalog holds allow-listed overloads whose owner is trusted, and nothing else; and the
+  // roles a request may run as.
+  std::shared_ptr<const Catalog> cat = app.catalog();
+  rpc::Identity who;
+  if (!rpc::identify(app, ex, *cat, who)) return;
   const config::RpcConfig& rpc = app.cfg().rpc;
   rpc::CallInput in;
   in.method = ex->req.method;
@@ -88,8 +85,6 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
     return;
   }
 
-  // The catalog holds allow-listed overloads whose owner is trusted, and nothing else.
-  std::shared_ptr<const Catalog> cat = app.catalog();
   auto found = rpc.allows(fn) ? cat->functions.find(fn) : cat->functions.end();
   if (found == cat->functions.end()) {
     ex->respond(not_found(rpc.schema, fn, args));
@@ -101,37 +96,32 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
     ex->respond(not_found(rpc.schema, fn, args));
     return;
   }
-  if (args.is_get && f->volatility == 'v') {
-    http::Response r = http::error_response(
-        405, "PGRST101", "function " + rpc.schema + "." + fn + " is VOLATILE: call it with POST",
-        "", "GET is only for STABLE and IMMUTABLE functions");
-    r.add_header("Allow", "POST");
-    ex->respond(std::move(r));
-    return;
-  }
+  // A VOLATILE function over GET runs too, READ ONLY: Postgres refuses its writes (25006).
   std::vector<std::optional<std::string>> params = rpc::bind_params(*f, used, args);
-  const config::CachePolicy policy = call_policy(app, *cat, fn, *f);
+  config::CachePolicy policy = call_policy(app, *cat, fn, *f);
   // A shared answer is computed without the caller's identity, so it cannot depend on who
   // asked whatever the function reads (docs/CONFIG.md, "cache"); per-user calls run as the
-  // caller, keyed and tagged by the caller.
+  // caller, keyed and tagged by the caller. Both are keyed by the role they run as.
   const bool shared = policy.enabled && policy.shared;
-  std::string key = rpc::cache_key(fn, *f, used, params, shared ? nullptr : &claims.subject);
-  std::string tag = shared ? std::string() : claims.subject;
+  rpc::CallContext ctx;
+  if (!rpc::prepare(app, ex, *cat, std::move(who), shared, ctx)) return;
+  const std::string& subject = ctx.who.claims.subject;
+  std::string key = rpc::cache_key(fn, *f, used, params, shared ? nullptr : &subject);
+  std::string tag = shared ? std::string() : subject;
+  rpc::cache_terms(ctx, key, policy);
 
   pg::Job job;
-  if (!shared) {
-    pg::Statement who = claims_stmt();
-    who.params = {claims.subject, claims.json};
-    job.statements.push_back(std::move(who));
-  }
+  rpc::open_call(ctx, job);
   job.statements.push_back(pg::make_statement(call_sql(*f, used), std::move(params)));
-  job.read_only = f->volatility != 'v';  // STABLE and IMMUTABLE functions may be retried
+  rpc::close_call(ctx, job);
+  job.read_only = rpc::retryable(ctx, f->volatility);
   bool void_fn = f->returns_void;
-  cache::Upstream upstream = database_upstream(ex, std::move(job), [void_fn](const pg::Result& r) {
-    if (void_fn) return http::Response(204, "");
-    const std::optional<std::string>* v = r.scalar();
-    return http::Response(200, (v != nullptr && *v) ? **v : std::string("null"));
-  });
+  cache::Upstream upstream = database_upstream(
+      ex, std::move(job), rpc::answer(ctx, [void_fn](const pg::Result& r) {
+        if (void_fn) return http::Response(204, "");
+        const std::optional<std::string>* v = r.scalar();
+        return http::Response(200, (v != nullptr && *v) ? **v : std::string("null"));
+      }));
   app.serve_cached(ex, policy, cache::CacheKey{"rpc:" + fn, std::move(key), std::move(tag)},
                    std::move(upstream));
 }

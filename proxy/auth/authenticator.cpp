@@ -56,12 +56,22 @@ bool Authenticator::subject(const http::Request& req, std::string& out) {
   }
   Claims claims;
   http::Response ignored;
-  if (!authenticate(req, claims, ignored)) return false;
+  if (!verify(req, claims, ignored)) return false;
   out = std::move(claims.subject);
   return !out.empty();
 }
 
 bool Authenticator::authenticate(const http::Request& req, Claims& out, http::Response& error) {
+  if (!verify(req, out, error)) return false;
+  if (out.subject.empty()) {
+    std::string claim = verifier_->config().subject_claim;
+    error = unauthorized("token has no " + claim + " claim", true);
+    return false;
+  }
+  return true;
+}
+
+bool Authenticator::verify(const http::Request& req, Claims& out, http::Response& error) {
   std::string token = bearer_token(req);
   if (token.empty()) {
     error = unauthorized("an Authorization: Bearer token is required", false);

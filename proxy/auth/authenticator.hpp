@@ -25,8 +25,12 @@ class Authenticator {
   // the system clock.
   explicit Authenticator(std::shared_ptr<const Verifier> verifier, Clock clock = nullptr);
 
-  // Claims of the request's bearer token, or false with the 401 response to send.
+  // Claims of the request's bearer token, which must name a subject (the /v1 routes), or false
+  // with the 401 response to send.
   bool authenticate(const http::Request& req, Claims& out, http::Response& error);
+  // The same for a token that may have no subject (/rpc: an anon key runs as its role or
+  // auth.anon_role); a missing token is still refused here.
+  bool verify(const http::Request& req, Claims& out, http::Response& error);
   // The subject of the request's bearer token, verifying it (and caching it) like authenticate
   // but copying only the subject: for the rate-limit step, which runs before the handler.
   bool subject(const http::Request& req, std::string& out);

@@ -94,6 +94,15 @@ bool check_signature(const Key& key, std::string_view signing_input, const std::
 std::unique_ptr<Verifier> Verifier::create(const JwtConfig& cfg, std::string& error) {
   std::unique_ptr<Verifier> v(new Verifier());
   v->cfg_ = cfg;
+  if (cfg.role_claim_key.empty()) {
+    v->role_path_ = member_path(cfg.role_claim);
+  } else {
+    std::string why = parse_claim_path(cfg.role_claim_key, v->role_path_);
+    if (!why.empty()) {
+      error = "auth.jwt.role_claim_key: " + why;
+      return nullptr;
+    }
+  }
   for (const std::string& name : cfg.algorithms) {
     Alg alg = Alg::kHS256;
     if (!parse_alg(name, alg)) {
@@ -352,17 +361,32 @@ bool Verifier::verify(std::string_view token, int64_t now_s, Claims& out,
       return false;
     }
   }
+  // No subject (or an empty one) is an anonymous token; a subject of another kind is refused:
+  // the token would name somebody, and nobody can say whom.
   auto sub = p.FindMember(cfg_.subject_claim.c_str());
-  if (sub == p.MemberEnd() || !(sub->value.IsString() || sub->value.IsInt64()) ||
-      (sub->value.IsString() && sub->value.GetStringLength() == 0)) {
-    error = "token has no " + cfg_.subject_claim + " claim";
-    return false;
+  out.subject.clear();
+  if (sub != p.MemberEnd() && !sub->value.IsNull()) {
+    if (!sub->value.IsString() && !sub->value.IsInt64()) {
+      error = cfg_.subject_claim + " claim is not a string or an integer";
+      return false;
+    }
+    out.subject = sub->value.IsString()
+                      ? std::string(sub->value.GetString(), sub->value.GetStringLength())
+                      : std::to_string(sub->value.GetInt64());
   }
-  out.subject = sub->value.IsString()
-                    ? std::string(sub->value.GetString(), sub->value.GetStringLength())
-                    : std::to_string(sub->value.GetInt64());
-  auto role = p.FindMember(cfg_.role_claim.c_str());
-  out.role = (role != p.MemberEnd() && role->value.IsString()) ? role->value.GetString() : "";
+  const rapidjson::Value* role = walk_claim_path(p, role_path_);
+  out.has_role = role != nullptr;
+  out.role_at_top = role != nullptr && role->IsString() && role_path_.size() == 1 &&
+                    !role_path_[0].is_index && role_path_[0].key == "role";
+  out.role.clear();
+  if (role != nullptr && role->IsString()) {
+    out.role.assign(role->GetString(), role->GetStringLength());
+  } else if (role != nullptr) {
+    rapidjson::StringBuffer buf;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+    role->Accept(w);
+    out.role.assign(buf.GetString(), buf.GetSize());
+  }
   out.json.assign(payload->data(), payload->size());
   return true;
 }

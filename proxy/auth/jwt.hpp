@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "auth/claim_path.hpp"
 #include "auth/keys.hpp"
 
 namespace zonegate::auth {
@@ -30,14 +31,19 @@ struct JwtConfig {
   int64_t max_age_s = 0;  // longest lifetime a token may claim; 0: no limit
   size_t max_token_bytes = 8192;
   std::string subject_claim = "sub";
-  std::string role_claim = "role";
+  std::string role_claim = "role";  // a top-level member: the alias of role_claim_key ".role"
+  std::string role_claim_key;       // a JSPath (claim_path.hpp); when set, role_claim is unused
 };
 
 struct Claims {
-  std::string subject;
+  std::string subject;  // empty when the token has none (an anonymous token, e.g. an anon key)
+  // The value at the role claim's path: a string as it is, any other JSON value as its JSON
+  // text (as PostgREST reads it); has_role is false when the path leads nowhere.
   std::string role;
-  std::string json;  // the payload as sent (for request.jwt.claims)
-  int64_t exp = 0;   // 0 when the token has none
+  bool has_role = false;
+  bool role_at_top = false;  // the role is the payload's top-level "role" member, a string
+  std::string json;          // the payload as sent (for request.jwt.claims)
+  int64_t exp = 0;           // 0 when the token has none
 };
 
 class Verifier {
@@ -46,14 +52,19 @@ class Verifier {
   static std::unique_ptr<Verifier> create(const JwtConfig& cfg, std::string& error);
 
   // Verifies a compact JWS and its registered claims at time now_s. On failure returns false
-  // and a reason fit for WWW-Authenticate's error_description (never raw token bytes).
+  // and a reason fit for WWW-Authenticate's error_description (never raw token bytes). A token
+  // without a subject is valid (Claims::subject is empty): whether a route needs one is the
+  // route's business (Authenticator::authenticate does).
   bool verify(std::string_view token, int64_t now_s, Claims& out, std::string& error) const;
   const JwtConfig& config() const { return cfg_; }
+  // Where the role claim is read (role_claim_key, or the role_claim member).
+  const ClaimPath& role_path() const { return role_path_; }
 
  private:
   Verifier() = default;
   bool allowed(Alg alg) const { return allowed_[static_cast<size_t>(alg)]; }
   JwtConfig cfg_;
+  ClaimPath role_path_;
   std::vector<Key> keys_;
   bool allowed_[3] = {false, false, false};
 };

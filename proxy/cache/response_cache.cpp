@@ -1,6 +1,8 @@
 // The response cache stage; see response_cache.hpp.
 #include "cache/response_cache.hpp"
 
+#include <strings.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -23,6 +25,13 @@ struct ResponseCache::Flight {
 };
 
 namespace {
+
+// An answer that sets a cookie is sent but never stored: replaying one user's cookie to the
+// next asker (or to everybody, in a shared scope) would hand over a session.
+bool sets_cookie(const Answer& a) {
+  return std::any_of(a.headers.begin(), a.headers.end(),
+                     [](const Field& f) { return strcasecmp(f.name.c_str(), "set-cookie") == 0; });
+}
 
 std::string upper(std::string s) {
   for (char& c : s)
@@ -73,11 +82,23 @@ void ResponseCache::answer_entry(const Asker& asker, const std::string& route_na
   a.shared_body = std::shared_ptr<const std::string>(entry, &e.body);
   a.content_type = e.content_type;
   a.outcome = outcome;
-  a.headers.reserve(4);
+  a.headers.reserve(4 + e.headers.size());
   a.headers.push_back({"ETag", e.etag});
   a.headers.push_back({"Age", std::to_string(age_seconds(e, store_.now_ms()))});
   a.headers.push_back({"X-Cache", upper(outcome)});
-  a.headers.push_back({"Cache-Control", shared ? "public, no-cache" : "private, no-cache"});
+  // The answer's own fields; its Cache-Control (a function's response.headers) replaces ours.
+  bool own_cache_control = false;
+  for (const Field& f : e.headers) {
+    if (strcasecmp(f.name.c_str(), "etag") == 0 || strcasecmp(f.name.c_str(), "age") == 0 ||
+        strcasecmp(f.name.c_str(), "x-cache") == 0) {
+      continue;  // the cache's to say
+    }
+    own_cache_control = own_cache_control || strcasecmp(f.name.c_str(), "cache-control") == 0;
+    a.headers.push_back(f);
+  }
+  if (!own_cache_control) {
+    a.headers.push_back({"Cache-Control", shared ? "public, no-cache" : "private, no-cache"});
+  }
   if (etag_matches(asker.if_none_match, e.etag)) {
     a.status = 304;
     a.shared_body.reset();
@@ -96,6 +117,7 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
   e->etag = make_etag(e->body);
   e->route = key.route;
   e->tag = p.shared ? std::string() : key.tag;
+  e->headers = r.headers;
   set_lifetimes(*e, store_.now_ms(), p.ttl_ms, p.stale_while_revalidate_ms, p.stale_if_error_ms);
   return e;
 }
@@ -175,7 +197,7 @@ void ResponseCache::lead(std::shared_ptr<Asker> asker, const config::CachePolicy
     }
     std::shared_ptr<const Entry> entry;
     const char* outcome = "miss";
-    if (r.status == 200 || r.status == 404) {
+    if ((r.status == 200 || r.status == 404) && !sets_cookie(r)) {
       entry = make_entry(r, policy, key);
       // A change committed while we fetched may not be in what we got: answer, don't keep it.
       // The epoch is compared under the shard lock (see Store::put_if): an invalidation racing

@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/field.hpp"
+
 namespace zonegate::cache {
 
 // A stored response and its lifetimes (RFC 5861): fresh until fresh_until; then served stale
@@ -27,6 +29,9 @@ struct Entry {
   std::string etag;   // strong validator: a hash of the body
   std::string route;  // for per-route purge and stats
   std::string tag;    // the user the entry is about ("" for shared entries)
+  // The answer's own fields (a function's response.headers, Preference-Applied, ...): a hit
+  // sends them as the miss did.
+  std::vector<Field> headers;
   int64_t stored_ms = 0;
   int64_t fresh_until_ms = 0;
   int64_t swr_until_ms = 0;

@@ -95,13 +95,17 @@ struct JwtSettings {
   int64_t max_age_ms = 0;  // 0: no limit on exp - iat
   int64_t max_token_bytes = 8192;
   std::string subject_claim = "sub";
-  std::string role_claim = "role";
+  std::string role_claim = "role";  // a top-level member; the alias of role_claim_key ".role"
+  std::string role_claim_key;       // a JSPath (".app_metadata.role"); "" : role_claim
 };
 
 struct AuthConfig {
   JwtSettings jwt;
   std::string service_role = "service";  // role claim value allowed to read any user's context
   std::string admin_token;               // bearer token for /admin routes
+  // PostgREST's db-anon-role: the role /rpc runs as without a token, or for a token without a
+  // role claim; "" : no anonymous access (docs/CONFIG.md, "auth").
+  std::string anon_role;
 };
 
 // One rpc.functions entry: `name` allows every overload of that name, `name(type, ...)` only the
@@ -117,6 +121,12 @@ struct RpcConfig {
   std::string schema = "api";               // where /rpc/{fn} functions live: a dedicated schema
   std::vector<RpcEntry> functions;          // the allow-list
   std::vector<std::string> trusted_owners;  // roles besides superusers and the schema's owner
+  // PostgREST's db-pre-request: a function (`name` in `schema`, or `schema.name`) called before
+  // every /rpc call, in its transaction; "" : none.
+  std::string pre_request;
+  // PostgREST's db-tx-end: commit | commit-allow-override | rollback | rollback-allow-override
+  // (Prefer: tx=commit|rollback is honoured with the -allow-override ones).
+  std::string tx_end = "commit";
   // The distinct function names the entries name, in the order written.
   std::vector<std::string> names() const {
     std::vector<std::string> out;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "auth/claim_path.hpp"
 #include "auth/keys.hpp"
 #include "config/config.hpp"
 #include "config/reader.hpp"
@@ -214,9 +215,22 @@ void read_auth(Section s, AuthConfig& c) {
   jwt.duration_ms("max_age", c.jwt.max_age_ms, 1000, 366 * kDay);
   jwt.bytes("max_token_bytes", c.jwt.max_token_bytes, 256, 1 << 20);
   jwt.non_empty_string("subject_claim", c.jwt.subject_claim);
+  bool alias = jwt.has("role_claim");
   jwt.non_empty_string("role_claim", c.jwt.role_claim);
+  jwt.string("role_claim_key", c.jwt.role_claim_key);
+  if (jwt.has("role_claim_key")) {
+    auth::ClaimPath path;
+    std::string why = auth::parse_claim_path(c.jwt.role_claim_key, path);
+    if (!why.empty()) {
+      jwt.error("role_claim_key", "\"" + c.jwt.role_claim_key + "\" is not a JSPath: " + why);
+    } else if (alias) {
+      jwt.error("role_claim_key",
+                "role_claim and role_claim_key name the same thing: keep role_claim_key");
+    }
+  }
   jwt.finish();
   s.non_empty_string("service_role", c.service_role);
+  s.string("anon_role", c.anon_role);
   s.secret("admin_token", c.admin_token);
   if (!c.admin_token.empty() && c.admin_token.size() < kMinAdminToken) {
     s.error("admin_token", "must be at least " + std::to_string(kMinAdminToken) +
@@ -294,6 +308,22 @@ std::string parse_rpc_entry(const std::string& text, RpcEntry& e) {
   return "";
 }
 
+// rpc.pre_request: `name` or `schema.name`, each plain (letters, digits, _): it is quoted into
+// the SQL, and a plain name is what an operator means (no case folding surprises). Returns ""
+// or what is wrong.
+std::string check_pre_request(const std::string& text) {
+  size_t dot = text.find('.');
+  auto plain = [](const std::string& part) {
+    return !part.empty() && std::isdigit(static_cast<unsigned char>(part[0])) == 0 &&
+           std::all_of(part.begin(), part.end(), is_name_char);
+  };
+  if (dot == std::string::npos) return plain(text) ? "" : "letters, digits and _ only";
+  if (!plain(text.substr(0, dot)) || !plain(text.substr(dot + 1))) {
+    return "write name or schema.name, each of letters, digits and _";
+  }
+  return "";
+}
+
 void read_rpc(Section s, RpcConfig& c) {
   s.non_empty_string("schema", c.schema);
   std::vector<std::string> entries;
@@ -314,6 +344,15 @@ void read_rpc(Section s, RpcConfig& c) {
   for (const std::string& r : c.trusted_owners) {
     if (r.empty()) s.error("trusted_owners", "a role name must not be empty");
   }
+  s.string("pre_request", c.pre_request);
+  if (!c.pre_request.empty()) {
+    std::string err = check_pre_request(c.pre_request);
+    if (!err.empty()) {
+      s.error("pre_request", "\"" + c.pre_request + "\" is not a function name: " + err);
+    }
+  }
+  s.choice("tx_end", c.tx_end,
+           {"commit", "commit-allow-override", "rollback", "rollback-allow-override"});
   s.finish();
 }
 

@@ -347,12 +347,17 @@ void Connection::take_result(PGresult* r) {
     }
   }
   if (!is_prepare) {
+    const size_t statement = p.executed++;
     switch (st) {
       case PGRES_TUPLES_OK: {
         int nrows = PQntuples(r), ncols = PQnfields(r);
-        res.rows.assign(static_cast<size_t>(nrows), {});
+        auto& rows =
+            p.job.result_statement != Job::kLastStatement && statement > p.job.result_statement
+                ? res.trailing
+                : res.rows;
+        rows.assign(static_cast<size_t>(nrows), {});
         for (int i = 0; i < nrows; ++i) {
-          auto& row = res.rows[static_cast<size_t>(i)];
+          auto& row = rows[static_cast<size_t>(i)];
           row.reserve(static_cast<size_t>(ncols));
           for (int j = 0; j < ncols; ++j) {
             if (PQgetisnull(r, i, j)) {

@@ -78,6 +78,7 @@ class Connection {
     // Execute. A Prepare that fails or is skipped (aborted pipeline) is forgotten.
     std::vector<std::shared_ptr<const std::string>> items;
     size_t next = 0;
+    size_t executed = 0;       // the Execute results seen: the statement the next one is for
     bool batched = false;      // ends when its items are answered, not at a Sync
     bool sync_marker = false;  // no job: the Sync closing a batch
     bool skipped = false;      // the server skipped it after an earlier job of its batch failed

@@ -4,6 +4,7 @@
 // a Sync (reads that set no state) sent in the same loop turn share one Sync instead.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -40,8 +41,11 @@ struct Result {
   std::string message;
   std::string detail;
   std::string hint;
-  // Rows of the last statement: text values, nullopt for NULL.
+  // Rows of the last statement (or of Job::result_statement): text values, nullopt for NULL.
   std::vector<std::vector<std::optional<std::string>>> rows;
+  // With Job::result_statement: the rows of the last statement after it that returned rows
+  // (what /rpc reads back after the call: response.headers and response.status).
+  std::vector<std::vector<std::optional<std::string>>> trailing;
   bool sent = false;           // the statements were written to the server
   bool fail_fast = false;      // refused without trying: the last connect attempt failed
   bool interrupted = false;    // 57014 from a cancel the proxy sent for another job
@@ -72,6 +76,11 @@ struct Job {
   // sent again on its own. A job that writes or sets GUCs keeps its own Sync, so its commit is
   // never tied to another request's statements.
   bool share_sync = false;
+  // The statement (an index into statements) whose rows are the Result's rows; the statements
+  // after it put theirs in Result::trailing. kLastStatement: each statement's rows replace the
+  // previous ones'.
+  static constexpr size_t kLastStatement = static_cast<size_t>(-1);
+  size_t result_statement = kLastStatement;
 };
 
 // Statement with a name derived from its SQL (stable per process).
