@@ -9,26 +9,67 @@
 
 namespace zonegate::api {
 
-WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
-                         std::shared_ptr<const auth::Verifier> verifier,
-                         cache::ResponseCache* cache, metrics::Registry* registry,
-                         resilience::CircuitBreaker& breaker, PathStats* path_stats,
-                         RateLimiter* rate_limiter)
-    : pool(worker.loop(), cfg.database),
-      path(worker.loop(), pool, cfg.resilience, breaker, path_stats),
-      auth(std::move(verifier)),
-      worker_(worker),
-      cache_(cache),
-      registry_(registry) {
+namespace {
+
+// Ties a pool's connect attempts to its upstream's circuit breaker.
+void watch_with_breaker(pg::Pool& pool, resilience::CircuitBreaker& breaker,
+                        int64_t probe_interval_ms) {
   pg::PoolHealth health;
   health.connect_failed = [&breaker](const std::string& why) {
     breaker.record_connect_failure(why);
   };
   health.connected = [&breaker] { breaker.reachable(); };
   health.recovering = [&breaker] { return breaker.state() != resilience::BreakerState::kClosed; };
-  health.recovery_interval_ms = cfg.resilience.probe_interval_ms;
+  health.recovery_interval_ms = probe_interval_ms;
   pool.set_health(std::move(health));
+}
+
+// A failure of the replica itself (not of the request): the primary can answer instead.
+bool replica_failure(const pg::Result& r) {
+  switch (r.failure) {
+    case pg::Failure::kConnection:
+    case pg::Failure::kPoolTimeout:
+    case pg::Failure::kPoolFull:
+    case pg::Failure::kBreakerOpen:
+    case pg::Failure::kShed:
+      return true;
+    case pg::Failure::kSql:
+      // Class 08 (connection), 57P0x (shut down), 53 (resources): the replica is going away
+      // or overloaded. Recovery conflicts (40001 on a standby) are retried by its own stages.
+      return r.sqlstate.rfind("08", 0) == 0 || r.sqlstate.rfind("57P0", 0) == 0 ||
+             r.sqlstate.rfind("53", 0) == 0;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+ReplicaPath::ReplicaPath(uv_loop_t* loop, const config::DatabaseConfig& db,
+                         const config::ResilienceConfig& resilience, resilience::CircuitBreaker& b)
+    : pool(loop, db), path(loop, pool, resilience, b, &stats), breaker(b) {
+  watch_with_breaker(pool, breaker, resilience.probe_interval_ms);
   pool.start();
+}
+
+WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
+                         std::shared_ptr<const auth::Verifier> verifier,
+                         cache::ResponseCache* cache, metrics::Registry* registry,
+                         resilience::CircuitBreaker& breaker, PathStats* path_stats,
+                         RateLimiter* rate_limiter, Upstreams* upstreams)
+    : pool(worker.loop(), cfg.database),
+      path(worker.loop(), pool, cfg.resilience, breaker, path_stats),
+      auth(std::move(verifier)),
+      upstreams_(upstreams),
+      worker_(worker),
+      cache_(cache),
+      registry_(registry) {
+  watch_with_breaker(pool, breaker, cfg.resilience.probe_interval_ms);
+  pool.start();
+  for (size_t i = 0; upstreams_ != nullptr && i < upstreams_->dbs.size(); ++i) {
+    replicas_.push_back(std::make_unique<ReplicaPath>(worker.loop(), upstreams_->dbs[i],
+                                                      cfg.resilience, *upstreams_->breakers[i]));
+  }
   if (rate_limiter != nullptr && rate_limiter->uses_redis()) {
     redis = std::make_unique<redis::GcraClient>(worker.loop(), cfg.rate_limit.redis);
     redis->set_state_listener([rate_limiter](bool ready) { rate_limiter->redis_state(ready); });
@@ -43,6 +84,8 @@ void WorkerState::on_tick(uv_timer_t* t) {
   auto* ws = static_cast<WorkerState*>(t->data);
   ws->cache_->expire_waiters(&ws->worker_);
   ws->path.tick();
+  for (auto& r : ws->replicas_)
+    r->path.tick();
   if (ws->redis) ws->redis->expire(uv_now(ws->worker_.loop()));
   if (ws->registry_ != nullptr && ++ws->ticks_ % 4 == 0) {
     pg::PoolStats p = ws->pool.stats();
@@ -67,11 +110,92 @@ void WorkerState::on_tick(uv_timer_t* t) {
 }
 
 void WorkerState::submit(const http::ExchangePtr& ex, pg::Job job) {
+  if (!replicas_.empty()) {
+    if (job.read_only) {
+      const int i = choose_replica(ex->user);
+      if (i >= 0) {
+        submit_to_replica(static_cast<size_t>(i), ex, std::move(job));
+        return;
+      }
+    } else {
+      track_write(ex->user, job);
+    }
+  }
   path.submit(ex->route, std::move(job));
+}
+
+int WorkerState::choose_replica(const std::string& subject) {
+  // Before the monitor has a position of the primary, lag is unknown: every check fails and
+  // the primary answers.
+  const upstream::Lsn required = upstreams_->ryw->required(subject);
+  std::vector<upstream::Candidate> candidates;
+  candidates.reserve(replicas_.size());
+  for (size_t i = 0; i < replicas_.size(); ++i) {
+    upstream::Candidate c;
+    if (upstreams_->monitor) c.status = upstreams_->monitor->replica(i).status();
+    c.breaker_closed = replicas_[i]->breaker.state() == resilience::BreakerState::kClosed;
+    c.pool_ready = replicas_[i]->pool.has_ready();
+    c.outstanding = replicas_[i]->outstanding;
+    candidates.push_back(c);
+  }
+  return upstream::choose_replica(candidates, required, upstreams_->limits, cache_->now_ms());
+}
+
+void WorkerState::submit_to_replica(size_t i, const http::ExchangePtr& ex, pg::Job job) {
+  ReplicaPath& r = *replicas_[i];
+  ReplicaMonitor::Replica& status = upstreams_->monitor->replica(i);
+  ++r.outstanding;
+  status.reads.fetch_add(1, std::memory_order_relaxed);
+  // The replay position now is a lower bound of what the query will see: what the cache
+  // compares with the latest invalidation before it stores the answer.
+  const upstream::Lsn seen = std::max<upstream::Lsn>(1, status.replay_lsn.load());
+  auto again = std::make_shared<pg::Job>(job);  // for the primary, should the replica fail it
+  again->done = std::move(job.done);
+  job.done = [this, &r, &status, seen, again, route = ex->route](pg::Result res) {
+    --r.outstanding;
+    if (replica_failure(res)) {
+      status.fallbacks.fetch_add(1, std::memory_order_relaxed);
+      path.submit(route, std::move(*again));  // a read: running it again is safe
+      return;
+    }
+    res.replica_lsn = seen;
+    again->done(std::move(res));
+  };
+  r.path.submit(ex->route, std::move(job));
+}
+
+void WorkerState::track_write(const std::string& subject, pg::Job& job) {
+  if (subject.empty()) return;  // no identity: no reads of its own to keep consistent
+  upstreams_->ryw->writing(subject);
+  auto done = std::move(job.done);
+  job.done = [this, subject, done = std::move(done)](pg::Result res) {
+    done(std::move(res));  // the client's answer first; its next read waits for the position
+    // The primary's insert position now is past the commit (or the rollback) of that write.
+    static const pg::Statement st =
+        pg::make_statement("SELECT pg_catalog.pg_current_wal_insert_lsn()::text", {});
+    pg::Job lsn;
+    lsn.statements.push_back(st);
+    lsn.read_only = true;
+    lsn.share_sync = true;
+    lsn.done = [this, subject](const pg::Result& r) {
+      const std::optional<std::string>* v = r.scalar();
+      upstream::Lsn pos = 0;
+      // Not known (the primary went away): the subject stays on the primary until its entry
+      // expires (routing.read_your_writes_ttl).
+      if (r.ok() && v != nullptr && *v && upstream::parse_lsn(**v, pos)) {
+        upstreams_->ryw->written(subject, pos);
+      }
+    };
+    path.submit("read_your_writes", std::move(lsn));
+  };
 }
 
 void WorkerState::shutdown() {
   if (redis) redis->stop();
+  for (auto& r : replicas_) {
+    r->path.shutdown();
+    r->pool.shutdown();
+  }
   path.shutdown();
   pool.shutdown();
   uv_timer_stop(&tick_);
@@ -118,6 +242,40 @@ App::App(config::Config cfg)
   admin_auth_ = std::make_unique<AdminAuth>(
       cfg_.auth, cfg_.admin, [] { return json::now_unix_ms() / 1000; },
       [] { return static_cast<int64_t>(uv_hrtime()); });
+  for (const config::ReplicaConfig& rc : cfg_.database.replicas) {
+    config::DatabaseConfig db = cfg_.database;
+    db.conninfo = rc.conninfo;
+    db.pool = rc.pool;
+    db.replicas.clear();
+    upstreams_.dbs.push_back(std::move(db));
+    upstreams_.names.push_back(rc.name);
+    auto b =
+        std::make_unique<resilience::CircuitBreaker>(rc.name, cfg_.resilience.breaker, steady_ms);
+    b->set_listener([name = rc.name](resilience::BreakerState from, resilience::BreakerState to,
+                                     const std::string& reason) {
+      log::write(
+          to == resilience::BreakerState::kClosed ? log::Level::kInfo : log::Level::kWarn,
+          std::string("circuit breaker ") + resilience::breaker_state_name(to),
+          {{"upstream", name}, {"from", resilience::breaker_state_name(from)}, {"reason", reason}});
+    });
+    upstreams_.breakers.push_back(std::move(b));
+  }
+  if (upstreams_.enabled()) {
+    const config::RoutingConfig& rt = cfg_.database.routing;
+    upstreams_.ryw = std::make_unique<upstream::ReadYourWrites>(
+        static_cast<size_t>(rt.read_your_writes_subjects), rt.read_your_writes_ttl_ms, steady_ms);
+    upstreams_.limits.max_bytes = rt.max_lag_bytes;
+    upstreams_.limits.max_ms = rt.max_lag_ms;
+    // A status older than a few checks (the monitor cannot reach it) is not trusted.
+    upstreams_.limits.stale_ms = std::max<int64_t>(3 * rt.check_interval_ms, 2'000);
+    // Made before the workers (they read it), started on the main loop by start_control().
+    cache::ResponseCache* cache = cache_.get();
+    upstreams_.monitor = std::make_unique<ReplicaMonitor>(
+        cfg_.database, upstreams_.dbs, upstreams_.names, rt, [cache] { return cache->now_ms(); },
+        [cache](upstream::Lsn lsn, int64_t sampled_ms) {
+          cache->note_primary_lsn(lsn, sampled_ms);
+        });
+  }
   started_ms_ = json::now_unix_ms();
 }
 
@@ -187,7 +345,9 @@ cache::Upstream database_upstream(const http::ExchangePtr& ex, pg::Job job, Shap
     pg::Job j = job;
     j.done = [ex, shape, done = std::move(done)](const pg::Result& r) {
       ex->upstream_ns += r.upstream_ns;
-      done(to_answer(r.ok() ? shape(r) : error_from_result(r)));
+      cache::Answer a = to_answer(r.ok() ? shape(r) : error_from_result(r));
+      a.replica_lsn = r.replica_lsn;
+      done(std::move(a));
     };
     worker_state(ex).submit(ex, std::move(j));
   };
@@ -227,17 +387,19 @@ bool App::init(std::string& error) {
 
 std::unique_ptr<http::WorkerContext> App::make_worker(http::Worker& w) {
   return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get(), registry_.get(), *breaker_,
-                                       &resilience_metrics_->worker(w.index()),
-                                       rate_limiter_.get());
+                                       &resilience_metrics_->worker(w.index()), rate_limiter_.get(),
+                                       &upstreams_);
 }
 
 void App::start_control(uv_loop_t* main_loop) {
   control_ = std::make_unique<Control>(main_loop, *this);
   control_->start();
+  if (upstreams_.monitor) upstreams_.monitor->start(main_loop);
 }
 
 void App::stop_control() {
   if (control_) control_->stop();
+  if (upstreams_.monitor) upstreams_.monitor->stop();
 }
 
 const char* notify_auth_state_name(NotifyAuthState s) {

@@ -17,7 +17,10 @@
 
 #include "admin/metrics.hpp"
 #include "api/admin_auth.hpp"
+#include "api/replica_monitor.hpp"
 #include "redis/gcra_client.hpp"
+#include "upstream/read_your_writes.hpp"
+#include "upstream/replica_choice.hpp"
 #include "api/catalog.hpp"
 #include "api/database_path.hpp"
 #include "api/rate_limiter.hpp"
@@ -49,13 +52,36 @@ struct DbHealth {
 enum class NotifyAuthState { kPending, kAuthenticated, kUnauthenticated, kRefused };
 const char* notify_auth_state_name(NotifyAuthState s);
 
+// The replicas reads may go to, and what routing needs of them (docs/ARCHITECTURE.md,
+// "Replicas"); shared by the workers, empty without database.replicas.
+struct Upstreams {
+  std::vector<config::DatabaseConfig> dbs;  // one per replica: its conninfo and pool
+  std::vector<std::string> names;
+  std::vector<std::unique_ptr<resilience::CircuitBreaker>> breakers;
+  std::unique_ptr<ReplicaMonitor> monitor;  // made on the main loop (App::start_control)
+  std::unique_ptr<upstream::ReadYourWrites> ryw;
+  upstream::LagLimits limits;
+  bool enabled() const { return !dbs.empty(); }
+};
+
+// One replica's pool and stages in a worker.
+struct ReplicaPath {
+  ReplicaPath(uv_loop_t* loop, const config::DatabaseConfig& db,
+              const config::ResilienceConfig& resilience, resilience::CircuitBreaker& breaker);
+  pg::Pool pool;
+  PathStats stats;  // this path's own (the resilience metrics are the primary's)
+  DatabasePath path;
+  resilience::CircuitBreaker& breaker;
+  int64_t outstanding = 0;  // this worker's requests in flight there
+};
+
 // What a worker owns.
 class WorkerState : public http::WorkerContext {
  public:
   WorkerState(http::Worker& worker, const config::Config& cfg,
               std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache,
               metrics::Registry* registry, resilience::CircuitBreaker& breaker,
-              PathStats* path_stats, RateLimiter* rate_limiter);
+              PathStats* path_stats, RateLimiter* rate_limiter, Upstreams* upstreams);
   void shutdown() override;
   // The one way a request's job reaches the database: through the worker's stages to its pool.
   void submit(const http::ExchangePtr& ex, pg::Job job);
@@ -67,6 +93,15 @@ class WorkerState : public http::WorkerContext {
 
  private:
   static void on_tick(uv_timer_t* t);
+  // The replica a read of `subject` goes to now, or -1 for the primary.
+  int choose_replica(const std::string& subject);
+  // Sends a read to replica i; if the replica fails it (not a SQL error), the primary answers.
+  void submit_to_replica(size_t i, const http::ExchangePtr& ex, pg::Job job);
+  // A write of `subject` on the primary: its reads go to the primary until the primary's
+  // position after it is known, then only to replicas past that position.
+  void track_write(const std::string& subject, pg::Job& job);
+  Upstreams* upstreams_;
+  std::vector<std::unique_ptr<ReplicaPath>> replicas_;
   http::Worker& worker_;
   cache::ResponseCache* cache_;
   metrics::Registry* registry_;
@@ -163,6 +198,10 @@ class App : public metrics::Source {
   int64_t started_ms_ = 0;
   std::vector<std::function<void(const std::string&)>> change_subscribers_;
   std::unique_ptr<AdminAuth> admin_auth_;
+  Upstreams upstreams_;
+
+ public:
+  const Upstreams& upstreams() const { return upstreams_; }
 };
 
 // Route handlers, each added by App::add_routes(): /v1 (api/v1.cpp), /rpc (api/rpc.cpp), the

@@ -69,6 +69,46 @@ void write_rpc_health(const App& app, json::Writer& w, bool full) {
 
 }  // namespace
 
+namespace {
+
+// The replicas as the lag monitor last saw them (docs/API.md, "Health").
+void write_replicas(App& app, json::Writer& w, bool full) {
+  const Upstreams& ups = app.upstreams();
+  if (!ups.monitor) return;
+  const upstream::Lsn primary = ups.monitor->primary_lsn();
+  for (size_t i = 0; i < ups.monitor->size(); ++i) {
+    const ReplicaMonitor::Replica& r = ups.monitor->replica(i);
+    const upstream::ReplicaStatus s = r.status();
+    upstream::Candidate c;
+    c.status = s;
+    c.breaker_closed = ups.breakers[i]->state() == resilience::BreakerState::kClosed;
+    const upstream::Ineligible why =
+        upstream::check_replica(c, 0, ups.limits, app.cache().now_ms());
+    w.start_object();
+    w.field("upstream", r.name);
+    w.field("role", "replica");
+    w.field("connected", s.reachable);
+    w.field("replay_lsn", upstream::lsn_text(s.replay_lsn));
+    w.field("primary_lsn", upstream::lsn_text(primary));
+    w.field("lag_bytes", s.lag_bytes);
+    w.field("lag_ms", s.lag_ms);
+    w.field("eligible", why == upstream::Ineligible::kEligible);
+    w.field("reason", upstream::ineligible_name(why));
+    w.field("breaker", resilience::breaker_state_name(ups.breakers[i]->state()));
+    w.field("reads", r.reads.load());
+    w.field("fallbacks", r.fallbacks.load());
+    std::string error;
+    {
+      std::lock_guard<std::mutex> lock(r.mu);
+      if (!s.reachable) error = r.error;
+    }
+    error_field(w, "error", error, full);
+    w.end_object();
+  }
+}
+
+}  // namespace
+
 std::string health_json(App& app, bool full) {
   const DbHealth db = app.db_health();
   metrics::Registry::Totals t;
@@ -112,6 +152,7 @@ std::string health_json(App& app, bool full) {
     w.int64(db.checked_at_ms);
   error_field(w, "error", db.error, full);
   w.end_object();
+  write_replicas(app, w, full);
   w.end_array();
 
   w.key("pool");
@@ -240,6 +281,40 @@ void App::describe_metrics(metrics::Text& out) const {
   out.single_double("process_start_time_seconds", "gauge", "Start time of the proxy, unix seconds.",
                     static_cast<double>(started_ms()) / 1000.0);
   admin_auth_->describe_metrics(out);
+  if (upstreams_.monitor) {
+    const ReplicaMonitor& m = *upstreams_.monitor;
+    out.family("zonegate_replica_up", "gauge", "1 while the lag monitor reaches the replica.");
+    for (size_t i = 0; i < m.size(); ++i)
+      out.sample("zonegate_replica_up",
+                 "upstream=\"" + metrics::label_value(m.replica(i).name) + "\"",
+                 int64_t{m.replica(i).reachable.load() ? 1 : 0});
+    out.family("zonegate_replica_lag_bytes", "gauge",
+               "The primary's WAL position minus the replica's replay position (-1: unknown).");
+    for (size_t i = 0; i < m.size(); ++i)
+      out.sample("zonegate_replica_lag_bytes",
+                 "upstream=\"" + metrics::label_value(m.replica(i).name) + "\"",
+                 m.replica(i).lag_bytes.load());
+    out.family("zonegate_replica_lag_seconds", "gauge",
+               "Time since the replica's last replayed commit, 0 when it has replayed "
+               "everything (-1: unknown).");
+    for (size_t i = 0; i < m.size(); ++i) {
+      const int64_t ms = m.replica(i).lag_ms.load();
+      out.sample_double("zonegate_replica_lag_seconds",
+                        "upstream=\"" + metrics::label_value(m.replica(i).name) + "\"",
+                        ms < 0 ? -1.0 : static_cast<double>(ms) / 1000.0);
+    }
+    out.family("zonegate_replica_reads_total", "counter", "Reads a replica served.");
+    for (size_t i = 0; i < m.size(); ++i)
+      out.sample("zonegate_replica_reads_total",
+                 "upstream=\"" + metrics::label_value(m.replica(i).name) + "\"",
+                 m.replica(i).reads.load());
+    out.family("zonegate_replica_fallbacks_total", "counter",
+               "Reads a replica failed (connection, overload) that the primary then answered.");
+    for (size_t i = 0; i < m.size(); ++i)
+      out.sample("zonegate_replica_fallbacks_total",
+                 "upstream=\"" + metrics::label_value(m.replica(i).name) + "\"",
+                 m.replica(i).fallbacks.load());
+  }
   out.family("zonegate_build_info", "gauge", "Version and build of the running proxy.");
   out.sample("zonegate_build_info",
              std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"",

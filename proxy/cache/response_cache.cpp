@@ -197,7 +197,8 @@ void ResponseCache::lead(std::shared_ptr<Asker> asker, const config::CachePolicy
     }
     std::shared_ptr<const Entry> entry;
     const char* outcome = "miss";
-    if ((r.status == 200 || r.status == 404) && !sets_cookie(r)) {
+    if ((r.status == 200 || r.status == 404) && !sets_cookie(r) &&
+        (r.replica_lsn == 0 || replica_answer_storable(r.replica_lsn))) {
       entry = make_entry(r, policy, key);
       // A change committed while we fetched may not be in what we got: answer, don't keep it.
       // The epoch is compared under the shard lock (see Store::put_if): an invalidation racing
@@ -264,7 +265,33 @@ void ResponseCache::expire_waiters(Executor* executor) {
   }
 }
 
+void ResponseCache::invalidated() {
+  std::lock_guard<std::mutex> lock(lsn_mu_);
+  inv_lsn_pending_ = true;
+  inv_at_ms_ = store_.now_ms();
+}
+
+void ResponseCache::note_primary_lsn(uint64_t lsn, int64_t sampled_ms) {
+  std::lock_guard<std::mutex> lock(lsn_mu_);
+  // Strictly after: a position read in the same millisecond may predate the commit.
+  if (inv_lsn_pending_ && sampled_ms > inv_at_ms_) {
+    inv_lsn_ = std::max(inv_lsn_, lsn);
+    inv_lsn_pending_ = false;
+  }
+}
+
+bool ResponseCache::replica_answer_storable(uint64_t lsn) {
+  bool ok;
+  {
+    std::lock_guard<std::mutex> lock(lsn_mu_);
+    ok = !inv_lsn_pending_ && lsn >= inv_lsn_;
+  }
+  if (!ok) replica_not_stored_.fetch_add(1, std::memory_order_relaxed);
+  return ok;
+}
+
 void ResponseCache::set_channel_up(bool up) {
+  invalidated();  // either way: what replicas had replayed before it is not known to be enough
   if (up) {
     // + 1: an entry stored in this very millisecond may predate the channel, so it is not fresh.
     fresh_after_ms_.store(store_.now_ms() + 1);
@@ -276,6 +303,7 @@ void ResponseCache::set_channel_up(bool up) {
 
 void ResponseCache::on_change(const std::string& payload) {
   epoch_.fetch_add(1);
+  invalidated();
   rapidjson::Document d;
   std::string err;
   bool everything = true;
@@ -407,6 +435,10 @@ void ResponseCache::describe_metrics(metrics::Text& out) const {
     for (const auto& [route, counters] : c.routes)
       out.sample(name, "route=\"" + metrics::label_value(route) + "\"", counters.at(key));
   };
+  out.single("zonegate_cache_replica_not_stored_total", "counter",
+             "Answers from a replica that were served but not stored: the replica had not "
+             "replayed past the latest invalidation.",
+             replica_not_stored_.load(std::memory_order_relaxed));
   per_route("zonegate_cache_hits_total", "Requests answered from a fresh cache entry.", "hits");
   per_route("zonegate_cache_misses_total", "Cacheable requests that went to the database.",
             "misses");

@@ -57,6 +57,8 @@ struct Answer {
   std::shared_ptr<const std::string> shared_body;  // an entry's bytes, shared instead of copied
   std::vector<Field> headers;
   const char* outcome = "";  // how the cache answered: "hit", "miss", "stale", "bypass", ...
+  // From a replica: its replay position when asked (a lower bound); 0 from the primary.
+  uint64_t replica_lsn = 0;
   const std::string& bytes() const { return shared_body ? *shared_body : body; }
 };
 
@@ -101,6 +103,12 @@ class ResponseCache : public metrics::Source {
   void describe_metrics(metrics::Text& out) const override;
   // Called by each worker's timer: lets coalesced waiters past cache.lock_timeout go upstream.
   void expire_waiters(Executor* executor);
+  // A position of the primary's WAL and when (this cache's clock) the query that read it was
+  // sent: after an invalidation, the first position read after it is what a replica must have
+  // replayed for its answers to be stored (docs/ARCHITECTURE.md, "Replicas and the cache").
+  void note_primary_lsn(uint64_t lsn, int64_t sampled_ms);
+  int64_t now_ms() const { return store_.now_ms(); }
+  int64_t replica_answers_not_stored() const { return replica_not_stored_.load(); }
   // Receives each notification's invalidation lag in seconds (metrics).
   void set_lag_observer(std::function<void(double)> fn) { lag_observer_ = std::move(fn); }
 
@@ -135,6 +143,16 @@ class ResponseCache : public metrics::Source {
   // Entries stored before this store-clock time are not fresh (INT64_MAX: none is).
   std::atomic<int64_t> fresh_after_ms_{INT64_MAX};
   std::function<void(double)> lag_observer_;
+  // Whether an answer a replica gave when it had replayed up to `lsn` may be stored.
+  bool replica_answer_storable(uint64_t lsn);
+  // An invalidation was applied (or the channel came up): until a primary position read after
+  // it is known, no replica answer is stored.
+  void invalidated();
+  std::mutex lsn_mu_;
+  bool inv_lsn_pending_ = true;  // the channel's start counts: the first position comes soon
+  int64_t inv_at_ms_ = INT64_MIN;
+  uint64_t inv_lsn_ = 0;
+  std::atomic<int64_t> replica_not_stored_{0};
 };
 
 }  // namespace zonegate::cache

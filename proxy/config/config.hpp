@@ -68,9 +68,27 @@ struct PoolConfig {
   int64_t reconnect_max_ms = 10'000;        // ...up to this, with full jitter
 };
 
+// A streaming replica that serves reads (docs/CONFIG.md, "database.replicas").
+struct ReplicaConfig {
+  std::string name;
+  std::string conninfo;
+  PoolConfig pool;  // default: the primary's pool settings
+};
+
+// How reads are routed to replicas (docs/ARCHITECTURE.md, "Replicas").
+struct RoutingConfig {
+  int64_t max_lag_bytes = int64_t{16} * 1024 * 1024;  // replay behind the primary's position
+  int64_t max_lag_ms = 5'000;                         // since the last replayed commit
+  int64_t check_interval_ms = 500;                    // how often lag is measured
+  int64_t read_your_writes_ttl_ms = 30'000;           // how long a subject's write is remembered
+  int64_t read_your_writes_subjects = 100'000;
+};
+
 struct DatabaseConfig {
   std::string conninfo = "dbname=postgres";
   PoolConfig pool;
+  std::vector<ReplicaConfig> replicas;
+  RoutingConfig routing;
 };
 
 // One entry of auth.jwt.keys: a key with a kid, bound to one algorithm.

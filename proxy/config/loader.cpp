@@ -90,6 +90,27 @@ void read_pool(Section s, PoolConfig& c) {
 void read_database(Section s, DatabaseConfig& c) {
   s.secret("conninfo", c.conninfo);
   read_pool(s.section("pool"), c.pool);
+  s.each_item("replicas", [&](size_t i, Section& r) {
+    ReplicaConfig rc;
+    rc.name = "replica" + std::to_string(i + 1);
+    r.non_empty_string("name", rc.name);
+    r.secret("conninfo", rc.conninfo);
+    if (rc.conninfo.empty()) r.error("conninfo", "is required: the replica's connection string");
+    rc.pool = c.pool;
+    if (r.has("pool")) read_pool(r.section("pool"), rc.pool);
+    for (const ReplicaConfig& other : c.replicas) {
+      if (other.name == rc.name) r.error("name", "\"" + rc.name + "\" names two replicas");
+    }
+    if (rc.name == "primary") r.error("name", "\"primary\" is the primary's name");
+    c.replicas.push_back(std::move(rc));
+  });
+  Section g = s.section("routing");
+  g.bytes("max_lag", c.routing.max_lag_bytes, 0, 1LL << 40);
+  g.duration_ms("max_lag_time", c.routing.max_lag_ms, 0, kHour);
+  g.duration_ms("check_interval", c.routing.check_interval_ms, 50, 60'000);
+  g.duration_ms("read_your_writes_ttl", c.routing.read_your_writes_ttl_ms, 1'000, kDay);
+  g.integer("read_your_writes_subjects", c.routing.read_your_writes_subjects, 16, 100'000'000);
+  g.finish();
   s.finish();
 }
 

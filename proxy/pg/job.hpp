@@ -50,6 +50,9 @@ struct Result {
   bool fail_fast = false;      // refused without trying: the last connect attempt failed
   bool interrupted = false;    // 57014 from a cancel the proxy sent for another job
   int64_t retry_after_ms = 0;  // when the proxy refused it: when to try again (0: unknown)
+  // Set when a replica answered: its replay position when the job was sent (a lower bound of
+  // what it had replayed when the query ran); 0 for the primary.
+  uint64_t replica_lsn = 0;
   uint64_t queued_ns = 0;      // time waiting for a connection
   uint64_t upstream_ns = 0;    // from send to Sync
   bool ok() const { return failure == Failure::kNone; }

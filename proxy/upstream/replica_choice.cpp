@@ -3,6 +3,26 @@
 
 namespace zonegate::upstream {
 
+const char* ineligible_name(Ineligible why) {
+  switch (why) {
+    case Ineligible::kEligible:
+      return "eligible";
+    case Ineligible::kUnreachable:
+      return "unreachable";
+    case Ineligible::kStale:
+      return "stale";
+    case Ineligible::kLagging:
+      return "lagging";
+    case Ineligible::kBehindWrites:
+      return "behind_writes";
+    case Ineligible::kBreaker:
+      return "breaker";
+    case Ineligible::kPool:
+      return "pool";
+  }
+  return "unknown";
+}
+
 Ineligible check_replica(const Candidate& c, Lsn required, const LagLimits& limits,
                          int64_t now_ms) {
   const ReplicaStatus& s = c.status;

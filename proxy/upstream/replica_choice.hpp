@@ -36,6 +36,8 @@ struct Candidate {
 
 // Why a replica is not eligible, or kEligible.
 enum class Ineligible { kEligible, kUnreachable, kStale, kLagging, kBehindWrites, kBreaker, kPool };
+// "eligible", "unreachable", "stale", "lagging", "behind_writes", "breaker", "pool".
+const char* ineligible_name(Ineligible why);
 Ineligible check_replica(const Candidate& c, Lsn required, const LagLimits& limits, int64_t now_ms);
 
 // The index of the replica to use, or -1 for the primary.
