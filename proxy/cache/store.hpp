@@ -27,6 +27,9 @@ struct Entry {
   std::string etag;   // strong validator: a hash of the body
   std::string route;  // for per-route purge and stats
   std::string tag;    // the user the entry is about ("" for shared entries)
+  // The route's generation when the answer was fetched: once a change to what the route reads
+  // moves the generation on, the entry is dropped as it is found (ResponseCache::serve).
+  int64_t generation = 0;
   int64_t stored_ms = 0;
   int64_t fresh_until_ms = 0;
   int64_t swr_until_ms = 0;
