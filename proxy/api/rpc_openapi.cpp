@@ -149,11 +149,14 @@ void write_function(json::Writer& w, const std::string& schema, const std::strin
         w.end_object();
       }
       w.end_object();
-      w.key("required");
-      w.start_array();
-      for (const DocArg& a : args)
-        if (a.required) w.string(a.name);
-      w.end_array();
+      // JSON Schema draft 4 (Swagger 2.0's) wants at least one name in a "required" list.
+      if (std::any_of(args.begin(), args.end(), [](const DocArg& a) { return a.required; })) {
+        w.key("required");
+        w.start_array();
+        for (const DocArg& a : args)
+          if (a.required) w.string(a.name);
+        w.end_array();
+      }
       w.end_object();
       w.end_object();
       w.start_object();
