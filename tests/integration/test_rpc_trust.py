@@ -82,7 +82,7 @@ def test_an_overload_added_later_is_refused_at_the_reload(cluster, mallory):
         cluster.psql("""SET ROLE zg_mallory;
           CREATE FUNCTION api.echo(msg text, times int, loud boolean) RETURNS text LANGUAGE sql STABLE
             AS $$ SELECT 'mallory' $$;
-          RESET ROLE; NOTIFY zonegate_changes, 'reload schema'""")
+          RESET ROLE; SELECT zonegate.reload_schema()""")
         p.wait_for_log(lambda l: l.get("msg") == "/rpc catalog loaded" and l.get("refused") == 3)
         assert len(p.logs("/rpc catalog loaded")) > loads
         status, _, body = call(p.port, "GET", "/rpc/echo?msg=hi&times=2&loud=true", t)
@@ -203,7 +203,7 @@ def test_a_schema_public_may_create_in_is_refused(cluster, mallory):
         assert [r["function"] for r in health["refused"]] == ["open_api.hello()"]
         assert "PUBLIC may CREATE" in health["refused"][0]["reason"]
         # Revoked and reloaded: callable.
-        cluster.psql("REVOKE CREATE ON SCHEMA open_api FROM PUBLIC; NOTIFY zonegate_changes, 'reload schema'")
+        cluster.psql("REVOKE CREATE ON SCHEMA open_api FROM PUBLIC; SELECT zonegate.reload_schema()")
         p.wait_for_log(lambda l: l.get("msg") == "/rpc catalog loaded" and l.get("refused") == 0)
         assert call(p.port, "GET", "/rpc/hello", token("alice"))[2] == "hi"
     finally:
