@@ -63,7 +63,7 @@ def listen(p):
 
 
 def stats(p):
-    status, _, body = call(p.port, "GET", "/admin/cache/stats", ADMIN)
+    status, _, body = call(p.admin_port, "GET", "/admin/cache/stats", ADMIN)
     assert status == 200
     return body
 
@@ -124,7 +124,7 @@ def test_health_and_metrics_say_notifications_are_authenticated(np):
     assert l["up"] is True and l["authenticated"] is True and l["notify_auth"] == "required"
     assert l["auth_error"] is None
     assert set(l["rejected"]) == {"unsigned", "bad_mac", "replay", "malformed"}
-    metrics = http(np.port, "GET", "/metrics")[2].decode()
+    metrics = http(np.admin_port, "GET", "/metrics")[2].decode()
     assert "zonegate_notify_authenticated 1" in metrics
     for reason in ("unsigned", "bad_mac", "replay", "malformed"):
         assert 'zonegate_notify_rejected_total{reason="%s"}' % reason in metrics
@@ -238,11 +238,11 @@ def test_a_burst_of_flushes_takes_effect_at_once_and_purges_at_the_rate(np, clus
     # The deferred purge runs within a second or so.
     np.wait_for_log(lambda l: l.get("msg") == "coalesced flushes purged")
     assert "zonegate_cache_flushes_coalesced_total %d" % stats(np)["flushes_coalesced"] in \
-        http(np.port, "GET", "/metrics")[2].decode()
+        http(np.admin_port, "GET", "/metrics")[2].decode()
 
 
 def metric(p, name):
-    for line in http(p.port, "GET", "/metrics")[2].decode().splitlines():
+    for line in http(p.admin_port, "GET", "/metrics")[2].decode().splitlines():
         if line.startswith(name + " "):
             return line.split()[1]
     raise AssertionError(name + " not in /metrics")
