@@ -151,12 +151,19 @@ def test_proxy_status_on_what_the_proxy_refused_itself(cluster, ep):
     finally:
         c.close()
     p = start_proxy(cluster, "errors-limits", rpc={"schema": "perr", "functions": FUNCTIONS},
-                    rate_limit={"policies": {"rpc": {"routes": ["/rpc/*"], "rate": "1/min"}}})
+                    rate_limit={"policies": {"rpc": {"routes": ["/rpc/*"], "rate": "1/min"}}},
+                    admin={"login_rate": "1/min"})
     try:
         assert rpc(p, "GET", "to_int?t=1")[0] == 200
         status, headers, body = rpc(p, "GET", "to_int?t=1")
         assert status == 429 and body["code"] == "rate_limited"
         assert headers["proxy-status"] == 'zonegate; error=http_request_denied; details="rate limit rpc"'
+        # The dashboard's sign-in throttle too.
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        assert http(p.admin_port, "POST", "/admin/login", form, "token=wrong")[0] == 401
+        status, headers, _ = http(p.admin_port, "POST", "/admin/login", form, "token=wrong")
+        assert status == 429
+        assert headers["proxy-status"] == 'zonegate; error=http_request_denied; details="admin.login_rate"'
     finally:
         stop_proxy(p)
     p = start_proxy(cluster, "errors-deadline", rpc={"schema": "perr", "functions": FUNCTIONS},
