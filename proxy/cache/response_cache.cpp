@@ -351,9 +351,14 @@ void ResponseCache::invalidate_dependents(const rapidjson::Document& d) {
                            : std::string_view();
   auto oid = d.FindMember("oid");
   if (o == "WATCH") {
-    // What is watched changed (extension 0.7): a table may have changed unseen meanwhile.
-    for (const std::string& r : idx->table_routes)
+    // What is watched changed (extension 0.7): a table may have changed unseen meanwhile, and
+    // may change unseen until the control connection's check (set_dependencies) says it is
+    // watched: not cached until then.
+    for (const std::string& r : idx->table_routes) {
+      auto it = routes_.find(r);
+      if (it != routes_.end()) it->second->uncacheable.store(true, std::memory_order_relaxed);
       invalidate_generation(r);
+    }
   } else if (oid != d.MemberEnd()) {
     // An application table (extension 0.7's watch triggers name it by oid too).
     if (!oid->value.IsUint()) return;

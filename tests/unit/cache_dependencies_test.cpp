@@ -224,6 +224,8 @@ TEST(CacheDependencies, AnUnwatchedTableMeansNotCachedAndWatchingAgainStartsFres
   // What is watched changed (unwatch_table, DDL): every function that reads a table is dropped,
   // then the check finds app.items unwatched: b bypasses the cache.
   f.cache->on_change(R"({"op":"WATCH","table":"app.items","users":[],"version":1})");
+  EXPECT_EQ(f.get("b"), "bypass");  // until the check says what is watched now
+  EXPECT_EQ(f.get("a"), "miss");    // a reads no table: unaffected
   f.check(false);
   EXPECT_EQ(f.get("b"), "bypass");
   EXPECT_EQ(f.get("b"), "bypass");
