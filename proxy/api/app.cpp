@@ -345,7 +345,7 @@ cache::Upstream database_upstream(const http::ExchangePtr& ex, pg::Job job, Shap
     pg::Job j = job;
     j.done = [ex, shape, done = std::move(done)](const pg::Result& r) {
       ex->upstream_ns += r.upstream_ns;
-      cache::Answer a = to_answer(r.ok() ? shape(r) : error_from_result(r));
+      cache::Answer a = to_answer(r.ok() ? shape(r) : error_from_result(r, !ex->anonymous));
       a.replica_lsn = r.replica_lsn;
       done(std::move(a));
     };
@@ -480,6 +480,7 @@ bool authenticate(const http::ExchangePtr& ex, auth::Claims& claims) {
 void App::add_routes(http::Router& router) {
   add_v1_routes(*this, router);
   add_rpc_routes(*this, router);
+  add_rpc_openapi_route(*this, router);
   add_admin_routes(*this, router);
   add_observability_routes(*this, router);
   add_dashboard_routes(*this, router);

@@ -208,6 +208,8 @@ class App : public metrics::Source {
 // admin cache API (api/admin.cpp).
 void add_v1_routes(App& app, http::Router& router);
 void add_rpc_routes(App& app, http::Router& router);
+// GET /: the /rpc functions as a Swagger 2.0 document, PostgREST's root (api/rpc_openapi.cpp).
+void add_rpc_openapi_route(App& app, http::Router& router);
 void add_admin_routes(App& app, http::Router& router);
 // GET /health (JSON detail) and GET /metrics (Prometheus text); api/observability.cpp.
 void add_observability_routes(App& app, http::Router& router);

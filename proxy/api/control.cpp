@@ -368,6 +368,12 @@ void Control::apply(const cache::NotifyMessage& m) {
   }
   app_.notify_change(m.json);
   arm_purge();
+  if (m.op == "WATCH") {
+    // What is watched changed (watch_table, unwatch_table, DDL on a watched table): check the
+    // cached functions' tables again; the cache dropped what depends on them meanwhile.
+    log::info("reloading the /rpc catalog", {{"reason", "a watched table changed"}});
+    load_catalog();
+  }
 }
 
 void Control::apply_unverified(const std::string& payload) {
@@ -379,6 +385,7 @@ void Control::apply_unverified(const std::string& payload) {
   }
   app_.notify_change(payload);
   arm_purge();
+  if (payload_op(payload) == "WATCH") load_catalog();
 }
 
 void Control::reject(cache::NotifyReject why) {
@@ -547,6 +554,70 @@ void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
     app_.set_catalog(std::move(cat));  // before the log line: readers may act on it at once
     log::info("/rpc catalog loaded",
               {{"functions", n}, {"refused", refused}, {"zone_at", zone_at}});
+  };
+  conn_->send(std::move(job));
+  check_dependencies();
+}
+
+// Reads, for every application table a cache.rpc policy depends on, whether it exists and is
+// watched (zonegate.watched_tables(), extension 0.7), and gives the cache the index it
+// invalidates by: a function that reads a table that is not watched is not cached, and the
+// log says what to run (docs/CONFIG.md, "cache").
+void Control::check_dependencies() {
+  const config::CacheConfig& cc = app_.cfg().cache;
+  std::vector<config::TableRef> tables = cache::depends_on_tables(cc);
+  if (tables.empty()) {
+    app_.cache().set_dependencies(cache::build_dependency_index(cc, {}, true, ""));
+    return;
+  }
+  std::vector<std::string> schemas, names;
+  for (const config::TableRef& t : tables) {
+    schemas.push_back(t.schema);
+    names.push_back(t.name);
+  }
+  static const char* const kSql =
+      "SELECT d.i, c.oid, pg_catalog.quote_ident(n.nspname) || '.' || "
+      "       pg_catalog.quote_ident(c.relname), coalesce(w.watched, false), w.problem "
+      "FROM unnest($1::pg_catalog.text[], $2::pg_catalog.text[]) WITH ORDINALITY AS d(s, t, i) "
+      "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = d.s "
+      "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = d.t "
+      "LEFT JOIN zonegate.watched_tables() w ON w.relid = c.oid "
+      "ORDER BY d.i";
+  pg::Job job;
+  job.statements.push_back(
+      pg::make_statement(kSql, {pg_text_array(schemas), pg_text_array(names)}));
+  job.done = [this, tables](const pg::Result& r) {
+    const config::CacheConfig& cc = app_.cfg().cache;
+    if (!r.ok() && r.failure != pg::Failure::kSql) return;  // the reconnect checks again
+    std::vector<cache::TableState> states;
+    std::string why;
+    if (!r.ok()) {
+      why = r.sqlstate == "42883" || r.sqlstate == "3F000"
+                ? "the zonegate extension cannot watch tables before 0.7 (ALTER EXTENSION "
+                  "zonegate UPDATE)"
+                : "checking the tables failed: " + r.message;
+      log::error("checking the tables cached /rpc functions depend on failed",
+                 {{"error", r.message}, {"effect", "functions that read them are not cached"}});
+    }
+    for (const auto& row : r.rows) {
+      if (row.size() != 5 || !row[0]) continue;
+      size_t i = std::strtoul(row[0]->c_str(), nullptr, 10);
+      if (i == 0 || i > tables.size()) continue;
+      cache::TableState st;
+      st.ref = tables[i - 1];
+      if (row[1]) st.oid = static_cast<uint32_t>(std::strtoul(row[1]->c_str(), nullptr, 10));
+      st.canonical = row[2].value_or(st.ref.text);
+      st.watched = row[3].value_or("f") == "t";
+      st.problem = row[4].value_or("");
+      states.push_back(std::move(st));
+    }
+    cache::DependencyIndex idx = cache::build_dependency_index(cc, states, r.ok(), why);
+    for (const cache::CacheRefusal& f : idx.refused) {
+      log::error(
+          "cached /rpc function not cached: a table it reads is not watched",
+          {{"function", f.function}, {"table", f.table}, {"reason", f.reason}, {"hint", f.hint}});
+    }
+    app_.cache().set_dependencies(std::move(idx));
   };
   conn_->send(std::move(job));
 }

@@ -190,6 +190,7 @@ void add_dashboard_routes(App& app, http::Router& router) {
           http::Response r = login_page(429, "Too many sign-in attempts: wait.");
           const int64_t ns = d.retry_after_ns;
           r.add_header("Retry-After", retry_after(ns / 1'000'000 + (ns % 1'000'000 != 0)));
+          add_proxy_status(r, "http_request_denied", "admin.login_rate");
           ex->respond(std::move(r));
           return;
         }

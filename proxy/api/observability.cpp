@@ -26,8 +26,10 @@ void error_field(json::Writer& w, const char* key, const std::string& error, boo
 // The /rpc catalog: how many functions are callable, and what it refused and why
 // (docs/SECURITY.md, "/rpc"), so operators see it without reading the log. The public listener
 // gets the counts only: the refused functions' names and owners are the operators' business.
-void write_rpc_health(const App& app, json::Writer& w, bool full) {
+void write_rpc_health(App& app, json::Writer& w, bool full) {
   std::shared_ptr<const Catalog> cat = app.catalog();
+  // cache.rpc functions not cached: a table they read is not watched (docs/CONFIG.md, "cache").
+  std::shared_ptr<const cache::DependencyIndex> deps = app.cache().dependencies();
   w.key("rpc");
   w.start_object();
   w.field("schema", app.cfg().rpc.schema);
@@ -39,6 +41,7 @@ void write_rpc_health(const App& app, json::Writer& w, bool full) {
   if (!full) {
     w.field("refused", static_cast<int64_t>(cat->refused.size()));
     w.field("shared_refused", static_cast<int64_t>(cat->shared_refused.size()));
+    w.field("cache_refused", static_cast<int64_t>(deps->refused.size()));
     error_field(w, "error", cat->error, full);
     w.end_object();
     return;
@@ -60,6 +63,18 @@ void write_rpc_health(const App& app, json::Writer& w, bool full) {
     w.field("function", s.function);
     w.field("key", "cache.rpc." + s.function + ".scope");
     w.field("reason", s.reason);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("cache_refused");
+  w.start_array();
+  for (const cache::CacheRefusal& r : deps->refused) {
+    w.start_object();
+    w.field("function", r.function);
+    w.field("key", "cache.rpc." + r.function + ".depends_on");
+    w.field("table", r.table);
+    w.field("reason", r.reason);
+    w.field("hint", r.hint);
     w.end_object();
   }
   w.end_array();

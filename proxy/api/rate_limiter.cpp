@@ -218,6 +218,7 @@ bool RateLimiter::conclude(const http::ExchangePtr& ex, const std::vector<Decisi
   int64_t wait_ns = refused->d.retry_after_ns;
   resp.add_header("Retry-After", retry_after(wait_ns / 1'000'000 + (wait_ns % 1'000'000 != 0)));
   resp.add_header("Cache-Control", "no-store");
+  add_proxy_status(resp, "http_request_denied", "rate limit " + rp.cfg.name);
   ex->route = "rate_limited";
   ex->respond(std::move(resp));
   return false;

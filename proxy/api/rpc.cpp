@@ -4,6 +4,7 @@
 // types only; request values are always bound parameters. Who the call runs as and the
 // statements around it (role, request.* settings, pre-request, response.* read back, the
 // transaction's end) are api/rpc_context.cpp's.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,31 @@ http::Response not_found(const std::string& schema, const std::string& fn,
       404, "PGRST202",
       "Could not find the function " + schema + "." + fn + "(" + names + ") in the schema cache",
       "", "the function must exist and be listed in rpc.functions, with these argument names");
+}
+
+// PostgREST's PGRST203 when another overload with as many inputs fits the arguments as well as
+// the one chosen (fewer inputs win, docs/API.md; a tie has no answer): nullopt when none does.
+std::optional<http::Response> ambiguous(const std::vector<RpcFunction>& overloads,
+                                        const RpcFunction& chosen, const rpc::DecodedArgs& args) {
+  std::string candidates;
+  int fits = 0;
+  for (const RpcFunction& g : overloads) {
+    std::vector<size_t> unused;
+    if (&g != &chosen && (g.args.size() != chosen.args.size() ||
+                          rpc::resolve(std::vector<RpcFunction>{g}, args, unused) == nullptr)) {
+      continue;
+    }
+    ++fits;
+    std::string params;
+    for (const RpcArg& a : g.args)
+      params += (params.empty() ? "" : ", ") + a.name + " => " + a.type;
+    candidates += (candidates.empty() ? "" : ", ") + g.schema + "." + g.name + "(" + params + ")";
+  }
+  if (fits < 2) return std::nullopt;
+  return http::error_response(
+      300, "PGRST203", "Could not choose the best candidate function between: " + candidates, "",
+      "Try renaming the parameters or the function itself in the database so function "
+      "overloading can be resolved");
 }
 
 // The cache policy of a call. VOLATILE functions and functions without a policy are never
@@ -94,6 +120,10 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
   const RpcFunction* f = rpc::resolve(found->second, args, used);
   if (f == nullptr) {
     ex->respond(not_found(rpc.schema, fn, args));
+    return;
+  }
+  if (std::optional<http::Response> tie = ambiguous(found->second, *f, args)) {
+    ex->respond(std::move(*tie));
     return;
   }
   // A VOLATILE function over GET runs too, READ ONLY: Postgres refuses its writes (25006).

@@ -437,6 +437,9 @@ bool identify(const App& app, const http::ExchangePtr& ex, const Catalog& cat, I
       return false;
     }
   }
+  // PostgREST: a request running as the anonymous role (no role claim, or one naming it) gets
+  // 401 rather than 403 for a privilege error (errors.cpp).
+  ex->anonymous = switches && out.role == ac.anon_role;
   out.claims_json = effective_claims(out.claims, has_token, out.role);
   return true;
 }

@@ -21,7 +21,8 @@ struct ResponseCache::Waiter {
 
 struct ResponseCache::Flight {
   std::vector<std::shared_ptr<Waiter>> waiters;
-  int64_t epoch = 0;  // invalidation epoch when the fetch started
+  int64_t epoch = 0;       // invalidation epoch when the fetch started
+  int64_t generation = 0;  // the route's generation then
 };
 
 namespace {
@@ -65,6 +66,8 @@ ResponseCache::ResponseCache(const config::CacheConfig& cfg, std::vector<std::st
       flush_limiter_(cfg.max_flushes_per_second, std::move(clock)) {
   for (std::string& r : route_names)
     routes_.emplace(std::move(r), std::make_unique<RouteStats>());
+  // Until the first check, a function that reads an application table is not cached.
+  set_dependencies(build_dependency_index(cfg_, {}, false, "not checked yet"));
 }
 
 RouteStats& ResponseCache::route(const std::string& name) {
@@ -109,7 +112,7 @@ void ResponseCache::answer_entry(const Asker& asker, const std::string& route_na
 
 std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
                                                        const config::CachePolicy& p,
-                                                       const CacheKey& key) {
+                                                       const CacheKey& key, int64_t generation) {
   auto e = std::make_shared<Entry>();
   e->status = r.status;
   e->content_type = r.content_type;
@@ -118,6 +121,7 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
   e->route = key.route;
   e->tag = p.shared ? std::string() : key.tag;
   e->headers = r.headers;
+  e->generation = generation;
   set_lifetimes(*e, store_.now_ms(), p.ttl_ms, p.stale_while_revalidate_ms, p.stale_if_error_ms);
   return e;
 }
@@ -125,7 +129,8 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
 void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, const CacheKey& key,
                           Upstream upstream) {
   RouteStats& rs = route(key.route);
-  if (!cfg_.enabled || !policy.enabled || policy.ttl_ms == 0) {
+  if (!cfg_.enabled || !policy.enabled || policy.ttl_ms == 0 ||
+      rs.uncacheable.load(std::memory_order_relaxed)) {
     rs.bypass.fetch_add(1, std::memory_order_relaxed);
     upstream([reply = std::move(asker.reply)](Answer a) {
       a.outcome = "bypass";
@@ -135,6 +140,8 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, const 
   }
   int64_t now = store_.now_ms();
   std::shared_ptr<const Entry> e = store_.get(key.key);
+  // Something it was computed from changed since: gone, not even a stale-if-error reserve.
+  if (e && e->generation != rs.generation.load(std::memory_order_acquire)) e.reset();
   Freshness fr = e ? freshness(*e, now) : Freshness::kExpired;
   if (e && e->stored_ms < fresh_after_ms_.load(std::memory_order_relaxed)) {
     fr = Freshness::kExpired;  // made while (or before) the invalidation channel was down
@@ -153,6 +160,7 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, const 
       if (flights_.count(key.key) != 0) return;  // a refresh is already on its way
       auto f = std::make_shared<Flight>();
       f->epoch = epoch_.load();
+      f->generation = rs.generation.load(std::memory_order_acquire);
       flights_.emplace(key.key, std::move(f));
       revalidations_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -177,6 +185,7 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, const 
     }
     auto f = std::make_shared<Flight>();
     f->epoch = epoch_.load();
+    f->generation = rs.generation.load(std::memory_order_acquire);
     flights_.emplace(key.key, std::move(f));
   }
   lead(std::make_shared<Asker>(std::move(asker)), policy, key, e, upstream);
@@ -199,7 +208,8 @@ void ResponseCache::lead(std::shared_ptr<Asker> asker, const config::CachePolicy
     const char* outcome = "miss";
     if ((r.status == 200 || r.status == 404) && !sets_cookie(r) &&
         (r.replica_lsn == 0 || replica_answer_storable(r.replica_lsn))) {
-      entry = make_entry(r, policy, key);
+      // A fetch whose flight is gone (none: a waiter past lock_timeout) is not stored anyway.
+      entry = make_entry(r, policy, key, f ? f->generation : -1);
       // A change committed while we fetched may not be in what we got: answer, don't keep it.
       // The epoch is compared under the shard lock (see Store::put_if): an invalidation racing
       // with this store either makes it skip or runs after it and drops the entry.
@@ -310,6 +320,7 @@ void ResponseCache::on_change(const std::string& payload) {
   std::vector<std::string> users;
   int64_t at = 0;
   if (json::parse(payload, d, err) && d.IsObject()) {
+    invalidate_dependents(d);
     auto u = d.FindMember("users");
     if (u != d.MemberEnd() && u->value.IsArray()) {
       everything = false;
@@ -382,6 +393,55 @@ int64_t ResponseCache::run_pending_purge(int64_t* purged) {
   return -1;
 }
 
+void ResponseCache::invalidate_dependents(const rapidjson::Document& d) {
+  std::shared_ptr<const DependencyIndex> idx = dependencies();
+  auto op = d.FindMember("op");
+  std::string_view o = op != d.MemberEnd() && op->value.IsString()
+                           ? std::string_view(op->value.GetString(), op->value.GetStringLength())
+                           : std::string_view();
+  auto oid = d.FindMember("oid");
+  if (o == "WATCH") {
+    // What is watched changed (extension 0.7): a table may have changed unseen meanwhile, and
+    // may change unseen until the control connection's check (set_dependencies) says it is
+    // watched: not cached until then.
+    for (const std::string& r : idx->table_routes) {
+      auto it = routes_.find(r);
+      if (it != routes_.end()) it->second->uncacheable.store(true, std::memory_order_relaxed);
+      invalidate_generation(r);
+    }
+  } else if (oid != d.MemberEnd()) {
+    // An application table (extension 0.7's watch triggers name it by oid too).
+    if (!oid->value.IsUint()) return;
+    auto it = idx->by_oid.find(oid->value.GetUint());
+    if (it == idx->by_oid.end()) return;
+    for (const std::string& r : it->second)
+      invalidate_generation(r);
+  } else if (o != "RELOAD_SCHEMA") {
+    // zonegate's own tables (or a flush, a reconnect): whatever user it names, a function that
+    // reads them may have read that user's rows for anybody.
+    for (const std::string& r : idx->zonegate_routes)
+      invalidate_generation(r);
+  }
+}
+
+bool ResponseCache::invalidate_generation(const std::string& route) {
+  auto it = routes_.find(route);
+  if (it == routes_.end()) return false;
+  it->second->generation.fetch_add(1, std::memory_order_acq_rel);
+  generation_bumps_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void ResponseCache::set_dependencies(DependencyIndex idx) {
+  for (auto& [name, rs] : routes_)
+    rs->uncacheable.store(!idx.cacheable(name), std::memory_order_relaxed);
+  for (const std::string& r : idx.table_routes)
+    invalidate_generation(r);
+  epoch_.fetch_add(1);  // a fetch in flight under the old index does not store
+  std::atomic_store(&dependencies_, std::shared_ptr<const DependencyIndex>(
+                                        std::make_shared<DependencyIndex>(std::move(idx))));
+}
+
 size_t ResponseCache::purge_all() {
   epoch_.fetch_add(1);
   return store_.invalidate_all();
@@ -423,6 +483,7 @@ CacheStats ResponseCache::stats() const {
   s.notifications = notifications_.load();
   s.flushes = flushes_.load();
   s.flushes_coalesced = flushes_coalesced_.load();
+  s.dependency_invalidations = generation_bumps_.load();
   s.last_invalidation_lag_ms = static_cast<double>(last_lag_us_.load()) / 1000.0;
   s.max_invalidation_lag_ms = static_cast<double>(max_lag_us_.load()) / 1000.0;
   return s;
@@ -467,6 +528,10 @@ void ResponseCache::describe_metrics(metrics::Text& out) const {
       "zonegate_cache_flushes_total", "counter",
       "Times everything was dropped (\"*\" changes) or made not fresh (listener reconnects).",
       c.flushes);
+  out.single("zonegate_cache_dependency_invalidations_total", "counter",
+             "Times a change to what a cached /rpc function reads (cache.rpc.<fn>.depends_on) "
+             "dropped all its entries.",
+             c.dependency_invalidations);
   out.single("zonegate_cache_flushes_coalesced_total", "counter",
              "\"*\" flushes past cache.max_flushes_per_second: in effect at once (no entry fresh), "
              "their purge deferred.",

@@ -18,6 +18,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include <rapidjson/document.h>
+
+#include "cache/dependencies.hpp"
 #include "cache/flush_limiter.hpp"
 #include "cache/store.hpp"
 #include "common/executor.hpp"
@@ -29,6 +32,12 @@ namespace zonegate::cache {
 
 struct RouteStats {
   std::atomic<int64_t> hits{0}, misses{0}, stale{0}, coalesced{0}, not_modified{0}, bypass{0};
+  // Moved on by every change to what the route reads (an application table, zonegate's
+  // tables): entries of an older generation are never served, not even stale (O(1), whatever
+  // the number of entries).
+  std::atomic<int64_t> generation{0};
+  // Not cached at all: a table it reads is not watched (cache/dependencies.hpp).
+  std::atomic<bool> uncacheable{false};
 };
 
 struct CacheStats {
@@ -37,6 +46,7 @@ struct CacheStats {
   int64_t revalidations = 0, stale_if_error = 0, lock_timeouts = 0;
   int64_t notifications = 0, flushes = 0;  // flushes: everything dropped ("*" or a reconnect)
   int64_t flushes_coalesced = 0;         // "*" flushes whose purge waited (max_flushes_per_second)
+  int64_t dependency_invalidations = 0;  // routes whose entries a change to what they read dropped
   double last_invalidation_lag_ms = -1;  // commit -> entries gone, from the payload's "at"
   double max_invalidation_lag_ms = -1;
   std::map<std::string, std::map<std::string, int64_t>> routes;  // route -> counter -> value
@@ -111,6 +121,15 @@ class ResponseCache : public metrics::Source {
   int64_t replica_answers_not_stored() const { return replica_not_stored_.load(); }
   // Receives each notification's invalidation lag in seconds (metrics).
   void set_lag_observer(std::function<void(double)> fn) { lag_observer_ = std::move(fn); }
+  // What the cached /rpc functions read, as checked at a catalog load: routes refused stop
+  // being cached; every route that reads an application table starts a new generation (a
+  // change may have been made while it was not watched).
+  void set_dependencies(DependencyIndex idx);
+  std::shared_ptr<const DependencyIndex> dependencies() const {
+    return std::atomic_load(&dependencies_);
+  }
+  // Drops the entries of a route (a new generation: O(1)); returns false for an unknown route.
+  bool invalidate_generation(const std::string& route);
 
  private:
   struct Waiter;
@@ -121,7 +140,9 @@ class ResponseCache : public metrics::Source {
   void answer_entry(const Asker& asker, const std::string& route,
                     const std::shared_ptr<const Entry>& e, const char* outcome, bool shared);
   std::shared_ptr<const Entry> make_entry(const Answer& r, const config::CachePolicy& p,
-                                          const CacheKey& key);
+                                          const CacheKey& key, int64_t generation);
+  // A notification's effect on the routes it names by table (cache/dependencies.hpp).
+  void invalidate_dependents(const rapidjson::Document& d);
   RouteStats& route(const std::string& name);
 
   const config::CacheConfig& cfg_;
@@ -153,6 +174,8 @@ class ResponseCache : public metrics::Source {
   int64_t inv_at_ms_ = INT64_MIN;
   uint64_t inv_lsn_ = 0;
   std::atomic<int64_t> replica_not_stored_{0};
+  std::shared_ptr<const DependencyIndex> dependencies_;
+  std::atomic<int64_t> generation_bumps_{0};
 };
 
 }  // namespace zonegate::cache

@@ -32,6 +32,9 @@ struct Entry {
   // The answer's own fields (a function's response.headers, Preference-Applied, ...): a hit
   // sends them as the miss did.
   std::vector<Field> headers;
+  // The route's generation when the answer was fetched: once a change to what the route reads
+  // moves the generation on, the entry is dropped as it is found (ResponseCache::serve).
+  int64_t generation = 0;
   int64_t stored_ms = 0;
   int64_t fresh_until_ms = 0;
   int64_t swr_until_ms = 0;

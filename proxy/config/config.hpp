@@ -160,6 +160,16 @@ struct RpcConfig {
   }
 };
 
+// An application table a cached /rpc function reads (cache.rpc.<fn>.depends_on): its schema
+// and name as PostgreSQL stores them (unquoted parts folded to lower case, quoted ones as
+// written), and the entry as written.
+struct TableRef {
+  std::string schema;
+  std::string name;
+  std::string text;
+  bool operator==(const TableRef& o) const { return schema == o.schema && name == o.name; }
+};
+
 // How one route or /rpc function is cached (RFC 5861 meanings).
 struct CachePolicy {
   bool enabled = true;
@@ -170,6 +180,13 @@ struct CachePolicy {
   // cache.rpc only: the operator asserts the function's answer does not depend on the caller,
   // so scope shared stands even where the catalog cannot check it (docs/CONFIG.md, "cache").
   bool identity_free = false;
+  // cache.rpc only: what the function reads, so that a change to it drops the function's
+  // entries: zonegate's own tables (`zonegate`) and application tables, which must be watched
+  // (zonegate.watch_table()) for the function to be cached. Required for a cached function;
+  // an empty list says it reads no table at all (IMMUTABLE arithmetic).
+  bool depends_on_declared = false;
+  bool depends_on_zonegate = false;
+  std::vector<TableRef> depends_on;
 };
 
 struct CacheConfig {

@@ -395,6 +395,77 @@ void read_policy(const std::string& word, Section& s, CachePolicy& p) {
   p.shared = scope == "shared";
 }
 
+// One depends_on entry, `schema.table`: each part an identifier PostgreSQL would read the same
+// way (unquoted: folded to lower case; "quoted": as written, "" for a quote). Returns "" or what
+// is wrong.
+std::string parse_table_ref(const std::string& text, TableRef& out) {
+  std::vector<std::string> parts;
+  size_t i = 0;
+  while (true) {
+    std::string part;
+    if (i < text.size() && text[i] == '"') {
+      for (++i;; ++i) {
+        if (i >= text.size()) return "unbalanced quotes";
+        if (text[i] == '"') {
+          if (i + 1 < text.size() && text[i + 1] == '"') {
+            part += '"';
+            ++i;
+            continue;
+          }
+          ++i;
+          break;
+        }
+        part += text[i];
+      }
+      if (part.empty()) return "a quoted name must not be empty";
+    } else {
+      for (; i < text.size() && text[i] != '.'; ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        bool ok = std::isalpha(c) != 0 || c == '_' || c >= 0x80 ||
+                  (!part.empty() && (std::isdigit(c) != 0 || c == '$'));
+        if (!ok) {
+          return std::string("'") + text[i] +
+                 "' cannot be part of an unquoted name (quote it: \"Name\")";
+        }
+        part += static_cast<char>(std::tolower(c));
+      }
+      if (part.empty()) return "a name is missing";
+    }
+    if (part.size() > 63) return "a name is longer than PostgreSQL's 63 bytes";
+    parts.push_back(std::move(part));
+    if (i == text.size()) break;
+    if (text[i] != '.') return "names are separated by a dot";
+    ++i;
+  }
+  if (parts.size() != 2) return "name the table with its schema: schema.table";
+  out.schema = parts[0];
+  out.name = parts[1];
+  out.text = text;
+  return "";
+}
+
+// cache.rpc.<fn>.depends_on: `zonegate` and application tables.
+void read_depends_on(Section& s, CachePolicy& p) {
+  std::vector<std::string> items;
+  std::vector<YAML::Mark> marks;
+  p.depends_on_declared = s.has("depends_on");
+  s.string_list("depends_on", items, marks);
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (items[i] == "zonegate") {
+      p.depends_on_zonegate = true;
+      continue;
+    }
+    TableRef t;
+    std::string err = parse_table_ref(items[i], t);
+    if (!err.empty()) {
+      s.error_at(marks[i], "depends_on",
+                 "\"" + items[i] + "\" is not zonegate or schema.table: " + err);
+    } else if (std::find(p.depends_on.begin(), p.depends_on.end(), t) == p.depends_on.end()) {
+      p.depends_on.push_back(std::move(t));
+    }
+  }
+}
+
 const char* const kCachedRoutes[] = {"me_context", "user_context", "me_zones", "me_zones_filter",
                                      "zones_at"};
 
@@ -432,7 +503,19 @@ void read_cache(Section s, CacheConfig& c, const RpcConfig& rpc) {
     }
     CachePolicy pol;
     read_policy(word, p, pol);
-    if (word.empty()) p.boolean("identity_free", pol.identity_free);
+    const size_t errors = p.error_count();
+    if (word.empty()) {
+      p.boolean("identity_free", pol.identity_free);
+      read_depends_on(p, pol);
+    }
+    // An answer is correct only as long as what it was computed from: a function whose inputs
+    // nobody declared could serve stale application data for its whole TTL.
+    if (pol.enabled && pol.ttl_ms > 0 && !pol.depends_on_declared && p.error_count() == errors) {
+      p.error("",
+              "declare what the function reads: depends_on: [schema.table, ...] (application "
+              "tables, watched with zonegate.watch_table) and/or zonegate (zonegate's own "
+              "tables), [] for none; docs/CONFIG.md, \"cache\"");
+    }
     c.rpc[name] = pol;
   });
   s.finish();

@@ -213,10 +213,17 @@ void Connection::fail_current(const char* details, const char* proxy_status) {
   Response r = error_response(reject_status_, reject_code_, reject_message_,
                               details != nullptr ? details : "");
   r.close = true;
-  if (proxy_status != nullptr) {
-    r.add_header("Retry-After", "1");
-    r.add_header("Proxy-Status", std::string("zonegate-proxy; error=") + proxy_status);
+  // The proxy answered on its own (RFC 9209): a capacity refusal says when to come back; a
+  // request it could not take (malformed, too large, too slow) is a client error it generated.
+  if (proxy_status != nullptr) r.add_header("Retry-After", "1");
+  std::string status = "zonegate; error=";
+  status += proxy_status != nullptr ? proxy_status : "http_request_error";
+  if (proxy_status == nullptr && !reject_code_.empty()) {
+    status += "; details=\"";
+    status += reject_code_;  // a fixed token of ours: nothing to escape
+    status += '"';
   }
+  r.add_header("Proxy-Status", std::move(status));
   ex->respond(std::move(r));
 }
 

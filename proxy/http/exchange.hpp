@@ -24,6 +24,9 @@ class Exchange {
   std::string route = "unmatched";
   std::string cache_status;  // "hit", "miss", "stale", ... or empty
   std::string user;          // authenticated subject
+  // The request runs as the anonymous role (auth.anon_role): a 42501 from the database is then
+  // 401 rather than 403, as PostgREST answers (api/errors.hpp).
+  bool anonymous = false;
   uint64_t upstream_ns = 0;  // time spent waiting for Postgres
   // Fields a stage before the handler wants on whatever response is sent (e.g. RateLimit).
   std::vector<Field> extra_headers;

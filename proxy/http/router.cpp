@@ -71,6 +71,7 @@ void Router::handle(const ExchangePtr& ex) const {
   std::vector<std::string_view> parts = split_path(req.path);
   Params params;
   std::string allow;
+  bool rpc = false;  // the path is a /rpc function's, which has a PostgREST code for this
   bool bad_escape = false;
   const Exposure here = req.admin ? Exposure::kAdmin : Exposure::kPublic;
   for (const Route& r : routes_) {
@@ -81,6 +82,7 @@ void Router::handle(const ExchangePtr& ex) const {
       r.fn(ex, params);
       return;
     }
+    rpc = rpc || r.name == "rpc";
     if (allow.find(r.method) == std::string::npos) {
       allow += allow.empty() ? "" : ", ";
       allow += r.method;
@@ -90,8 +92,10 @@ void Router::handle(const ExchangePtr& ex) const {
   if (bad_escape) {
     ex->respond(error_response(400, "malformed_request", "malformed percent-escape in the path"));
   } else if (!allow.empty()) {
-    Response resp = error_response(405, "method_not_allowed",
-                                   "method " + req.method + " is not allowed on " + req.path);
+    Response resp =
+        rpc ? error_response(405, "PGRST101", "Cannot use the " + req.method + " method on RPC")
+            : error_response(405, "method_not_allowed",
+                             "method " + req.method + " is not allowed on " + req.path);
     resp.add_header("Allow", allow);
     ex->respond(std::move(resp));
   } else {

@@ -26,12 +26,16 @@ def cache_stats(p):
 def cp(cluster):
     cluster.psql(Path(__file__).with_name("api_fixture.sql").read_text())
     cluster.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    cluster.psql("SELECT zonegate.watch_table('api.counter')")
+    # Each cached function says what it reads (cache.rpc.<fn>.depends_on): these read no table
+    # but grants_of_caller, which reads zonegate's, and bump, which is never cached anyway
+    # (VOLATILE) however well watched what it reads is.
     p = start_proxy(cluster, "cache", cache={
-        "rpc": {"add": {"ttl": "60s", "scope": "shared"},
-                "echo": {"ttl": "60s", "scope": "shared"},
-                "slow_stable": {"ttl": "60s", "scope": "shared"},
-                "grants_of_caller": {"ttl": "60s"},
-                "bump": {"ttl": "60s"}}})
+        "rpc": {"add": {"ttl": "60s", "scope": "shared", "depends_on": []},
+                "echo": {"ttl": "60s", "scope": "shared", "depends_on": []},
+                "slow_stable": {"ttl": "60s", "scope": "shared", "depends_on": []},
+                "grants_of_caller": {"ttl": "60s", "depends_on": ["zonegate"]},
+                "bump": {"ttl": "60s", "depends_on": ["api.counter"]}}})
     yield p
     stop_proxy(p)
 
@@ -134,7 +138,8 @@ def test_lock_timeout_lets_waiters_go_upstream(cluster, cp):
     # The waiters' queries run one after the other on a pipelined connection: the last one ends
     # after about 7.5 s, past the default deadline (7 s), which is not what this test is about.
     p = start_proxy(cluster, "locktimeout", cache={"lock_timeout": "100ms",
-                                                   "rpc": {"slow_stable": {"ttl": "60s", "scope": "shared"}}},
+                                                   "rpc": {"slow_stable": {"ttl": "60s", "scope": "shared",
+                                                                           "depends_on": []}}},
                     resilience={"deadline": "30s"})
     try:
         t = token("alice")
@@ -156,7 +161,8 @@ def test_lock_timeout_lets_waiters_go_upstream(cluster, cp):
 
 def test_byte_bound_holds_under_a_flood_of_keys(cluster, cp):
     p = start_proxy(cluster, "bytes", server={"workers": 2},
-                    cache={"max_bytes": "64KiB", "shards": 4, "rpc": {"add": {"ttl": "60s", "scope": "shared"}}})
+                    cache={"max_bytes": "64KiB", "shards": 4,
+                           "rpc": {"add": {"ttl": "60s", "scope": "shared", "depends_on": []}}})
     try:
         t = token("alice")
         peak = 0
@@ -176,8 +182,9 @@ def test_byte_bound_holds_under_a_flood_of_keys(cluster, cp):
 
 def test_ttl_and_stale_while_revalidate(cluster, cp):
     p = start_proxy(cluster, "swr", cache={"rpc": {
-        "slow_stable": {"ttl": "1s", "stale_while_revalidate": "60s", "scope": "shared"},
-        "add": {"ttl": "2s", "stale_while_revalidate": "0ms", "scope": "shared"}}})
+        "slow_stable": {"ttl": "1s", "stale_while_revalidate": "60s", "scope": "shared",
+                        "depends_on": []},
+        "add": {"ttl": "2s", "stale_while_revalidate": "0ms", "scope": "shared", "depends_on": []}}})
     try:
         t = token("alice")
         assert call(p.port, "GET", "/rpc/add?a=1&b=1", t)[1]["x-cache"] == "MISS"
@@ -288,7 +295,7 @@ def test_shared_scope_is_refused_for_functions_that_read_the_caller(cp, cluster)
         AS $$ BEGIN RETURN coalesce(nullif(current_setting('zonegate.user_id', true), ''), 'nobody'); END $$;
       CREATE OR REPLACE FUNCTION api.int_add(a int4, b int4) RETURNS int4 LANGUAGE internal IMMUTABLE STRICT
         AS 'int4pl';""")
-    shared = {"ttl": "60s", "scope": "shared"}
+    shared = {"ttl": "60s", "scope": "shared", "depends_on": []}
     p = start_proxy(cluster, "shared-scope",
                     rpc={"functions": ["who_am_i", "who_asserted", "int_add", "add"]},
                     cache={"rpc": {"who_am_i": shared, "add": shared, "int_add": shared,
@@ -435,8 +442,12 @@ def test_stale_if_error_on_statement_timeout_and_server_errors(cluster):
                     database={"conninfo": cluster.conninfo,
                               "pool": {"min": 1, "max": 2, "statement_timeout": "300ms"}},
                     rpc={"functions": ["moody"]},
+                    # api.mood is this test's fault switch, not what the answer is computed from
+                    # ("answer k" either way): declared as read, its change would drop the entry
+                    # that stale-if-error is about.
                     cache={"rpc": {"moody": {"ttl": "200ms", "stale_while_revalidate": "0ms",
-                                             "stale_if_error": "60s", "scope": "shared"}}})
+                                             "stale_if_error": "60s", "scope": "shared",
+                                             "depends_on": []}}})
     try:
         t = token("alice")
         for k, mode in ((1, "slow"), (2, "broken")):

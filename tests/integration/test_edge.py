@@ -239,7 +239,7 @@ def test_per_address_and_global_caps_refuse_with_a_clean_503(cluster):
         assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
         head, _, body = answer.partition(b"\r\n\r\n")
         assert b"Retry-After: 1" in head and b"Connection: close" in head
-        assert b"Proxy-Status: zonegate-proxy; error=connection_limit_reached" in head
+        assert b"Proxy-Status: zonegate; error=connection_limit_reached" in head
         assert json.loads(body)["code"] == "too_many_connections"
         # Another loopback address (127.0.0.2 reaches the same listener) still gets in...
         if p.port:

@@ -404,8 +404,8 @@ TEST(Config, RpcEntriesByNameAndBySignature) {
       "  trusted_owners: [api_owner, deployer]\n"
       "cache:\n"
       "  rpc:\n"
-      "    add: {scope: shared, identity_free: true}\n"
-      "    over: {scope: shared}\n",
+      "    add: {scope: shared, identity_free: true, depends_on: [zonegate]}\n"
+      "    over: {scope: shared, depends_on: [app.items]}\n",
       "s.yaml");
   ASSERT_TRUE(r.ok()) << r.errors.front().to_string();
   const auto& f = r.config.rpc.functions;

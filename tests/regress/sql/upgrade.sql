@@ -77,6 +77,8 @@ CREATE FUNCTION pg_temp.definition() RETURNS TABLE (what text, digest text) LANG
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
   WHERE c.relnamespace = 'zonegate'::regnamespace AND NOT t.tgisinternal
 $$;
+DROP EXTENSION zonegate;
+CREATE EXTENSION zonegate VERSION '0.6';
 CREATE TEMP TABLE fresh AS SELECT * FROM pg_temp.definition();
 DROP EXTENSION zonegate;
 CREATE EXTENSION zonegate VERSION '0.5';
@@ -90,5 +92,39 @@ SELECT octet_length(key) AS key_bytes FROM zonegate._notify_key;
 SELECT zonegate.zone_path(1) AS data_kept;
 SELECT f.what, f.digest = u.digest AS same_as_fresh_install
 FROM fresh f JOIN pg_temp.definition() u USING (what) ORDER BY 1;
+DROP EXTENSION zonegate;
+CREATE EXTENSION zonegate;
+
+-- 0.6 -> 0.7 adds the watching of application tables (watch_table, unwatch_table,
+-- watched_tables, their internal functions and two event triggers): an installed database
+-- gets what a fresh install has, keeps its data and its notification key, and watches a table
+-- at once.
+CREATE FUNCTION pg_temp.event_triggers() RETURNS TABLE (evtname name, evtevent name,
+    evtenabled "char", evttags text[], evtfoid text)
+  LANGUAGE sql AS $$
+  SELECT evtname, evtevent, evtenabled, evttags, evtfoid::regproc::text FROM pg_event_trigger ORDER BY 1
+$$;
+TRUNCATE fresh;
+INSERT INTO fresh SELECT * FROM pg_temp.definition();
+CREATE TEMP TABLE fresh_events AS SELECT * FROM pg_temp.event_triggers();
+SELECT * FROM fresh_events;
+DROP EXTENSION zonegate;
+SELECT count(*) AS event_triggers_left FROM pg_event_trigger;
+CREATE EXTENSION zonegate VERSION '0.6';
+INSERT INTO zonegate.zones (id, code, name, level) VALUES (1, 'A', 'A', 'province');
+CREATE TEMP TABLE key_before AS SELECT key FROM zonegate._notify_key;
+ALTER EXTENSION zonegate UPDATE TO '0.7';
+SELECT extversion FROM pg_extension WHERE extname = 'zonegate';
+SELECT zonegate.zone_path(1) AS data_kept,
+       (SELECT key FROM zonegate._notify_key) = (SELECT key FROM key_before) AS key_kept;
+SELECT f.what, f.digest = u.digest AS same_as_fresh_install
+FROM fresh f JOIN pg_temp.definition() u USING (what) ORDER BY 1;
+SELECT (SELECT string_agg(e::text, '|' ORDER BY e.evtname) FROM fresh_events e) =
+       (SELECT string_agg(e::text, '|' ORDER BY e.evtname) FROM pg_temp.event_triggers() e)
+       AS same_event_triggers;
+CREATE TABLE public.watched_after_update (id int);
+SELECT zonegate.watch_table('public.watched_after_update');
+SELECT table_name, watched FROM zonegate.watched_tables();
+DROP TABLE public.watched_after_update;
 DROP EXTENSION zonegate;
 CREATE EXTENSION zonegate;
