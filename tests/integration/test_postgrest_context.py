@@ -34,7 +34,8 @@ def config(cluster, **over):
         "auth": {"jwt": {"secret": SECRET}, "anon_role": ANON},
         "rpc": {"schema": "pgr", "functions": FUNCTIONS, "pre_request": "pre_check",
                 "tx_end": "commit-allow-override"},
-        "cache": {"rpc": {"cached_role": {"ttl": "60s"}, "tagged": {"ttl": "60s"}}},
+        "cache": {"rpc": {"cached_role": {"ttl": "60s", "depends_on": []},
+                          "tagged": {"ttl": "60s", "depends_on": []}}},
         "log": {"level": "info"},
     }
     for k, v in over.items():
