@@ -73,7 +73,8 @@ void ResponseCache::answer_entry(const Asker& asker, const std::string& route_na
   a.shared_body = std::shared_ptr<const std::string>(entry, &e.body);
   a.content_type = e.content_type;
   a.outcome = outcome;
-  a.headers.reserve(4);
+  a.headers.reserve(4 + e.headers.size());
+  a.headers = e.headers;
   a.headers.push_back({"ETag", e.etag});
   a.headers.push_back({"Age", std::to_string(age_seconds(e, store_.now_ms()))});
   a.headers.push_back({"X-Cache", upper(outcome)});
@@ -92,6 +93,7 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
   auto e = std::make_shared<Entry>();
   e->status = r.status;
   e->content_type = r.content_type;
+  e->headers = r.headers;
   e->body = r.bytes();
   e->etag = make_etag(e->body);
   e->route = key.route;

@@ -103,8 +103,11 @@ int64_t age_seconds(const Entry& e, int64_t now_ms) {
 
 size_t Entry::bytes(size_t key_size) const {
   // The strings plus a fixed estimate of the node, maps and control block.
+  size_t extra = 0;
+  for (const Field& h : headers)
+    extra += h.name.size() + h.value.size() + sizeof(Field);
   return key_size * 2 + body.size() + content_type.size() + etag.size() + route.size() +
-         tag.size() * 2 + sizeof(Entry) + 160;
+         tag.size() * 2 + extra + sizeof(Entry) + 160;
 }
 
 Store::Store(size_t max_bytes, size_t shards, Clock clock) : clock_(std::move(clock)) {

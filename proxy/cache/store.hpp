@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/field.hpp"
+
 namespace zonegate::cache {
 
 // A stored response and its lifetimes (RFC 5861): fresh until fresh_until; then served stale
@@ -24,9 +26,10 @@ struct Entry {
   int status = 200;
   std::string content_type;
   std::string body;
-  std::string etag;   // strong validator: a hash of the body
-  std::string route;  // for per-route purge and stats
-  std::string tag;    // the user the entry is about ("" for shared entries)
+  std::vector<Field> headers;  // the upstream's own (Content-Range, ...), sent with every answer
+  std::string etag;            // strong validator: a hash of the body
+  std::string route;           // for per-route purge and stats
+  std::string tag;             // the user the entry is about ("" for shared entries)
   int64_t stored_ms = 0;
   int64_t fresh_until_ms = 0;
   int64_t swr_until_ms = 0;
