@@ -98,29 +98,6 @@ rapidjson::Document parse_json(const std::string& text) {
 
 }  // namespace
 
-std::string quote_ident(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string pg_text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
 pg::Statement catalog_statement(const CatalogQuery& q) {
   return pg::make_statement(kCatalogSql,
                             {q.schema, pg_text_array(q.names), pg_text_array(q.signature_oids),

@@ -1,13 +1,17 @@
 // PostgREST-compatible /rpc/{fn}: named arguments from a JSON body (POST) or the query string
 // (GET, STABLE/IMMUTABLE functions only), only for allow-listed overloads with a trusted owner
-// (api/catalog.hpp). The arguments are decoded by api/rpc_args.cpp; SQL is built from the
-// catalog's identifiers and types only; request values are always bound parameters.
+// (api/catalog.hpp). The arguments are decoded by api/rpc_args.cpp; what the request asks of the
+// result (select=, filters, order=, paging, Accept, Prefer) and the one statement around the
+// call by api/rpc_query.cpp; SQL is built from the catalog's identifiers and fixed text only;
+// request values are always bound parameters.
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "api/app.hpp"
 #include "api/errors.hpp"
 #include "api/rpc_args.hpp"
+#include "api/rpc_query.hpp"
 
 namespace zonegate::api {
 
@@ -23,24 +27,6 @@ const pg::Statement& claims_stmt() {
       "pg_catalog.set_config('request.jwt.claims', $2, true)",
       {});
   return s;
-}
-
-// The call of the chosen overload, schema-qualified, each argument named and cast to its type.
-std::string call_sql(const RpcFunction& f, const std::vector<size_t>& used) {
-  std::string call = quote_ident(f.schema) + "." + quote_ident(f.name) + "(";
-  for (size_t i = 0; i < used.size(); ++i) {
-    const RpcArg& a = f.args[used[i]];
-    if (i > 0) call += ", ";
-    call += quote_ident(a.name) + " => $" + std::to_string(i + 1) + "::" + a.type;
-  }
-  call += ")";
-  if (f.returns_void) return "SELECT " + call;
-  if (f.returns_set) {
-    return "SELECT coalesce(pg_catalog.jsonb_agg(_r), '[]'::pg_catalog.jsonb)::text FROM " + call +
-           " AS _r";
-  }
-  if (f.returns_composite) return "SELECT pg_catalog.to_jsonb(_r)::text FROM " + call + " AS _r";
-  return "SELECT pg_catalog.to_jsonb(" + call + ")::text";
 }
 
 // PostgREST's answer for a function (or overload) that is not reachable.
@@ -71,19 +57,59 @@ config::CachePolicy call_policy(const App& app, const Catalog& cat, const std::s
   return p;
 }
 
-// One /rpc call: decode, resolve among the reachable overloads, then serve through the cache.
+// What the request says that /rpc reads: method, headers (every Prefer), query and body.
+rpc::CallInput call_input(const http::Request& req, const std::string& fn) {
+  rpc::CallInput in;
+  in.method = req.method;
+  in.function = fn;
+  in.content_type = req.header("content-type");
+  in.accept = req.header("accept");
+  in.range = req.header("range");
+  for (const http::Header& h : req.headers) {
+    if (h.name == "prefer") in.prefer.emplace_back(h.value);
+  }
+  in.query = req.query;
+  in.body = req.body;
+  return in;
+}
+
+// Turns a database answer into the response: a success through the plan's shaping, the error a
+// single-object request raises when the result is not one row as 406 PGRST116, any other
+// failure through the one error mapping (api/errors.hpp). Like database_upstream, with that one
+// error read.
+cache::Upstream rpc_upstream(const ExchangePtr& ex, pg::Job job,
+                             std::shared_ptr<const rpc::Plan> plan) {
+  return [ex, job = std::move(job), plan = std::move(plan)](cache::Reply done) {
+    pg::Job j = job;
+    j.done = [ex, plan, done = std::move(done)](const pg::Result& r) {
+      ex->upstream_ns += r.upstream_ns;
+      http::Response resp;
+      if (r.ok()) {
+        resp = rpc::shape(*plan, r);
+      } else if (!rpc::singular_failure(r, resp)) {
+        resp = error_from_result(r);
+      }
+      cache::Answer a;
+      a.status = resp.status;
+      a.content_type = std::move(resp.content_type);
+      a.body = std::move(resp.body);
+      a.shared_body = std::move(resp.shared_body);
+      a.headers = std::move(resp.headers);
+      done(std::move(a));
+    };
+    worker_state(ex).submit(ex, std::move(j));
+  };
+}
+
+// One /rpc call: decode, resolve among the reachable overloads, plan the statement around the
+// call (api/rpc_query.hpp), then serve through the cache.
 void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
   auth::Claims claims;
   if (!authenticate(ex, claims)) return;
   const config::RpcConfig& rpc = app.cfg().rpc;
-  rpc::CallInput in;
-  in.method = ex->req.method;
-  in.content_type = ex->req.header("content-type");
-  in.query = ex->req.query;
-  in.body = ex->req.body;
   rpc::DecodedArgs args;
   http::Response refusal;
-  if (!rpc::decode_args(in, args, refusal)) {
+  if (!rpc::decode_args(call_input(ex->req, fn), args, refusal)) {
     ex->respond(std::move(refusal));
     return;
   }
@@ -95,9 +121,20 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
     ex->respond(not_found(rpc.schema, fn, args));
     return;
   }
+  if (!rpc::adopt_arguments(found->second, args, refusal)) {
+    ex->respond(std::move(refusal));
+    return;
+  }
   std::vector<size_t> used;
-  const RpcFunction* f = rpc::resolve(found->second, args, used);
+  bool whole_body = false;
+  const RpcFunction* f = rpc::choose(found->second, args, used, whole_body);
   if (f == nullptr) {
+    if (args.body && !args.body->IsObject() && !args.query.single_object) {
+      ex->respond(http::error_response(400, "PGRST102",
+                                       "the body must be a JSON object of named arguments", "",
+                                       "or the function must take one unnamed json argument"));
+      return;
+    }
     ex->respond(not_found(rpc.schema, fn, args));
     return;
   }
@@ -109,13 +146,22 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
     ex->respond(std::move(r));
     return;
   }
-  std::vector<std::optional<std::string>> params = rpc::bind_params(*f, used, args);
+  std::vector<std::optional<std::string>> params =
+      whole_body ? std::vector<std::optional<std::string>>{rpc::whole_body_param(args)}
+                 : rpc::bind_params(*f, used, args);
+  auto plan = std::make_shared<rpc::Plan>();
+  if (!rpc::plan_call(*f, rpc::call_sql(*f, used, whole_body), params.size(), args.query, *plan,
+                      refusal)) {
+    ex->respond(std::move(refusal));
+    return;
+  }
   const config::CachePolicy policy = call_policy(app, *cat, fn, *f);
   // A shared answer is computed without the caller's identity, so it cannot depend on who
   // asked whatever the function reads (docs/CONFIG.md, "cache"); per-user calls run as the
   // caller, keyed and tagged by the caller.
   const bool shared = policy.enabled && policy.shared;
-  std::string key = rpc::cache_key(fn, *f, used, params, shared ? nullptr : &claims.subject);
+  std::string key =
+      rpc::cache_key(fn, *f, used, params, shared ? nullptr : &claims.subject, plan->cache_part);
   std::string tag = shared ? std::string() : claims.subject;
 
   pg::Job job;
@@ -124,16 +170,13 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
     who.params = {claims.subject, claims.json};
     job.statements.push_back(std::move(who));
   }
-  job.statements.push_back(pg::make_statement(call_sql(*f, used), std::move(params)));
+  // The call is one statement whose first column, `body`, is the answer (page_total and total
+  // follow): statements may be added before or after it.
+  params.insert(params.end(), plan->params.begin(), plan->params.end());
+  job.statements.push_back(pg::make_statement(plan->sql, std::move(params)));
   job.read_only = f->volatility != 'v';  // STABLE and IMMUTABLE functions may be retried
-  bool void_fn = f->returns_void;
-  cache::Upstream upstream = database_upstream(ex, std::move(job), [void_fn](const pg::Result& r) {
-    if (void_fn) return http::Response(204, "");
-    const std::optional<std::string>* v = r.scalar();
-    return http::Response(200, (v != nullptr && *v) ? **v : std::string("null"));
-  });
   app.serve_cached(ex, policy, cache::CacheKey{"rpc:" + fn, std::move(key), std::move(tag)},
-                   std::move(upstream));
+                   rpc_upstream(ex, std::move(job), std::move(plan)));
 }
 
 }  // namespace

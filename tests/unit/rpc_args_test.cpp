@@ -71,8 +71,15 @@ TEST(RpcArgs, QueryStringForGetAndHead) {
 }
 
 TEST(RpcArgs, PostBodiesByContentType) {
-  Call form = decode("POST", "q=ignored", "a=1&b=2", &kForm);
+  Call form = decode("POST", "id=eq.1", "a=1&b=2", &kForm);
   ASSERT_TRUE(form.ok);
+  // A POST's query parameters are filters on the result, never arguments.
+  ASSERT_EQ(form.args.query.filters.size(), 1u);
+  EXPECT_EQ(form.args.query.filters[0].name, "id");
+  Call not_filter = decode("POST", "q=ignored", "a=1&b=2", &kForm);
+  EXPECT_FALSE(not_filter.ok);
+  EXPECT_EQ(not_filter.error.status, 400);
+  EXPECT_EQ(code_of(not_filter.error), "PGRST100");
   EXPECT_FALSE(form.args.is_get);
   ASSERT_EQ(form.args.args.size(), 2u);
   EXPECT_EQ(*form.args.args[1].second, "2");
@@ -85,7 +92,7 @@ TEST(RpcArgs, PostBodiesByContentType) {
     EXPECT_FALSE(json.args.args[1].second);  // JSON values stay in the body
     EXPECT_TRUE(json.args.body);
   }
-  Call empty = decode("POST", "a=1", "", &kJson);
+  Call empty = decode("POST", "a=eq.1", "", &kJson);
   ASSERT_TRUE(empty.ok);
   EXPECT_TRUE(empty.args.args.empty());
 
@@ -93,12 +100,30 @@ TEST(RpcArgs, PostBodiesByContentType) {
   Call unsupported = decode("POST", "", "<a/>", &xml);
   EXPECT_FALSE(unsupported.ok);
   EXPECT_EQ(unsupported.error.status, 415);
-  EXPECT_EQ(code_of(unsupported.error), "PGRST107");
-  for (const char* body : {"[1]", "{\"a\": 1,", "\"x\"", "{} {}"}) {
+  EXPECT_EQ(code_of(unsupported.error), "PGRST102");
+  for (const char* body : {"{\"a\": 1,", "{} {}", "[1e400]"}) {
     Call bad = decode("POST", "", body, &kJson);
     EXPECT_FALSE(bad.ok) << body;
     EXPECT_EQ(code_of(bad.error), "PGRST102") << body;
   }
+  // Another JSON value is kept whole, for a function that takes the body as its one argument.
+  for (const char* body : {"[1]", "\"x\"", "5"}) {
+    Call whole = decode("POST", "", body, &kJson);
+    ASSERT_TRUE(whole.ok) << body;
+    EXPECT_TRUE(whole.args.args.empty());
+    EXPECT_EQ(rpc::whole_body_param(whole.args), body);
+  }
+  const std::string text = "text/plain; charset=utf-8";
+  Call plain = decode("POST", "", "hello", &text);
+  ASSERT_TRUE(plain.ok);
+  EXPECT_EQ(plain.args.body_kind, rpc::BodyKind::kText);
+  EXPECT_EQ(rpc::whole_body_param(plain.args), "hello");
+  const std::string octets = "application/octet-stream";
+  Call binary = decode("POST", "", std::string("\x01\xff\0", 3), &octets);
+  ASSERT_TRUE(binary.ok);
+  EXPECT_EQ(rpc::whole_body_param(binary.args), "\\x01ff00");
+  Call nul = decode("POST", "", std::string("a\0b", 3), &text);
+  EXPECT_FALSE(nul.ok);
   Call bad_form = decode("POST", "", "a=%", &kForm);
   EXPECT_FALSE(bad_form.ok);
   EXPECT_EQ(code_of(bad_form.error), "PGRST100");
