@@ -60,10 +60,12 @@ http::Response no_column(const RpcFunction& f, const std::string& column) {
   std::string cols;
   for (const RpcColumn& c : f.columns)
     cols += (cols.empty() ? "" : ", ") + c.name;
-  return http::error_response(400, "42703",
-                              "column " + f.name + "." + echo(column) + " does not exist", "",
-                              cols.empty() ? std::string("the result has no named columns")
-                                           : "the result's columns are: " + cols);
+  return http::error_response(
+      400, "42703", "column " + f.name + "." + echo(column) + " does not exist", "",
+      !cols.empty()         ? "the result's columns are: " + cols
+      : f.returns_composite ? std::string("it returns record: declare OUT parameters or "
+                                          "RETURNS TABLE to name its columns")
+                            : std::string("the result has no columns"));
 }
 
 http::Response too_many(const std::string& what, size_t cap) {

@@ -250,3 +250,66 @@ TEST(RpcArgs, JsonTextMatchesRapidjsonsWriter) {
     EXPECT_EQ(rpc::json_text(d), std::string(buf.GetString(), buf.GetSize())) << text;
   }
 }
+
+TEST(RpcArgs, OnGetAnOperatorExpressionIsAFilterUnlessItNamesOnlyAnInput) {
+  RpcFunction search = fn(1, {{"category", "text", true}, {"msg", "text", true}});
+  search.columns = {{"category", "text"}, {"n", "integer"}};
+  std::vector<RpcFunction> overloads = {search};
+  Call c =
+      decode("GET", "category=eq.fruit&msg=eq.hi&n=gt.1&select=n&order=n&limit=1", "", nullptr);
+  ASSERT_TRUE(c.ok);
+  EXPECT_TRUE(c.args.args.empty());
+  ASSERT_EQ(c.args.query.filters.size(), 3u);
+  zonegate::http::Response error;
+  ASSERT_TRUE(rpc::adopt_arguments(overloads, c.args, error));
+  // msg is an input and no column: the argument "eq.hi"; category is both: a filter.
+  ASSERT_EQ(c.args.args.size(), 1u);
+  EXPECT_EQ(c.args.args[0].first, "msg");
+  EXPECT_EQ(*c.args.args[0].second, "eq.hi");
+  ASSERT_EQ(c.args.query.filters.size(), 2u);
+  EXPECT_EQ(c.args.query.filters[0].name, "category");
+  EXPECT_EQ(c.args.query.filters[1].name, "n");
+
+  Call twice = decode("GET", "msg=hi&msg=eq.hi", "", nullptr);
+  ASSERT_TRUE(twice.ok);
+  EXPECT_FALSE(rpc::adopt_arguments(overloads, twice.args, error));
+  EXPECT_EQ(code_of(error), "PGRST100");
+}
+
+TEST(RpcArgs, TheWholeBodyGoesToOneInput) {
+  RpcFunction named = fn(1, {{"a", "integer", false}});
+  RpcFunction json = fn(2, {{"", "jsonb", false}});
+  RpcFunction text = fn(3, {{"", "text", false}});
+  RpcFunction doc = fn(4, {{"doc", "json", false}});
+  std::vector<RpcFunction> overloads = {named, json, text};
+  std::vector<size_t> used;
+  bool whole = false;
+  auto pick = [&](const std::vector<RpcFunction>& o, const Call& c) {
+    EXPECT_TRUE(c.ok) << c.error.body;
+    const RpcFunction* f = rpc::choose(o, c.args, used, whole);
+    return f == nullptr ? 0u : f->oid;
+  };
+  EXPECT_EQ(pick(overloads, decode("POST", "", R"({"a": 1})", &kJson)), 1u);
+  EXPECT_FALSE(whole);
+  EXPECT_EQ(pick(overloads, decode("POST", "", R"({"x": 1})", &kJson)), 2u);  // the fallback
+  EXPECT_TRUE(whole);
+  EXPECT_EQ(used, std::vector<size_t>{0});
+  EXPECT_EQ(pick(overloads, decode("POST", "", "[1, 2]", &kJson)), 2u);
+  EXPECT_EQ(pick(overloads, decode("POST", "", "", &kJson)), 2u);  // {}: no overload without inputs
+  const std::string plain = "text/plain";
+  EXPECT_EQ(pick(overloads, decode("POST", "", "hi", &plain)), 3u);
+  EXPECT_EQ(pick(overloads, decode("GET", "x=1", "", nullptr)), 0u);
+  // params=single-object: the one json or jsonb input, named or not, gets the body.
+  Call single;
+  rpc::CallInput in;
+  in.method = "POST";
+  in.content_type = &kJson;
+  in.body = R"({"a": 1})";
+  in.prefer = {"params=single-object"};
+  single.ok = rpc::decode_args(in, single.args, single.error);
+  EXPECT_TRUE(single.args.args.empty());
+  EXPECT_EQ(pick({named, doc}, single), 4u);
+  EXPECT_TRUE(whole);
+  EXPECT_EQ(rpc::whole_body_param(single.args), R"({"a":1})");
+  EXPECT_EQ(pick({named}, single), 0u);
+}
