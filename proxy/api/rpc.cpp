@@ -4,6 +4,7 @@
 // result (select=, filters, order=, paging, Accept, Prefer) and the one statement around the
 // call by api/rpc_query.cpp; SQL is built from the catalog's identifiers and fixed text only;
 // request values are always bound parameters.
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,11 +77,11 @@ rpc::CallInput call_input(const http::Request& req, const std::string& fn) {
 // Turns a database answer into the response: a success through the plan's shaping, the error a
 // single-object request raises when the result is not one row as 406 PGRST116, any other
 // failure through the one error mapping (api/errors.hpp). Like database_upstream, with that one
-// error read.
-cache::Upstream rpc_upstream(const ExchangePtr& ex, pg::Job job,
+// error read, and the job made only when the cache has no answer (a hit builds no SQL).
+cache::Upstream rpc_upstream(const ExchangePtr& ex, std::function<pg::Job()> make_job,
                              std::shared_ptr<const rpc::Plan> plan) {
-  return [ex, job = std::move(job), plan = std::move(plan)](cache::Reply done) {
-    pg::Job j = job;
+  return [ex, make_job = std::move(make_job), plan = std::move(plan)](cache::Reply done) {
+    pg::Job j = make_job();
     j.done = [ex, plan, done = std::move(done)](const pg::Result& r) {
       ex->upstream_ns += r.upstream_ns;
       http::Response resp;
@@ -150,8 +151,7 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
       whole_body ? std::vector<std::optional<std::string>>{rpc::whole_body_param(args)}
                  : rpc::bind_params(*f, used, args);
   auto plan = std::make_shared<rpc::Plan>();
-  if (!rpc::plan_call(*f, rpc::call_sql(*f, used, whole_body), params.size(), args.query, *plan,
-                      refusal)) {
+  if (!rpc::plan_call(*f, params.size(), args.query, *plan, refusal)) {
     ex->respond(std::move(refusal));
     return;
   }
@@ -164,19 +164,27 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
       rpc::cache_key(fn, *f, used, params, shared ? nullptr : &claims.subject, plan->cache_part);
   std::string tag = shared ? std::string() : claims.subject;
 
-  pg::Job job;
-  if (!shared) {
-    pg::Statement who = claims_stmt();
-    who.params = {claims.subject, claims.json};
-    job.statements.push_back(std::move(who));
-  }
-  // The call is one statement whose first column, `body`, is the answer (page_total and total
-  // follow): statements may be added before or after it.
-  params.insert(params.end(), plan->params.begin(), plan->params.end());
-  job.statements.push_back(pg::make_statement(plan->sql, std::move(params)));
-  job.read_only = f->volatility != 'v';  // STABLE and IMMUTABLE functions may be retried
+  // The job, made when the cache has no answer. `f` lives as long as `cat`, which it holds.
+  auto make_job = [cat, f, used = std::move(used), whole_body, params = std::move(params), plan,
+                   shared, subject = std::move(claims.subject),
+                   claims_json = std::move(claims.json)]() {
+    pg::Job job;
+    if (!shared) {
+      pg::Statement who = claims_stmt();
+      who.params = {subject, claims_json};
+      job.statements.push_back(std::move(who));
+    }
+    // The call is one statement whose first column, `body`, is the answer (page_total and
+    // total follow): statements may be added before or after it.
+    std::vector<std::optional<std::string>> values = params;
+    values.insert(values.end(), plan->params.begin(), plan->params.end());
+    job.statements.push_back(pg::make_statement(
+        plan->statement(rpc::call_sql(*f, used, whole_body)), std::move(values)));
+    job.read_only = f->volatility != 'v';  // STABLE and IMMUTABLE functions may be retried
+    return job;
+  };
   app.serve_cached(ex, policy, cache::CacheKey{"rpc:" + fn, std::move(key), std::move(tag)},
-                   rpc_upstream(ex, std::move(job), std::move(plan)));
+                   rpc_upstream(ex, std::move(make_job), std::move(plan)));
 }
 
 }  // namespace

@@ -743,7 +743,9 @@ bool split_query(std::vector<std::pair<std::string, std::string>>& pairs, bool i
     }
     Filter f;
     std::string why;
-    if (parse_filter_value(v, f, why) == FilterParse::kNotAFilter) {
+    // Every operator expression has a dot (eq., not., in.): most arguments need no parsing.
+    if (v.find('.') == std::string::npos ||
+        parse_filter_value(v, f, why) == FilterParse::kNotAFilter) {
       if (is_get) {
         args.emplace_back(std::move(k), std::move(v));
         continue;
@@ -857,8 +859,8 @@ std::string call_sql(const RpcFunction& f, const std::vector<size_t>& used, bool
   return call + ")";
 }
 
-bool plan_call(const RpcFunction& f, const std::string& call, size_t call_params,
-               const QueryRequest& q, Plan& out, http::Response& error) {
+bool plan_call(const RpcFunction& f, size_t call_params, const QueryRequest& q, Plan& out,
+               http::Response& error) {
   out = Plan();
   out.media = q.media;
   out.strip_nulls = q.strip_nulls;
@@ -965,31 +967,33 @@ bool plan_call(const RpcFunction& f, const std::string& call, size_t call_params
   out.plain = all_columns && filters.empty() && q.order.empty() && !q.limit && lower == 0 &&
               !q.has_range && !out.count && q.media == Media::kJson && !q.strip_nulls &&
               out.applied.empty();
+  // The statement is `before` + the call + `after`: the call is built only when the cache has no
+  // answer, and the plain ones are a few constants.
+  // A plain statement leaves out the counts it does not need: one row of a non-set result is
+  // one row, and nothing was asked to be counted.
   if (f.returns_void) {
     // PostgREST answers 204 whatever was asked of a void result.
     out.plain = true;
-    out.sql =
-        "SELECT NULL::pg_catalog.text AS body, 1::pg_catalog.int8 AS page_total, "
-        "NULL::pg_catalog.int8 AS total FROM " +
-        call + " AS _r";
+    out.before = "SELECT NULL::pg_catalog.text AS body FROM ";
+    out.after = " AS _r";
     return true;
   }
   if (out.plain) {
     if (!f.returns_set && scalar) {
-      out.sql = "SELECT pg_catalog.to_json(" + call + ")::pg_catalog.text AS body, " +
-                "1::pg_catalog.int8" + kTail + "NULL::pg_catalog.int8 AS total";
+      out.before = "SELECT pg_catalog.to_json(";
+      out.after = ")::pg_catalog.text AS body";
     } else if (!f.returns_set) {
-      out.sql = "SELECT pg_catalog.to_json(_r)::pg_catalog.text AS body, 1::pg_catalog.int8" +
-                std::string(kTail) + "NULL::pg_catalog.int8 AS total FROM " + call + " AS _r";
+      out.before = "SELECT pg_catalog.to_json(_r)::pg_catalog.text AS body FROM ";
+      out.after = " AS _r";
     } else if (scalar) {
-      out.sql = "SELECT coalesce(pg_catalog.json_agg(_r." + fq +
-                "), '[]')::pg_catalog.text AS body, pg_catalog.count(*)" + kTail +
-                "NULL::pg_catalog.int8 AS total FROM " + call + " AS _r(" + fq + ")";
+      out.before = "SELECT coalesce(pg_catalog.json_agg(_r." + fq +
+                   "), '[]')::pg_catalog.text AS body, pg_catalog.count(*) AS page_total FROM ";
+      out.after = " AS _r(" + fq + ")";
     } else {
-      out.sql =
+      out.before =
           "SELECT coalesce(pg_catalog.json_agg(_r), '[]')::pg_catalog.text AS body, "
-          "pg_catalog.count(*)" +
-          std::string(kTail) + "NULL::pg_catalog.int8 AS total FROM " + call + " AS _r";
+          "pg_catalog.count(*) AS page_total FROM ";
+      out.after = " AS _r";
     }
     return true;
   }
@@ -999,7 +1003,7 @@ bool plan_call(const RpcFunction& f, const std::string& call, size_t call_params
     out.params.push_back(std::move(v));
     return "$" + std::to_string(++next);
   };
-  const std::string src = call + " AS _r" + (scalar ? "(" + fq + ")" : "");
+  const std::string alias = std::string(" AS _r") + (scalar ? "(" + fq + ")" : "");
 
   std::string where;
   for (const Filter& flt : filters) {
@@ -1096,14 +1100,19 @@ bool plan_call(const RpcFunction& f, const std::string& call, size_t call_params
     body = "coalesce(" + stripped(agg) + ", '[]')";
   }
 
-  std::string sql;
-  if (out.count) sql = "WITH _src AS MATERIALIZED (SELECT * FROM " + src + where + ") ";
-  sql += "SELECT (" + body + ")::pg_catalog.text AS body, " +
-         (f.returns_set ? "pg_catalog.count(*)" : "1::pg_catalog.int8") + kTail +
-         (out.count ? "(SELECT pg_catalog.count(*) FROM _src)" : "NULL::pg_catalog.int8") +
-         " AS total FROM (SELECT " + columns + " FROM " +
-         (out.count ? std::string("_src AS _r") : src + where) + order + page + ") _s";
-  out.sql = std::move(sql);
+  const std::string select =
+      "SELECT (" + body + ")::pg_catalog.text AS body, " +
+      (f.returns_set ? "pg_catalog.count(*)" : "1::pg_catalog.int8") + kTail +
+      (out.count ? "(SELECT pg_catalog.count(*) FROM _src)" : "NULL::pg_catalog.int8") +
+      " AS total FROM (SELECT " + columns + " FROM ";
+  if (out.count) {
+    // Filtered once, counted and paged from the same rows: the function runs once.
+    out.before = "WITH _src AS MATERIALIZED (SELECT * FROM ";
+    out.after = alias + where + ") " + select + "_src AS _r" + order + page + ") _s";
+  } else {
+    out.before = select;
+    out.after = alias + where + order + page + ") _s";
+  }
 
   // The statement and its values say everything the database answers; the media type and the
   // preferences say the rest of the response.
@@ -1112,7 +1121,8 @@ bool plan_call(const RpcFunction& f, const std::string& call, size_t call_params
   cache::append_key_part(out.cache_part, std::to_string(out.lower));
   for (const std::string& a : out.applied)
     cache::append_key_part(out.cache_part, a);
-  cache::append_key_part(out.cache_part, out.sql);
+  cache::append_key_part(out.cache_part, out.before);
+  cache::append_key_part(out.cache_part, out.after);
   cache::append_key_part(out.cache_part, std::to_string(out.params.size()));
   for (const auto& p : out.params)
     cache::append_key_value(out.cache_part, p);
@@ -1141,20 +1151,23 @@ http::Response shape(const Plan& plan, const pg::Result& r) {
                           : std::string("*");
   range += "/" + (total ? std::to_string(*total) : std::string("*"));
 
-  http::Response resp;
-  if (plan.returns_void) {
-    resp = http::Response(204, "");
-  } else if (total && lower > *total) {
-    resp = range_error("An offset of " + std::to_string(lower) +
-                       " was requested, but there are only " + std::to_string(*total) + " rows.");
-  } else {
+  http::Response resp = [&] {
+    if (plan.returns_void) return http::Response(204, "");
+    if (total && lower > *total) {
+      return range_error("An offset of " + std::to_string(lower) +
+                         " was requested, but there are only " + std::to_string(*total) + " rows.");
+    }
     const std::optional<std::string>* body = cell(0);
-    std::string text = body != nullptr && *body    ? **body
-                       : plan.media == Media::kCsv ? std::string()
-                                                   : std::string("null");
-    resp = http::Response(total && (1 + upper - lower) < *total ? 206 : 200, std::move(text));
-    resp.content_type = content_type(plan.media, plan.strip_nulls);
-  }
+    http::Response ok(total && (1 + upper - lower) < *total ? 206 : 200,
+                      body != nullptr && *body    ? **body
+                      : plan.media == Media::kCsv ? std::string()
+                                                  : std::string("null"));
+    if (plan.media != Media::kJson || plan.strip_nulls) {
+      ok.content_type = content_type(plan.media, plan.strip_nulls);
+    }
+    return ok;
+  }();
+  resp.headers.reserve(2);
   resp.add_header("Content-Range", std::move(range));
   if (!plan.applied.empty()) {
     std::string applied;

@@ -141,10 +141,15 @@ bool read_headers(const std::string* accept, const std::vector<std::string_view>
 std::string call_sql(const RpcFunction& f, const std::vector<size_t>& used, bool whole_body);
 
 // The one statement of a call and what shaping its answer needs. The statement's one row has
-// `body` (text: the answer), `page_total` (rows in this page) and `total` (rows in all pages
-// when counted, else NULL).
+// `body` (text: the answer) first, then `page_total` (rows in this page; left out of a plain
+// call of a non-set function: one) and `total` (rows in all pages when counted, else NULL; left
+// out of a plain call).
 struct Plan {
-  std::string sql;
+  // The statement is before + the call (call_sql) + after: the call is put in only when the
+  // statement runs (a cache hit builds no SQL).
+  std::string before;
+  std::string after;
+  std::string statement(const std::string& call) const { return before + call + after; }
   std::vector<std::optional<std::string>> params;  // the query's own, numbered after the call's
   bool plain = true;       // nothing asked of the result: the fast statement, the call's cache key
   std::string cache_part;  // what the query adds to the cache key ("" when plain)
@@ -157,11 +162,11 @@ struct Plan {
   std::vector<std::string> applied;  // Preference-Applied
 };
 
-// Plans the statement around `call` (which binds $1..$call_params) for `f` and `q`. False with
+// Plans the statement around a call of `f` (which binds $1..$call_params) for `q`. False with
 // the answer to send: 400 42703 for a column the result does not have, 400 PGRST100 for a filter
 // that does not parse or a cap passed, 416 PGRST103 for an empty range.
-bool plan_call(const RpcFunction& f, const std::string& call, size_t call_params,
-               const QueryRequest& q, Plan& out, http::Response& error);
+bool plan_call(const RpcFunction& f, size_t call_params, const QueryRequest& q, Plan& out,
+               http::Response& error);
 
 // The response for a successful result of the plan's statement: 204 for void, else the body with
 // Content-Type, Content-Range and Preference-Applied, 206 for a partial page of a counted result
