@@ -6,6 +6,7 @@ CSV, nulls=stripped), the Content-Types of a POST, JSON byte for byte as PostgRE
 select/filter strings refused before any SQL, and @supabase/postgrest-js driving all of it."""
 import json
 import subprocess
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -68,11 +69,22 @@ def psql_ids(cluster, where):
 
 
 def jobs(p):
-    text = http(p.admin_port, "GET", "/metrics")[2].decode()
-    for line in text.splitlines():
-        if line.startswith("zonegate_pool_jobs_total "):
-            return int(float(line.split()[1]))
-    raise AssertionError("no zonegate_pool_jobs_total")
+    """zonegate_pool_jobs_total once it has settled: workers publish their pool figures every
+    100 ms, so a job of an earlier request may show up late; read until two reads a few
+    publications apart agree."""
+    def read():
+        text = http(p.admin_port, "GET", "/metrics")[2].decode()
+        for line in text.splitlines():
+            if line.startswith("zonegate_pool_jobs_total "):
+                return int(float(line.split()[1]))
+        raise AssertionError("no zonegate_pool_jobs_total")
+    last = read()
+    while True:
+        time.sleep(0.3)
+        now = read()
+        if now == last:
+            return now
+        last = now
 
 
 # ---------------------------------------------------------------- JSON as PostgREST
