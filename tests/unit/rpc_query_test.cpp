@@ -11,7 +11,6 @@
 #include "api/rpc_query.hpp"
 #include "common/json.hpp"
 
-using zonegate::api::RpcColumn;
 using zonegate::api::RpcFunction;
 namespace rpc = zonegate::api::rpc;
 using zonegate::http::Response;
