@@ -11,8 +11,9 @@ namespace zonegate::api {
 
 namespace {
 
-// Columns 0-15 describe one allow-listed overload; the trailing row (column 0 NULL) carries the
-// zone_at check (10) and the schema's state (16-19). An owner is trusted when it is a superuser
+// Columns 0-15 and 20 (the result's columns: [[name, type], ...]) describe one allow-listed
+// overload; the trailing row (column 0 NULL) carries the zone_at check (10) and the schema's
+// state (16-19). An owner is trusted when it is a superuser
 // or has the privileges (pg_has_role USAGE: itself, or a role it inherits) of the schema's owner
 // (so the database owner for public, owned by pg_database_owner) or of a listed role.
 constexpr const char* kCatalogSql =
@@ -36,7 +37,21 @@ constexpr const char* kCatalogSql =
     "       l.lanname, "
     "       CASE WHEN p.proname = ANY ($5::pg_catalog.text[]) "
     "            THEN coalesce(pg_catalog.pg_get_function_sqlbody(p.oid), p.prosrc) END, "
-    "       NULL::boolean, NULL::boolean, NULL::text, NULL::text "
+    "       NULL::boolean, NULL::boolean, NULL::text, NULL::text, "
+    "       CASE WHEN t.typtype = 'c' THEN "
+    "         (SELECT pg_catalog.json_agg(pg_catalog.json_build_array(a.attname, "
+    "                  pg_catalog.format_type(a.atttypid, a.atttypmod)) ORDER BY a.attnum) "
+    "            FROM pg_catalog.pg_attribute a "
+    "           WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped)::text "
+    "       WHEN p.prorettype = 'pg_catalog.record'::pg_catalog.regtype THEN "
+    "         (SELECT pg_catalog.json_agg(pg_catalog.json_build_array( "
+    "                  coalesce(p.proargnames[a.ord], ''), pg_catalog.format_type(a.t, NULL)) "
+    "                  ORDER BY a.ord) "
+    "            FROM unnest(p.proallargtypes) WITH ORDINALITY AS a(t, ord) "
+    "           WHERE p.proargmodes[a.ord] IN ('o', 'b', 't'))::text "
+    "       WHEN p.prorettype = 'pg_catalog.void'::pg_catalog.regtype THEN '[]' "
+    "       ELSE pg_catalog.json_build_array(pg_catalog.json_build_array(p.proname, "
+    "              pg_catalog.format_type(p.prorettype, NULL)))::text END "
     "FROM pg_catalog.pg_proc p "
     "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
     "JOIN pg_catalog.pg_type t ON t.oid = p.prorettype "
@@ -57,9 +72,10 @@ constexpr const char* kCatalogSql =
     "          FROM pg_catalog.pg_namespace s, pg_catalog.aclexplode(s.nspacl) a "
     "         WHERE s.nspname = $1 AND a.privilege_type = 'CREATE' AND a.grantee <> s.nspowner), "
     "       (SELECT pg_catalog.pg_get_userbyid(s.nspowner)::text "
-    "          FROM pg_catalog.pg_namespace s WHERE s.nspname = $1)";
+    "          FROM pg_catalog.pg_namespace s WHERE s.nspname = $1), "
+    "       NULL::text";
 
-constexpr size_t kColumns = 20;
+constexpr size_t kColumns = 21;
 
 // What in a body shows that it reads the caller's identity (compared in lower case).
 constexpr const char* kIdentityMarkers[] = {
@@ -81,29 +97,6 @@ rapidjson::Document parse_json(const std::string& text) {
 }
 
 }  // namespace
-
-std::string quote_ident(const std::string& name) {
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string pg_text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 
 pg::Statement catalog_statement(const CatalogQuery& q) {
   return pg::make_statement(kCatalogSql,
@@ -178,6 +171,19 @@ Catalog catalog_from_rows(const std::string& schema, const std::vector<std::stri
     }
     for (int k = 0; k < ndefaults && k < static_cast<int>(f.args.size()); ++k) {
       f.args[f.args.size() - 1 - static_cast<size_t>(k)].has_default = true;
+    }
+    // The result's columns; a bare `record` has none (null: no OUT parameters to name them).
+    if (row[20]) {
+      rapidjson::Document cols = parse_json(*row[20]);
+      if (cols.IsArray()) {
+        for (const auto& c : cols.GetArray()) {
+          if (!c.IsArray() || c.Size() != 2 || !c[0].IsString() || !c[1].IsString()) {
+            throw std::runtime_error("catalog result columns malformed");
+          }
+          f.columns.push_back({std::string(c[0].GetString(), c[0].GetStringLength()),
+                               std::string(c[1].GetString(), c[1].GetStringLength())});
+        }
+      }
     }
     f.signature = cell(row, 11);
     f.owner = cell(row, 12);

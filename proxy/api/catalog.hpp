@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "api/rpc_function.hpp"
+#include "api/sql_text.hpp"
 #include "pg/job.hpp"
 
 namespace zonegate::api {
@@ -87,10 +88,5 @@ Catalog catalog_from_rows(const std::string& schema, const std::vector<std::stri
 // Why a function's answer may depend on who calls it, from its language and body: the marker
 // of the caller's identity it reads, or a language whose body cannot be read. "" when neither.
 std::string identity_dependence(const std::string& language, const std::string& body);
-
-// A PostgreSQL array literal for text values: {"a","b \"c\""}.
-std::string pg_text_array(const std::vector<std::string>& items);
-// "name" with embedded quotes doubled.
-std::string quote_ident(const std::string& name);
 
 }  // namespace zonegate::api

@@ -2,6 +2,7 @@
 #include "api/rpc_args.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -22,11 +23,6 @@ bool pairs_as_args(std::string_view text, DecodedArgs& out) {
   for (auto& [k, v] : q)
     out.args.emplace_back(std::move(k), std::move(v));
   return true;
-}
-
-// Whether a header value begins with a media type (parameters may follow).
-bool starts_with(const std::string& s, std::string_view prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
 }
 
 // One value of rapidjson's Accept(): scalars are written, containers opened (the caller walks
@@ -88,47 +84,47 @@ bool has_non_finite(const rapidjson::Value& root) {
   return false;
 }
 
-}  // namespace
+// The media type of a Content-Type, lower-cased, without parameters ("" when absent).
+std::string media_type(const std::string* content_type) {
+  if (content_type == nullptr) return "";
+  std::string_view v(*content_type);
+  v = v.substr(0, v.find(';'));
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+    v.remove_prefix(1);
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+    v.remove_suffix(1);
+  std::string out(v);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
 
-bool decode_args(const CallInput& in, DecodedArgs& out, http::Response& error) {
-  out = DecodedArgs();
-  out.is_get = in.method == "GET" || in.method == "HEAD";
-  if (out.is_get) {
-    if (!pairs_as_args(in.query, out)) {
-      error = http::error_response(400, "PGRST100", "malformed query string");
-      return false;
-    }
-  } else if (!in.body.empty()) {
-    const std::string* ct = in.content_type;
-    if (ct != nullptr && starts_with(*ct, "application/x-www-form-urlencoded")) {
-      if (!pairs_as_args(in.body, out)) {
-        error = http::error_response(400, "PGRST100", "malformed form body");
-        return false;
-      }
-    } else if (ct == nullptr || starts_with(*ct, "application/json")) {
-      out.body.emplace();
-      std::string err;
-      if (!json::parse(in.body, *out.body, err) || !out.body->IsObject()) {
-        error = http::error_response(400, "PGRST102",
-                                     "the body must be a JSON object of named arguments", err);
-        return false;
-      }
-      if (has_non_finite(*out.body)) {
-        error = http::error_response(400, "PGRST102",
-                                     "the body must be a JSON object of named arguments",
-                                     "a number is too large for a double");
-        return false;
-      }
-      for (auto it = out.body->MemberBegin(); it != out.body->MemberEnd(); ++it) {
-        out.args.emplace_back(std::string(it->name.GetString(), it->name.GetStringLength()),
-                              std::nullopt);
-      }
-    } else {
-      error = http::error_response(415, "PGRST107", "unsupported Content-Type " + ct->substr(0, 64),
-                                   "", "send application/json");
-      return false;
-    }
+// A JSON body: an object's members are the arguments (unless params=single-object sends it
+// whole); any other JSON value is kept for a function that takes the body whole.
+bool decode_json_body(std::string_view body, DecodedArgs& out, http::Response& error) {
+  out.body.emplace();
+  std::string err;
+  if (!json::parse(body, *out.body, err)) {
+    error = http::error_response(400, "PGRST102",
+                                 "the body must be a JSON object of named arguments", err);
+    return false;
   }
+  if (has_non_finite(*out.body)) {
+    error =
+        http::error_response(400, "PGRST102", "the body must be a JSON object of named arguments",
+                             "a number is too large for a double");
+    return false;
+  }
+  if (!out.body->IsObject() || out.query.single_object) return true;
+  for (auto it = out.body->MemberBegin(); it != out.body->MemberEnd(); ++it) {
+    out.args.emplace_back(std::string(it->name.GetString(), it->name.GetStringLength()),
+                          std::nullopt);
+  }
+  return true;
+}
+
+// Refuses an argument named twice.
+bool no_name_twice(const DecodedArgs& out, http::Response& error) {
   std::set<std::string> seen;
   for (const auto& a : out.args) {
     if (!seen.insert(a.first).second) {
@@ -137,6 +133,156 @@ bool decode_args(const CallInput& in, DecodedArgs& out, http::Response& error) {
     }
   }
   return true;
+}
+
+}  // namespace
+
+bool decode_args(const CallInput& in, DecodedArgs& out, http::Response& error) {
+  out = DecodedArgs();
+  out.is_get = in.method == "GET" || in.method == "HEAD";
+  std::vector<std::pair<std::string, std::string>> query;
+  if (!http::parse_query(in.query, query)) {
+    error = http::error_response(400, "PGRST100", "malformed query string");
+    return false;
+  }
+  std::vector<std::pair<std::string, std::string>> plain;
+  if (!split_query(query, out.is_get, in.function, out.query, plain, error)) return false;
+  if (!read_headers(in.accept, in.prefer, in.range, out.is_get, out.query, error)) return false;
+  if (out.is_get) {
+    for (auto& [k, v] : plain)
+      out.args.emplace_back(std::move(k), std::move(v));
+  } else {
+    const std::string media = media_type(in.content_type);
+    if (media == "application/x-www-form-urlencoded") {
+      out.body_kind = BodyKind::kForm;
+      if (!pairs_as_args(in.body, out)) {
+        error = http::error_response(400, "PGRST100", "malformed form body");
+        return false;
+      }
+    } else if (media.empty() || media == "application/json") {
+      out.body_kind = BodyKind::kJson;
+      if (!in.body.empty() && !decode_json_body(in.body, out, error)) return false;
+    } else if (media == "text/plain" || media == "text/xml" ||
+               media == "application/octet-stream") {
+      out.body_kind = media == "text/plain" ? BodyKind::kText
+                      : media == "text/xml" ? BodyKind::kXml
+                                            : BodyKind::kBinary;
+      if (out.body_kind != BodyKind::kBinary && in.body.find('\0') != std::string_view::npos) {
+        // libpq would end the text at the NUL: the function would get another value.
+        error = http::error_response(400, "PGRST102", "a text body must not contain NUL");
+        return false;
+      }
+      out.raw_body.assign(in.body);
+    } else if (!in.body.empty()) {
+      error = http::error_response(415, "PGRST102",
+                                   "Content-Type not acceptable: " + media.substr(0, 64), "",
+                                   "send application/json");
+      return false;
+    }
+    // params=single-object is for a JSON body only.
+    if (out.body_kind != BodyKind::kJson) out.query.single_object = false;
+  }
+  return no_name_twice(out, error);
+}
+
+bool adopt_arguments(const std::vector<RpcFunction>& overloads, DecodedArgs& args,
+                     http::Response& error) {
+  if (!args.is_get || args.query.filters.empty()) return true;
+  std::vector<FilterParam> filters;
+  for (FilterParam& p : args.query.filters) {
+    bool input = false;
+    bool column = false;
+    for (const RpcFunction& f : overloads) {
+      column = column || f.column(p.name) != nullptr;
+      for (const RpcArg& a : f.args)
+        input = input || a.name == p.name;
+    }
+    if (input && !column) {
+      args.args.emplace_back(std::move(p.name), std::move(p.value));
+    } else {
+      filters.push_back(std::move(p));
+    }
+  }
+  args.query.filters = std::move(filters);
+  return no_name_twice(args, error);
+}
+
+const RpcFunction* resolve_whole_body(const std::vector<RpcFunction>& overloads,
+                                      const DecodedArgs& args) {
+  if (args.is_get) return nullptr;
+  for (const RpcFunction& f : overloads) {
+    if (f.args.size() != 1) continue;
+    const std::string& t = f.args[0].type;
+    if (args.query.single_object) {
+      if (args.body_kind == BodyKind::kJson && (t == "json" || t == "jsonb")) return &f;
+      continue;
+    }
+    if (!f.args[0].name.empty()) continue;
+    bool fits = false;
+    switch (args.body_kind) {
+      case BodyKind::kJson:
+        fits = t == "json" || t == "jsonb";
+        break;
+      case BodyKind::kText:
+        fits = t == "text";
+        break;
+      case BodyKind::kXml:
+        fits = t == "xml";
+        break;
+      case BodyKind::kBinary:
+        fits = t == "bytea";
+        break;
+      case BodyKind::kNone:
+      case BodyKind::kForm:
+        break;
+    }
+    if (fits) return &f;
+  }
+  return nullptr;
+}
+
+const RpcFunction* choose(const std::vector<RpcFunction>& overloads, const DecodedArgs& args,
+                          std::vector<size_t>& used, bool& whole_body) {
+  used.clear();
+  whole_body = false;
+  const bool raw = args.body_kind == BodyKind::kText || args.body_kind == BodyKind::kXml ||
+                   args.body_kind == BodyKind::kBinary;
+  const bool json_not_object = args.body && !args.body->IsObject();
+  const RpcFunction* f = nullptr;
+  if (!args.query.single_object && !raw && !json_not_object) {
+    f = resolve(overloads, args, used);
+    if (f != nullptr || args.body_kind != BodyKind::kJson) return f;
+  }
+  f = resolve_whole_body(overloads, args);
+  if (f != nullptr) {
+    whole_body = true;
+    used.assign(1, 0);
+  }
+  return f;
+}
+
+std::string whole_body_param(const DecodedArgs& args) {
+  switch (args.body_kind) {
+    case BodyKind::kJson:
+      return args.body ? json_text(*args.body) : std::string("{}");
+    case BodyKind::kBinary: {
+      static const char kHex[] = "0123456789abcdef";
+      std::string out = "\\x";
+      out.reserve(2 + 2 * args.raw_body.size());
+      for (char ch : args.raw_body) {
+        const auto u = static_cast<unsigned char>(ch);
+        out += kHex[u >> 4];
+        out += kHex[u & 0xf];
+      }
+      return out;
+    }
+    case BodyKind::kText:
+    case BodyKind::kXml:
+    case BodyKind::kNone:
+    case BodyKind::kForm:
+      break;
+  }
+  return args.raw_body;
 }
 
 const RpcFunction* resolve(const std::vector<RpcFunction>& overloads, const DecodedArgs& args,
@@ -249,7 +395,7 @@ std::optional<std::string> json_to_param(const rapidjson::Value& v, const std::s
 
 std::string cache_key(const std::string& fn, const RpcFunction& f, const std::vector<size_t>& used,
                       const std::vector<std::optional<std::string>>& params,
-                      const std::string* user) {
+                      const std::string* user, std::string_view query) {
   // Sorted by name: the same arguments in another order are the same call.
   std::vector<std::pair<std::string_view, const std::optional<std::string>*>> canon;
   for (size_t i = 0; i < used.size() && i < params.size(); ++i)
@@ -266,6 +412,10 @@ std::string cache_key(const std::string& fn, const RpcFunction& f, const std::ve
   for (const auto& [name, value] : canon) {
     cache::append_key_part(key, name);
     cache::append_key_value(key, *value);
+  }
+  if (!query.empty()) {
+    cache::append_key_part(key, "query");
+    cache::append_key_part(key, query);
   }
   return key;
 }

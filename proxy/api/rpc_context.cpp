@@ -545,7 +545,16 @@ Shape answer(const CallContext& ctx, Shape inner) {
     http::Response resp = inner(r);
     http::Response error;
     if (!apply_response_gucs(headers, status, resp, error)) return error;
-    if (!applied.empty()) resp.add_header("Preference-Applied", applied);
+    if (!applied.empty()) {
+      // One Preference-Applied: the shaping may have applied count= already.
+      for (http::Header& h : resp.headers) {
+        if (strcasecmp(h.name.c_str(), "preference-applied") == 0) {
+          h.value += ", " + applied;
+          return resp;
+        }
+      }
+      resp.add_header("Preference-Applied", applied);
+    }
     return resp;
   };
 }

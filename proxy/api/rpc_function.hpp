@@ -14,6 +14,12 @@ struct RpcArg {
   bool has_default = false;
 };
 
+// One column of a function's result, as the catalog names it.
+struct RpcColumn {
+  std::string name;
+  std::string type;  // format_type()
+};
+
 struct RpcFunction {
   uint32_t oid = 0;
   std::string schema;
@@ -25,6 +31,20 @@ struct RpcFunction {
   bool returns_void = false;
   bool returns_composite = false;  // a row type or OUT parameters: objects, not scalars
   std::vector<RpcArg> args;        // input arguments in order
+  // The result's columns in order, what select=, filters and order= may name: the OUT or TABLE
+  // parameters, the attributes of a row type, or for a scalar one column named after the
+  // function (as PostgREST names it). Empty for void, and for a bare `record` (no names known).
+  std::vector<RpcColumn> columns;
+
+  // One value per row (a bare value or an array of values), not objects.
+  bool returns_scalar() const { return !returns_void && !returns_composite; }
+  // The column of this name, or nullptr.
+  const RpcColumn* column(const std::string& n) const {
+    for (const RpcColumn& c : columns) {
+      if (c.name == n) return &c;
+    }
+    return nullptr;
+  }
 };
 
 }  // namespace zonegate::api

@@ -116,6 +116,7 @@ std::shared_ptr<const Entry> ResponseCache::make_entry(const Answer& r,
   auto e = std::make_shared<Entry>();
   e->status = r.status;
   e->content_type = r.content_type;
+  e->headers = r.headers;
   e->body = r.bytes();
   e->etag = make_etag(e->body);
   e->route = key.route;

@@ -6,7 +6,7 @@
 // every parameter list matches the chosen overload; cache keys tell shared from per-user calls.
 //
 // Input: byte 0 picks the method, byte 1 the Content-Type, then the query up to the first NUL,
-// then the body.
+// then the body. Reserved query parameters and filters are the read side's (rpc_query_fuzz).
 #include <cstddef>
 #include <cstdint>
 #include <set>
@@ -124,12 +124,32 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return 0;
   }
   if (d.is_get != (in.method == "GET" || in.method == "HEAD")) __builtin_trap();
+  // Reserved names in a query string are never arguments (a body may name any argument).
+  for (const auto& a : d.is_get ? d.args : decltype(d.args){}) {
+    for (const char* r : {"select", "order", "limit", "offset", "columns", "on_conflict"}) {
+      if (a.first == r) __builtin_trap();
+    }
+  }
+  // On GET, moving operator-looking parameters that name inputs into the arguments keeps
+  // every name once.
+  if (!rpc::adopt_arguments(catalog(), d, error)) {
+    if (error.status != 400) __builtin_trap();
+    return 0;
+  }
   std::set<std::string> names;
   for (const auto& a : d.args) {
     if (!names.insert(a.first).second) __builtin_trap();  // an argument twice
     if (d.body.has_value() == a.second.has_value()) __builtin_trap();
   }
-  if (d.body && d.body->MemberCount() != d.args.size()) __builtin_trap();
+  if (d.body && d.body->IsObject() && d.body->MemberCount() != d.args.size()) __builtin_trap();
+  if (d.body && !d.body->IsObject() && !d.args.empty()) __builtin_trap();
+  bool whole = false;
+  std::vector<size_t> chosen;
+  if (const api::RpcFunction* w = rpc::choose(catalog(), d, chosen, whole); w != nullptr && whole) {
+    if (w->args.size() != 1 || chosen != std::vector<size_t>{0}) __builtin_trap();
+    (void)rpc::whole_body_param(d);
+  }
+  if (d.body && !d.body->IsObject()) return 0;  // only for a whole-body input
 
   std::vector<size_t> used;
   const api::RpcFunction* f = rpc::resolve(catalog(), d, used);

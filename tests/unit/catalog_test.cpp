@@ -21,7 +21,7 @@ using Row = std::vector<std::optional<std::string>>;
 Row function_row(const std::string& oid, const std::string& name, const std::string& types,
                  const std::string& owner, bool trusted, const std::string& language = "sql",
                  std::optional<std::string> body = std::nullopt) {
-  Row r(20);
+  Row r(21);
   r[0] = oid;
   r[1] = name;
   r[2] = "s";
@@ -42,7 +42,7 @@ Row function_row(const std::string& oid, const std::string& name, const std::str
 
 // The trailing row: zone_at and the schema's state.
 Row schema_row(bool public_create, std::optional<std::string> creators = std::nullopt) {
-  Row r(20);
+  Row r(21);
   r[10] = "t";
   r[16] = "t";
   r[17] = public_create ? "t" : "f";
@@ -138,5 +138,29 @@ TEST(Catalog, IdentityMarkers) {
 TEST(Catalog, MalformedRowsThrow) {
   EXPECT_THROW(catalog_from_rows("api", {}, {Row(11)}), std::runtime_error);
   Row bad = function_row("10", "add", "not json", "postgres", true);
+  EXPECT_THROW(catalog_from_rows("api", {}, {bad}), std::runtime_error);
+}
+
+TEST(Catalog, ResultColumnsInOrder) {
+  Row table = function_row("40", "rows", kTwoInts, "postgres", true);
+  table[20] = R"j([["id","integer"],["label","text"],["ünï code","numeric(10,2)"]])j";
+  Row scalar = function_row("41", "add", kTwoInts, "postgres", true);
+  scalar[20] = R"([["add","integer"]])";
+  Row record = function_row("42", "untyped", kTwoInts, "postgres", true);  // bare record: NULL
+  Catalog c = catalog_from_rows("api", {}, {table, scalar, record, schema_row(false)});
+  const auto& cols = c.functions.at("rows")[0].columns;
+  ASSERT_EQ(cols.size(), 3u);
+  EXPECT_EQ(cols[0].name, "id");
+  EXPECT_EQ(cols[1].type, "text");
+  EXPECT_EQ(cols[2].name, "ünï code");
+  EXPECT_EQ(cols[2].type, "numeric(10,2)");
+  EXPECT_NE(c.functions.at("rows")[0].column("label"), nullptr);
+  EXPECT_EQ(c.functions.at("rows")[0].column("Label"), nullptr);
+  ASSERT_EQ(c.functions.at("add")[0].columns.size(), 1u);
+  EXPECT_EQ(c.functions.at("add")[0].columns[0].name, "add");
+  EXPECT_TRUE(c.functions.at("untyped")[0].columns.empty());
+
+  Row bad = function_row("43", "bad", kTwoInts, "postgres", true);
+  bad[20] = R"([["id"]])";
   EXPECT_THROW(catalog_from_rows("api", {}, {bad}), std::runtime_error);
 }

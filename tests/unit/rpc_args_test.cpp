@@ -71,8 +71,15 @@ TEST(RpcArgs, QueryStringForGetAndHead) {
 }
 
 TEST(RpcArgs, PostBodiesByContentType) {
-  Call form = decode("POST", "q=ignored", "a=1&b=2", &kForm);
+  Call form = decode("POST", "id=eq.1", "a=1&b=2", &kForm);
   ASSERT_TRUE(form.ok);
+  // A POST's query parameters are filters on the result, never arguments.
+  ASSERT_EQ(form.args.query.filters.size(), 1u);
+  EXPECT_EQ(form.args.query.filters[0].name, "id");
+  Call not_filter = decode("POST", "q=ignored", "a=1&b=2", &kForm);
+  EXPECT_FALSE(not_filter.ok);
+  EXPECT_EQ(not_filter.error.status, 400);
+  EXPECT_EQ(code_of(not_filter.error), "PGRST100");
   EXPECT_FALSE(form.args.is_get);
   ASSERT_EQ(form.args.args.size(), 2u);
   EXPECT_EQ(*form.args.args[1].second, "2");
@@ -85,7 +92,7 @@ TEST(RpcArgs, PostBodiesByContentType) {
     EXPECT_FALSE(json.args.args[1].second);  // JSON values stay in the body
     EXPECT_TRUE(json.args.body);
   }
-  Call empty = decode("POST", "a=1", "", &kJson);
+  Call empty = decode("POST", "a=eq.1", "", &kJson);
   ASSERT_TRUE(empty.ok);
   EXPECT_TRUE(empty.args.args.empty());
 
@@ -93,12 +100,30 @@ TEST(RpcArgs, PostBodiesByContentType) {
   Call unsupported = decode("POST", "", "<a/>", &xml);
   EXPECT_FALSE(unsupported.ok);
   EXPECT_EQ(unsupported.error.status, 415);
-  EXPECT_EQ(code_of(unsupported.error), "PGRST107");
-  for (const char* body : {"[1]", "{\"a\": 1,", "\"x\"", "{} {}"}) {
+  EXPECT_EQ(code_of(unsupported.error), "PGRST102");
+  for (const char* body : {"{\"a\": 1,", "{} {}", "[1e400]"}) {
     Call bad = decode("POST", "", body, &kJson);
     EXPECT_FALSE(bad.ok) << body;
     EXPECT_EQ(code_of(bad.error), "PGRST102") << body;
   }
+  // Another JSON value is kept whole, for a function that takes the body as its one argument.
+  for (const char* body : {"[1]", "\"x\"", "5"}) {
+    Call whole = decode("POST", "", body, &kJson);
+    ASSERT_TRUE(whole.ok) << body;
+    EXPECT_TRUE(whole.args.args.empty());
+    EXPECT_EQ(rpc::whole_body_param(whole.args), body);
+  }
+  const std::string text = "text/plain; charset=utf-8";
+  Call plain = decode("POST", "", "hello", &text);
+  ASSERT_TRUE(plain.ok);
+  EXPECT_EQ(plain.args.body_kind, rpc::BodyKind::kText);
+  EXPECT_EQ(rpc::whole_body_param(plain.args), "hello");
+  const std::string octets = "application/octet-stream";
+  Call binary = decode("POST", "", std::string("\x01\xff\0", 3), &octets);
+  ASSERT_TRUE(binary.ok);
+  EXPECT_EQ(rpc::whole_body_param(binary.args), "\\x01ff00");
+  Call nul = decode("POST", "", std::string("a\0b", 3), &text);
+  EXPECT_FALSE(nul.ok);
   Call bad_form = decode("POST", "", "a=%", &kForm);
   EXPECT_FALSE(bad_form.ok);
   EXPECT_EQ(code_of(bad_form.error), "PGRST100");
@@ -224,4 +249,67 @@ TEST(RpcArgs, JsonTextMatchesRapidjsonsWriter) {
     d.Accept(w);
     EXPECT_EQ(rpc::json_text(d), std::string(buf.GetString(), buf.GetSize())) << text;
   }
+}
+
+TEST(RpcArgs, OnGetAnOperatorExpressionIsAFilterUnlessItNamesOnlyAnInput) {
+  RpcFunction search = fn(1, {{"category", "text", true}, {"msg", "text", true}});
+  search.columns = {{"category", "text"}, {"n", "integer"}};
+  std::vector<RpcFunction> overloads = {search};
+  Call c =
+      decode("GET", "category=eq.fruit&msg=eq.hi&n=gt.1&select=n&order=n&limit=1", "", nullptr);
+  ASSERT_TRUE(c.ok);
+  EXPECT_TRUE(c.args.args.empty());
+  ASSERT_EQ(c.args.query.filters.size(), 3u);
+  zonegate::http::Response error;
+  ASSERT_TRUE(rpc::adopt_arguments(overloads, c.args, error));
+  // msg is an input and no column: the argument "eq.hi"; category is both: a filter.
+  ASSERT_EQ(c.args.args.size(), 1u);
+  EXPECT_EQ(c.args.args[0].first, "msg");
+  EXPECT_EQ(*c.args.args[0].second, "eq.hi");
+  ASSERT_EQ(c.args.query.filters.size(), 2u);
+  EXPECT_EQ(c.args.query.filters[0].name, "category");
+  EXPECT_EQ(c.args.query.filters[1].name, "n");
+
+  Call twice = decode("GET", "msg=hi&msg=eq.hi", "", nullptr);
+  ASSERT_TRUE(twice.ok);
+  EXPECT_FALSE(rpc::adopt_arguments(overloads, twice.args, error));
+  EXPECT_EQ(code_of(error), "PGRST100");
+}
+
+TEST(RpcArgs, TheWholeBodyGoesToOneInput) {
+  RpcFunction named = fn(1, {{"a", "integer", false}});
+  RpcFunction json = fn(2, {{"", "jsonb", false}});
+  RpcFunction text = fn(3, {{"", "text", false}});
+  RpcFunction doc = fn(4, {{"doc", "json", false}});
+  std::vector<RpcFunction> overloads = {named, json, text};
+  std::vector<size_t> used;
+  bool whole = false;
+  auto pick = [&](const std::vector<RpcFunction>& o, const Call& c) {
+    EXPECT_TRUE(c.ok) << c.error.body;
+    const RpcFunction* f = rpc::choose(o, c.args, used, whole);
+    return f == nullptr ? 0u : f->oid;
+  };
+  EXPECT_EQ(pick(overloads, decode("POST", "", R"({"a": 1})", &kJson)), 1u);
+  EXPECT_FALSE(whole);
+  EXPECT_EQ(pick(overloads, decode("POST", "", R"({"x": 1})", &kJson)), 2u);  // the fallback
+  EXPECT_TRUE(whole);
+  EXPECT_EQ(used, std::vector<size_t>{0});
+  EXPECT_EQ(pick(overloads, decode("POST", "", "[1, 2]", &kJson)), 2u);
+  EXPECT_EQ(pick(overloads, decode("POST", "", "", &kJson)), 2u);  // {}: no overload without inputs
+  const std::string plain = "text/plain";
+  EXPECT_EQ(pick(overloads, decode("POST", "", "hi", &plain)), 3u);
+  EXPECT_EQ(pick(overloads, decode("GET", "x=1", "", nullptr)), 0u);
+  // params=single-object: the one json or jsonb input, named or not, gets the body.
+  Call single;
+  rpc::CallInput in;
+  in.method = "POST";
+  in.content_type = &kJson;
+  in.body = R"({"a": 1})";
+  in.prefer = {"params=single-object"};
+  single.ok = rpc::decode_args(in, single.args, single.error);
+  EXPECT_TRUE(single.args.args.empty());
+  EXPECT_EQ(pick({named, doc}, single), 4u);
+  EXPECT_TRUE(whole);
+  EXPECT_EQ(rpc::whole_body_param(single.args), R"({"a":1})");
+  EXPECT_EQ(pick({named}, single), 0u);
 }
