@@ -133,6 +133,7 @@ struct MainLoop {
   api::App* app = nullptr;
   int64_t drain_timeout_ms = 0;
   bool draining = false;
+  std::string config_path;
 };
 
 MainLoop g_main;
@@ -166,9 +167,17 @@ void on_stop_signal(uv_signal_t*, int signum) {
       static_cast<uint64_t>(g_main.drain_timeout_ms), 0);
 }
 
+// SIGHUP: the log file is reopened (after rotation) and the configuration read again; the
+// live keys of a valid file apply to new requests (docs/CONFIG.md, "Reloading").
 void on_hup(uv_signal_t*, int) {
   log::reopen();
-  log::info("SIGHUP: log file reopened");
+  log::info("SIGHUP: log file reopened; reloading the configuration",
+            {{"file", g_main.config_path}});
+  if (g_main.draining) {
+    log::warn("config reload skipped: the proxy is draining");
+    return;
+  }
+  g_main.app->reload(config::load_file(g_main.config_path));
 }
 
 void on_worker_exit(uv_async_t*) {
@@ -266,6 +275,7 @@ int run(const Options& opt) {
   g_main.server = &server;
   g_main.app = &app;
   g_main.drain_timeout_ms = cfg.server.drain_timeout_ms;
+  g_main.config_path = opt.config_path;
   uv_signal_init(g_main.loop, &g_main.sigterm);
   uv_signal_init(g_main.loop, &g_main.sigint);
   uv_signal_init(g_main.loop, &g_main.sighup);
@@ -289,14 +299,13 @@ int run(const Options& opt) {
         },
         1000, 1000);
   }
-  // Every 5 s: rate-limit keys whose bucket has refilled carry no state and are dropped.
+  // Every 5 s: rate-limit keys whose bucket has refilled carry no state and are dropped (a
+  // reload may add policies: the timer runs either way, a no-op without them).
   uv_timer_init(g_main.loop, &g_main.rate_sweep);
   g_main.rate_sweep.data = &app;
-  if (app.rate_limiter().enabled()) {
-    uv_timer_start(
-        &g_main.rate_sweep,
-        [](uv_timer_t* t) { static_cast<api::App*>(t->data)->rate_limiter().sweep(); }, 5000, 5000);
-  }
+  uv_timer_start(
+      &g_main.rate_sweep,
+      [](uv_timer_t* t) { static_cast<api::App*>(t->data)->rate_limiter().sweep(); }, 5000, 5000);
   uv_async_init(g_main.loop, &g_main.worker_exit, on_worker_exit);
   server.set_on_worker_exit([] { uv_async_send(&g_main.worker_exit); });
 

@@ -56,11 +56,21 @@ AdminAuth::AdminAuth(const config::AuthConfig& auth, const config::AdminConfig& 
 }
 
 bool AdminAuth::token_matches(std::string_view given) const {
-  if (!enabled_) return false;
   // Digests of equal length compared in constant time: the time says nothing of the token's
   // bytes nor of its length (a plain compare of unequal lengths returns at once).
   const std::array<unsigned char, 32> d = sha256(given);
+  std::lock_guard<std::mutex> lock(token_mu_);
+  if (!enabled_) return false;
   return CRYPTO_memcmp(d.data(), token_digest_.data(), d.size()) == 0;
+}
+
+void AdminAuth::set_token(const std::string& token) {
+  {
+    std::lock_guard<std::mutex> lock(token_mu_);
+    enabled_ = !token.empty();
+    token_digest_ = sha256(token);
+  }
+  revoke_sessions();  // a session was the old token's: signing in again takes the new one
 }
 
 bool AdminAuth::bearer_matches(const http::Request& req) const {
@@ -91,7 +101,7 @@ std::string AdminAuth::new_session() const {
 }
 
 bool AdminAuth::valid_session(std::string_view value) const {
-  if (!enabled_) return false;
+  if (!enabled()) return false;
   const size_t a = value.find('.');
   const size_t b = a == std::string_view::npos ? a : value.find('.', a + 1);
   int64_t expires = 0, epoch = 0;

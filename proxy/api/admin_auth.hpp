@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -25,7 +26,13 @@ class AdminAuth {
             std::function<int64_t()> now_s, resilience::NanoClock clock);
 
   // An admin token is configured (else the admin API answers 403).
-  bool enabled() const { return enabled_; }
+  bool enabled() const {
+    std::lock_guard<std::mutex> lock(token_mu_);
+    return enabled_;
+  }
+  // A reload changed auth.admin_token: the new one is checked from now on, and every session
+  // ends.
+  void set_token(const std::string& token);
   // Whether `given` is the admin token.
   bool token_matches(std::string_view given) const;
   // Whether the request carries it as Authorization: Bearer.
@@ -51,6 +58,7 @@ class AdminAuth {
  private:
   std::string session_mac(int64_t expires, int64_t epoch) const;
 
+  mutable std::mutex token_mu_;  // the token's state (a reload replaces it)
   bool enabled_;
   std::array<unsigned char, 32> token_digest_{};
   std::array<unsigned char, 32> session_key_{};

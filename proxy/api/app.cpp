@@ -56,10 +56,12 @@ WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
                          std::shared_ptr<const auth::Verifier> verifier,
                          cache::ResponseCache* cache, metrics::Registry* registry,
                          resilience::CircuitBreaker& breaker, PathStats* path_stats,
-                         RateLimiter* rate_limiter, Upstreams* upstreams)
+                         RateLimiter* rate_limiter, Upstreams* upstreams, const App* app)
     : pool(worker.loop(), cfg.database),
       path(worker.loop(), pool, cfg.resilience, breaker, path_stats),
       auth(std::move(verifier)),
+      app_(app),
+      generation_(app != nullptr ? app->generation() : 0),
       upstreams_(upstreams),
       worker_(worker),
       cache_(cache),
@@ -82,6 +84,7 @@ WorkerState::WorkerState(http::Worker& worker, const config::Config& cfg,
 
 void WorkerState::on_tick(uv_timer_t* t) {
   auto* ws = static_cast<WorkerState*>(t->data);
+  if (ws->app_ != nullptr && ws->app_->generation() != ws->generation_) ws->follow_reload();
   ws->cache_->expire_waiters(&ws->worker_);
   ws->path.tick();
   for (auto& r : ws->replicas_)
@@ -107,6 +110,18 @@ void WorkerState::on_tick(uv_timer_t* t) {
     ws->registry_->worker(ws->worker_.index())
         .set_pool(snap, static_cast<int64_t>(ws->worker_.connection_count()));
   }
+}
+
+void WorkerState::follow_reload() {
+  generation_ = app_->generation();
+  const std::shared_ptr<const config::Config> live = app_->live();
+  pool.resize(live->database.pool);
+  for (size_t i = 0; i < replicas_.size(); ++i) {
+    for (const config::ReplicaConfig& rc : live->database.replicas) {
+      if (rc.name == upstreams_->names[i]) replicas_[i]->pool.resize(rc.pool);
+    }
+  }
+  auth.set_verifier(app_->verifier());
 }
 
 void WorkerState::submit(const http::ExchangePtr& ex, pg::Job job) {
@@ -220,9 +235,11 @@ int64_t steady_ms() {
 
 App::App(config::Config cfg)
     : cfg_(std::move(cfg)),
+      live_(std::make_shared<const config::Config>(cfg_)),
       catalog_(std::make_shared<Catalog>()),
       cache_(
           std::make_unique<cache::ResponseCache>(cfg_.cache, cache_route_names(cfg_), steady_ms)) {
+  std::const_pointer_cast<Catalog>(catalog_)->cfg = live_;  // nothing loaded yet: its allow-list
   on_change([this](const std::string& payload) { cache_->on_change(payload); });
   breaker_ =
       std::make_unique<resilience::CircuitBreaker>("primary", cfg_.resilience.breaker, steady_ms);
@@ -357,12 +374,19 @@ App::~App() = default;
 
 bool App::init(std::string& error) {
   const config::JwtSettings& j = cfg_.auth.jwt;
-  bool has_keys = !j.secret.empty() || !j.public_key.empty() || !j.keys.empty() || !j.jwks.empty();
-  if (!has_keys) {
+  if (!make_verifier(j, verifier_, error)) return false;
+  if (!verifier_) {
     // Allowed in the dev profile only (the loader refuses it in prod): every token is refused.
     log::warn("no JWT secret or public key configured: authenticated routes answer 401");
-    return true;
   }
+  return true;
+}
+
+bool make_verifier(const config::JwtSettings& j, std::shared_ptr<const auth::Verifier>& out,
+                   std::string& error) {
+  out.reset();
+  bool has_keys = !j.secret.empty() || !j.public_key.empty() || !j.keys.empty() || !j.jwks.empty();
+  if (!has_keys) return true;
   auth::JwtConfig jc;
   jc.algorithms = j.algorithms;
   jc.secret = j.secret;
@@ -381,14 +405,14 @@ bool App::init(std::string& error) {
   jc.role_claim_key = j.role_claim_key;
   std::unique_ptr<auth::Verifier> v = auth::Verifier::create(jc, error);
   if (!v) return false;
-  verifier_ = std::move(v);
+  out = std::move(v);
   return true;
 }
 
 std::unique_ptr<http::WorkerContext> App::make_worker(http::Worker& w) {
-  return std::make_unique<WorkerState>(w, cfg_, verifier_, cache_.get(), registry_.get(), *breaker_,
-                                       &resilience_metrics_->worker(w.index()), rate_limiter_.get(),
-                                       &upstreams_);
+  return std::make_unique<WorkerState>(w, cfg_, verifier(), cache_.get(), registry_.get(),
+                                       *breaker_, &resilience_metrics_->worker(w.index()),
+                                       rate_limiter_.get(), &upstreams_, this);
 }
 
 void App::start_control(uv_loop_t* main_loop) {

@@ -29,6 +29,7 @@
 #include "cache/notify_verifier.hpp"
 #include "cache/response_cache.hpp"
 #include "config/config.hpp"
+#include "config/reload.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "pg/pool.hpp"
@@ -64,6 +65,8 @@ struct Upstreams {
   bool enabled() const { return !dbs.empty(); }
 };
 
+class App;
+
 // One replica's pool and stages in a worker.
 struct ReplicaPath {
   ReplicaPath(uv_loop_t* loop, const config::DatabaseConfig& db,
@@ -81,7 +84,8 @@ class WorkerState : public http::WorkerContext {
   WorkerState(http::Worker& worker, const config::Config& cfg,
               std::shared_ptr<const auth::Verifier> verifier, cache::ResponseCache* cache,
               metrics::Registry* registry, resilience::CircuitBreaker& breaker,
-              PathStats* path_stats, RateLimiter* rate_limiter, Upstreams* upstreams);
+              PathStats* path_stats, RateLimiter* rate_limiter, Upstreams* upstreams,
+              const App* app);
   void shutdown() override;
   // The one way a request's job reaches the database: through the worker's stages to its pool.
   void submit(const http::ExchangePtr& ex, pg::Job job);
@@ -100,6 +104,10 @@ class WorkerState : public http::WorkerContext {
   // A write of `subject` on the primary: its reads go to the primary until the primary's
   // position after it is known, then only to replicas past that position.
   void track_write(const std::string& subject, pg::Job& job);
+  // A reload published a new generation: the pools' sizes and the verifier follow it.
+  void follow_reload();
+  const App* app_;
+  uint64_t generation_ = 0;  // of the configuration this worker applied
   Upstreams* upstreams_;
   std::vector<std::unique_ptr<ReplicaPath>> replicas_;
   http::Worker& worker_;
@@ -111,6 +119,15 @@ class WorkerState : public http::WorkerContext {
 };
 
 class Control;
+
+// How the last reload went, for /health and the log (main thread writes, any reads).
+struct ReloadStatus {
+  int64_t applied = 0, refused = 0, unchanged = 0;
+  int64_t last_ms = 0;                       // unix milliseconds of the last SIGHUP, 0 = none yet
+  std::string last_result;                   // "applied", "unchanged" or "refused"
+  std::string last_error;                    // why the last one was refused
+  std::vector<std::string> restart_pending;  // keys whose change waits for a restart
+};
 
 class App : public metrics::Source {
  public:
@@ -124,7 +141,21 @@ class App : public metrics::Source {
   void start_control(uv_loop_t* main_loop);
   void stop_control();
 
+  // The configuration the proxy started with: what restart-only keys are.
   const config::Config& cfg() const { return cfg_; }
+  // The configuration running now: cfg() with the live keys of the last applied reload
+  // (config/reload.hpp). Requests hold the snapshot they read.
+  std::shared_ptr<const config::Config> live() const { return std::atomic_load(&live_); }
+  // Bumped by every applied reload; workers compare it on their tick.
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  std::shared_ptr<const auth::Verifier> verifier() const { return std::atomic_load(&verifier_); }
+  // SIGHUP, on the main loop: `loaded` is the file read again. Valid and applicable: the live
+  // keys are swapped in for new requests (pools resized by their workers within a tick, rate
+  // limits, the allow-list through a catalog load, JWT keys, the admin token, log.level) and
+  // every change is logged; otherwise the running configuration stays and the log says why
+  // (with line:column for a file that does not load).
+  void reload(const config::LoadResult& loaded);
+  ReloadStatus reload_status() const;
   std::shared_ptr<const Catalog> catalog() const { return std::atomic_load(&catalog_); }
   void set_catalog(std::shared_ptr<const Catalog> c) { std::atomic_store(&catalog_, std::move(c)); }
   bool listening() const { return listening_.load(); }
@@ -177,6 +208,10 @@ class App : public metrics::Source {
 
  private:
   config::Config cfg_;
+  std::shared_ptr<const config::Config> live_;
+  std::atomic<uint64_t> generation_{0};
+  mutable std::mutex reload_mu_;
+  ReloadStatus reload_status_;  // under reload_mu_
   std::shared_ptr<const auth::Verifier> verifier_;
   std::shared_ptr<const Catalog> catalog_;
   std::atomic<bool> listening_{false};
@@ -203,6 +238,11 @@ class App : public metrics::Source {
  public:
   const Upstreams& upstreams() const { return upstreams_; }
 };
+
+// The JWT verifier of auth.jwt: null (every token refused) when no key is configured; false
+// with a message when the settings are unusable.
+bool make_verifier(const config::JwtSettings& j, std::shared_ptr<const auth::Verifier>& out,
+                   std::string& error);
 
 // Route handlers, each added by App::add_routes(): /v1 (api/v1.cpp), /rpc (api/rpc.cpp), the
 // admin cache API (api/admin.cpp).

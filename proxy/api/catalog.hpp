@@ -15,6 +15,7 @@
 
 #include "api/rpc_function.hpp"
 #include "api/sql_text.hpp"
+#include "config/config.hpp"
 #include "pg/job.hpp"
 
 namespace zonegate::api {
@@ -34,6 +35,10 @@ struct SharedRefusal {
 };
 
 struct Catalog {
+  // The configuration this catalog was loaded for: its rpc section (allow-list, trusted
+  // owners, pre_request, tx_end) is what requests served with this catalog use, so a reload's
+  // allow-list and the functions it loaded change together.
+  std::shared_ptr<const config::Config> cfg;
   std::unordered_map<std::string, std::vector<RpcFunction>> functions;  // by name (overloads)
   std::vector<RefusedFunction> refused;
   std::vector<SharedRefusal> shared_refused;

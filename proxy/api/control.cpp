@@ -451,6 +451,7 @@ void Control::on_refetch_timer(uv_timer_t* t) {
 
 // One catalog load in flight: the signature entries resolved so far.
 struct CatalogLoad {
+  std::shared_ptr<const config::Config> cfg;  // the allow-list loaded (a reload's, or the start's)
   size_t pending = 0;
   bool broken = false;            // the connection failed under it: the reconnect loads again
   std::vector<std::string> oids;  // of the overloads signature entries resolved to
@@ -461,15 +462,16 @@ struct CatalogLoad {
 // PostgreSQL 15, and it must cost that entry only), then reads the catalog.
 void Control::load_catalog() {
   if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) return;
-  const config::RpcConfig& rpc = app_.cfg().rpc;
   auto load = std::make_shared<CatalogLoad>();
+  load->cfg = app_.live();
+  const config::RpcConfig& rpc = load->cfg->rpc;
   for (const config::RpcEntry& e : rpc.functions) {
     if (!e.has_signature()) continue;
     ++load->pending;
     pg::Job job;
     job.statements.push_back(signature_statement(rpc.schema, e.name, e.args));
     job.done = [this, load, text = e.text](pg::Result r) {
-      const std::string where = app_.cfg().rpc.schema + "." + text;
+      const std::string where = load->cfg->rpc.schema + "." + text;
       if (r.ok()) {
         const std::optional<std::string>* oid = r.scalar();
         if (oid != nullptr && *oid) {
@@ -494,7 +496,7 @@ void Control::load_catalog() {
 // catalog in.
 void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
   if (conn_ == nullptr || conn_->state() != pg::Connection::State::kReady) return;
-  const config::Config& cfg = app_.cfg();
+  const config::Config& cfg = *load->cfg;
   CatalogQuery q;
   q.schema = cfg.rpc.schema;
   for (const config::RpcEntry& e : cfg.rpc.functions) {
@@ -527,7 +529,7 @@ void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
   job.statements.push_back(catalog_statement(q));
   job.done = [this, load, shared = q.shared](pg::Result r) {
     auto cat = std::make_shared<Catalog>();
-    const std::string& schema = app_.cfg().rpc.schema;
+    const std::string& schema = load->cfg->rpc.schema;
     if (!r.ok()) {
       cat->error = r.message;
       log::error("loading the /rpc catalog failed", {{"error", r.message}});
@@ -546,8 +548,9 @@ void Control::read_catalog(const std::shared_ptr<CatalogLoad>& load) {
       cat->roles_loaded = load->roles->roles_loaded;
       cat->pre_request_found = load->roles->pre_request_found;
     }
+    cat->cfg = load->cfg;
     if (cat->error.empty()) report(*cat);
-    if (cat->error.empty()) rpc::report_roles(app_.cfg(), *cat);
+    if (cat->error.empty()) rpc::report_roles(*load->cfg, *cat);
     const auto n = static_cast<int64_t>(cat->functions.size());
     const auto refused = static_cast<int64_t>(cat->refused.size());
     bool zone_at = cat->zone_at;
@@ -625,7 +628,7 @@ void Control::check_dependencies() {
 // Logs what a load found wrong: the schema, refused overloads, refused shared scopes, names
 // that match nothing. Operators read these; /health lists the refusals too.
 void Control::report(const Catalog& cat) {
-  const config::Config& cfg = app_.cfg();
+  const config::Config& cfg = *cat.cfg;
   const std::string& schema = cfg.rpc.schema;
   if (!cfg.rpc.functions.empty() && !cat.schema_exists) {
     log::warn("the /rpc schema does not exist: no function is callable",

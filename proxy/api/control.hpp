@@ -28,6 +28,9 @@ class Control {
   ~Control();
   void start();
   void stop();
+  // Loads the /rpc catalog again, for App::live()'s allow-list (a reload changed it); when the
+  // connection is down, its reconnect loads it.
+  void reload_catalog() { load_catalog(); }
 
  private:
   void connect();

@@ -248,6 +248,22 @@ std::string health_json(App& app, bool full) {
   w.end_array();
   app.rate_limiter().write_health(w);
   write_rpc_health(app, w, full);
+  // SIGHUP reloads (docs/CONFIG.md, "Reloading"): what runs, and what waits for a restart.
+  const ReloadStatus rs = app.reload_status();
+  w.key("config");
+  w.start_object();
+  w.field("generation", static_cast<int64_t>(app.generation()));
+  w.field("reloads_applied", rs.applied);
+  w.field("reloads_refused", rs.refused);
+  w.field("last_reload", rs.last_result.empty() ? "none" : rs.last_result);
+  if (rs.last_ms > 0) w.field("last_reload_at", std::string(json::iso8601_ms_view(rs.last_ms)));
+  error_field(w, "last_error", rs.last_error, full);
+  w.key("restart_pending");
+  w.start_array();
+  for (const std::string& k : rs.restart_pending)
+    w.string(k);
+  w.end_array();
+  w.end_object();
   ResilienceMetrics::Totals rt;
   if (app.resilience_metrics() != nullptr) rt = app.resilience_metrics()->totals();
   w.key("resilience");
@@ -330,6 +346,19 @@ void App::describe_metrics(metrics::Text& out) const {
                  "upstream=\"" + metrics::label_value(m.replica(i).name) + "\"",
                  m.replica(i).fallbacks.load());
   }
+  const ReloadStatus rs = reload_status();
+  out.family("zonegate_config_reloads_total", "counter",
+             "SIGHUP reloads: applied (live keys swapped in), unchanged (no live key changed) or "
+             "refused (the file did not load or could not apply; the running config stays).");
+  out.sample("zonegate_config_reloads_total", R"(result="applied")", rs.applied);
+  out.sample("zonegate_config_reloads_total", R"(result="unchanged")", rs.unchanged);
+  out.sample("zonegate_config_reloads_total", R"(result="refused")", rs.refused);
+  out.single("zonegate_config_generation", "gauge",
+             "Reloads applied since the start (0: the configuration read at start).",
+             static_cast<int64_t>(generation()));
+  out.single("zonegate_config_restart_pending", "gauge",
+             "Keys changed in the file that only a restart applies.",
+             static_cast<int64_t>(rs.restart_pending.size()));
   out.family("zonegate_build_info", "gauge", "Version and build of the running proxy.");
   out.sample("zonegate_build_info",
              std::string("version=\"") + ZONEGATE_VERSION + "\",build=\"" + ZONEGATE_BUILD + "\"",

@@ -27,6 +27,47 @@ bool matches(const RateLimiter::Route& r, const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+bool same_policy(const config::RateLimitPolicy& a, const config::RateLimitPolicy& b) {
+  return a.name == b.name && a.routes == b.routes && a.key == b.key && a.header == b.header &&
+         a.quota == b.quota && a.window_s == b.window_s && a.burst == b.burst &&
+         a.dry_run == b.dry_run && a.redis == b.redis && a.max_keys == b.max_keys;
+}
+
+std::shared_ptr<RateLimiter::Policy> make_policy(const config::RateLimitPolicy& pc) {
+  auto p = std::make_shared<RateLimiter::Policy>();
+  p->cfg = pc;
+  for (const std::string& r : pc.routes) {
+    RateLimiter::Route route;
+    route.text = r;
+    if (r == "admin") {
+      route.match = "/admin/";
+      route.prefix = true;
+    } else if (r.size() >= 2 && r.compare(r.size() - 2, 2, "/*") == 0) {
+      route.match = r.substr(0, r.size() - 1);
+      route.prefix = true;
+    } else {
+      route.match = r;
+    }
+    p->routes.push_back(std::move(route));
+  }
+  resilience::GcraParams gp;
+  gp.rate_per_s = pc.rate_per_s();
+  gp.burst = pc.burst;
+  resilience::KeyTableConfig kc;
+  kc.max_keys = pc.max_keys;
+  p->table = std::make_unique<resilience::KeyTable>(gp, kc);
+  p->interval_us = std::max<int64_t>(1, p->table->gcra().interval_ns() / 1000);
+  p->tolerance_us = p->table->gcra().tolerance_ns() / 1000;
+  // RFC 9651 list member: a string item with integer parameters.
+  p->policy_field =
+      "\"" + pc.name + "\";q=" + std::to_string(pc.quota) + ";w=" + std::to_string(pc.window_s);
+  return p;
+}
+
+}  // namespace
+
 RateLimiter::RateLimiter(const config::RateLimitConfig& cfg, resilience::NanoClock clock)
     : redis_prefix_(cfg.redis.prefix), clock_(std::move(clock)) {
   for (const std::string& t : cfg.trusted_proxies) {
@@ -34,37 +75,23 @@ RateLimiter::RateLimiter(const config::RateLimitConfig& cfg, resilience::NanoClo
     std::string err;
     if (net::Cidr::parse(t, c, err)) trusted_.push_back(c);  // the loader has checked them
   }
-  for (const config::RateLimitPolicy& pc : cfg.policies) {
-    auto p = std::make_unique<Policy>();
-    p->cfg = pc;
-    for (const std::string& r : pc.routes) {
-      Route route;
-      route.text = r;
-      if (r == "admin") {
-        route.match = "/admin/";
-        route.prefix = true;
-      } else if (r.size() >= 2 && r.compare(r.size() - 2, 2, "/*") == 0) {
-        route.match = r.substr(0, r.size() - 1);
-        route.prefix = true;
-      } else {
-        route.match = r;
-      }
-      p->routes.push_back(std::move(route));
-    }
-    resilience::GcraParams gp;
-    gp.rate_per_s = pc.rate_per_s();
-    gp.burst = pc.burst;
-    resilience::KeyTableConfig kc;
-    kc.max_keys = pc.max_keys;
-    p->table = std::make_unique<resilience::KeyTable>(gp, kc);
-    p->interval_us = std::max<int64_t>(1, p->table->gcra().interval_ns() / 1000);
-    p->tolerance_us = p->table->gcra().tolerance_ns() / 1000;
+  for (const config::RateLimitPolicy& pc : cfg.policies)
     uses_redis_ = uses_redis_ || pc.redis;
-    // RFC 9651 list member: a string item with integer parameters.
-    p->policy_field =
-        "\"" + pc.name + "\";q=" + std::to_string(pc.quota) + ";w=" + std::to_string(pc.window_s);
-    policies_.push_back(std::move(p));
+  reconfigure(cfg.policies);
+}
+
+void RateLimiter::reconfigure(const std::vector<config::RateLimitPolicy>& policies) {
+  std::shared_ptr<const Policies> old = snapshot();
+  auto next = std::make_shared<Policies>();
+  for (const config::RateLimitPolicy& pc : policies) {
+    std::shared_ptr<Policy> kept;
+    for (const auto& p : old ? *old : Policies{}) {
+      if (same_policy(p->cfg, pc)) kept = p;
+    }
+    next->push_back(kept ? kept : make_policy(pc));
   }
+  enabled_.store(!next->empty());
+  std::atomic_store(&policies_, std::shared_ptr<const Policies>(std::move(next)));
 }
 
 std::string RateLimiter::key_of(const Policy& p, const http::ExchangePtr& ex,
@@ -88,6 +115,7 @@ std::string RateLimiter::key_of(const Policy& p, const http::ExchangePtr& ex,
 // A request waiting for its Redis decisions; the last reply concludes it.
 struct RateLimiter::Pending {
   http::ExchangePtr ex;
+  std::shared_ptr<const Policies> set;  // keeps the decisions' policies alive
   std::vector<Decision> decisions;
   int outstanding = 1;  // one for the issuing loop itself, so a reply within it cannot conclude
   bool async = false;   // admit() returned kPending: the last reply goes on through next_
@@ -115,7 +143,9 @@ RateLimiter::Admission RateLimiter::admit(const http::ExchangePtr& ex, auth::Aut
   std::vector<Decision> decisions;
   std::vector<size_t> remote;  // indexes of decisions Redis makes
   int64_t now = 0;
-  for (const auto& pp : policies_) {
+  // The policies of this request: a reload swaps the set, never the one a request holds.
+  std::shared_ptr<const Policies> set = snapshot();
+  for (const auto& pp : *set) {
     Policy& p = *pp;
     bool hit = false;
     for (const Route& r : p.routes)
@@ -138,6 +168,7 @@ RateLimiter::Admission RateLimiter::admit(const http::ExchangePtr& ex, auth::Aut
   }
   auto pending = std::make_shared<Pending>();
   pending->ex = ex;
+  pending->set = set;
   pending->decisions = std::move(decisions);
   for (size_t i : remote) {
     ++pending->outstanding;
@@ -226,16 +257,17 @@ bool RateLimiter::conclude(const http::ExchangePtr& ex, const std::vector<Decisi
 
 void RateLimiter::sweep() {
   int64_t now = clock_();
-  for (const auto& p : policies_)
+  for (const auto& p : *snapshot())
     p->table->sweep(now);
 }
 
 void RateLimiter::describe_metrics(metrics::Text& out) const {
-  if (policies_.empty()) return;
+  std::shared_ptr<const Policies> set = snapshot();
+  if (set->empty() && !uses_redis_) return;
   out.family("zonegate_rate_limit_decisions_total", "counter",
              "Rate-limit decisions by policy: allowed, limited (429), dry_run_limited (would "
              "have been refused; passed).");
-  for (const auto& p : policies_) {
+  for (const auto& p : *set) {
     std::string l = "policy=\"" + p->cfg.name + "\",decision=";
     out.sample("zonegate_rate_limit_decisions_total", l + "\"allowed\"", p->allowed.load());
     out.sample("zonegate_rate_limit_decisions_total", l + "\"limited\"", p->limited.load());
@@ -257,13 +289,13 @@ void RateLimiter::describe_metrics(metrics::Text& out) const {
                "Workers whose Redis connection is up (of server.workers).", redis_ready_.load());
   }
   out.family("zonegate_rate_limit_keys", "gauge", "Keys a policy tracks now (of max_keys).");
-  for (const auto& p : policies_)
+  for (const auto& p : *set)
     out.sample("zonegate_rate_limit_keys", "policy=\"" + p->cfg.name + "\"",
                p->table->stats().keys);
   out.family("zonegate_rate_limit_evictions_total", "counter",
              "Keys dropped: full (their bucket had refilled: no accuracy lost) or lru (the "
              "table was at max_keys).");
-  for (const auto& p : policies_) {
+  for (const auto& p : *set) {
     resilience::KeyTableStats s = p->table->stats();
     std::string l = "policy=\"" + p->cfg.name + "\",reason=";
     out.sample("zonegate_rate_limit_evictions_total", l + "\"full\"", s.evicted_full);
@@ -274,7 +306,8 @@ void RateLimiter::describe_metrics(metrics::Text& out) const {
 void RateLimiter::write_health(json::Writer& w) const {
   w.key("rate_limit");
   w.start_object();
-  w.field("enabled", enabled());
+  std::shared_ptr<const Policies> set = snapshot();
+  w.field("enabled", !set->empty());
   if (uses_redis_) {
     w.key("redis");
     w.start_object();
@@ -285,7 +318,7 @@ void RateLimiter::write_health(json::Writer& w) const {
   }
   w.key("policies");
   w.start_array();
-  for (const auto& p : policies_) {
+  for (const auto& p : *set) {
     resilience::KeyTableStats s = p->table->stats();
     w.start_object();
     w.field("name", p->cfg.name);

@@ -29,7 +29,11 @@ namespace zonegate::api {
 class RateLimiter : public metrics::Source {
  public:
   RateLimiter(const config::RateLimitConfig& cfg, resilience::NanoClock clock);
-  bool enabled() const { return !policies_.empty(); }
+  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+  // A reload's policies: for new requests; a policy whose definition is unchanged keeps its
+  // keys and counters. (store: redis policies need a Redis client from the start:
+  // config::plan_reload refuses them otherwise.)
+  void reconfigure(const std::vector<config::RateLimitPolicy>& policies);
   // Whether a policy keeps its budget in Redis (each worker then has a redis::GcraClient).
   bool uses_redis() const { return uses_redis_; }
   enum class Admission { kContinue, kAnswered, kPending };
@@ -81,7 +85,10 @@ class RateLimiter : public metrics::Source {
   // then.
   bool conclude(const http::ExchangePtr& ex, const std::vector<Decision>& decisions);
 
-  std::vector<std::unique_ptr<Policy>> policies_;
+  using Policies = std::vector<std::shared_ptr<Policy>>;
+  std::shared_ptr<const Policies> snapshot() const { return std::atomic_load(&policies_); }
+  std::shared_ptr<const Policies> policies_;
+  std::atomic<bool> enabled_{false};
   bool uses_redis_ = false;
   std::string redis_prefix_;
   std::function<void(const http::ExchangePtr&)> next_;

@@ -132,7 +132,7 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
   std::shared_ptr<const Catalog> cat = app.catalog();
   rpc::Identity who;
   if (!rpc::identify(app, ex, *cat, who)) return;
-  const config::RpcConfig& rpc = app.cfg().rpc;
+  const config::RpcConfig& rpc = cat->cfg->rpc;
   rpc::DecodedArgs args;
   http::Response refusal;
   if (!rpc::decode_args(call_input(ex->req, fn), args, refusal)) {
@@ -205,8 +205,7 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
     job.read_only = rpc::retryable(*ctx, f->volatility);
     return job;
   };
-  Shape shape =
-      rpc::answer(*ctx, [plan](const pg::Result& r) { return rpc::shape(*plan, r); });
+  Shape shape = rpc::answer(*ctx, [plan](const pg::Result& r) { return rpc::shape(*plan, r); });
   app.serve_cached(ex, policy, cache::CacheKey{"rpc:" + fn, std::move(key), std::move(tag)},
                    rpc_upstream(ex, std::move(make_job), std::move(shape)));
 }

@@ -382,7 +382,9 @@ bool apply_response_gucs(const std::optional<std::string>& headers,
 }
 
 bool identify(const App& app, const http::ExchangePtr& ex, const Catalog& cat, Identity& out) {
-  const config::AuthConfig& ac = app.cfg().auth;
+  // The running auth settings (a reload may have changed anon_role): held for this request.
+  const std::shared_ptr<const config::Config> live = app.live();
+  const config::AuthConfig& ac = live->auth;
   auth::Authenticator& authn = worker_state(ex).auth;
   http::Response err;
   const bool has_token = !auth::bearer_token(ex->req).empty();
@@ -452,9 +454,9 @@ std::string pre_request_regproc(const config::RpcConfig& rpc) {
   return quote_ident(schema) + "." + quote_ident(name) + "()";
 }
 
-bool prepare(const App& app, const http::ExchangePtr& ex, const Catalog& cat, Identity who,
+bool prepare(const App& /*app*/, const http::ExchangePtr& ex, const Catalog& cat, Identity who,
              bool shared, CallContext& out) {
-  const config::RpcConfig& rpc = app.cfg().rpc;
+  const config::RpcConfig& rpc = cat.cfg->rpc;
   if (!rpc.pre_request.empty() && !cat.pre_request_found) {
     const std::string fn = pre_request_regproc(rpc);
     http::Response r =

@@ -153,11 +153,12 @@ void add_v1_routes(App& app, http::Router& router) {
              [&app](const ExchangePtr& ex, const Params& p) {
                auth::Claims c;
                if (!authenticate(ex, c)) return;
-               if (c.role != app.cfg().auth.service_role) {
+               const std::string service = app.live()->auth.service_role;  // reloadable
+               if (c.role != service) {
                  ex->respond(http::error_response(
                      403, "forbidden", "reading another user's context needs the service role",
                      "token role is \"" + c.role + "\"",
-                     "use a token whose role claim is \"" + app.cfg().auth.service_role + "\""));
+                     "use a token whose role claim is \"" + service + "\""));
                  return;
                }
                context_of(app, ex, p[0]);

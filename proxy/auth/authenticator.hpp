@@ -37,6 +37,11 @@ class Authenticator {
   // Until when (seconds since the epoch) the cache holds token's verification; 0 when it does
   // not hold it. Lets tests check that the cache forgets a token when the token expires.
   int64_t cached_until(const std::string& token) const;
+  // A reload's verifier (new keys, issuer, ...): tokens verified so far are verified again.
+  void set_verifier(std::shared_ptr<const Verifier> verifier) {
+    verifier_ = std::move(verifier);
+    cache_.clear();
+  }
 
  private:
   struct Cached {

@@ -49,6 +49,10 @@ bool configure(Level level, const std::string& path, std::string* error) {
   return true;
 }
 
+void set_level(Level level) {
+  g_level = static_cast<int>(level);
+}
+
 bool enabled(Level level) {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed);
 }

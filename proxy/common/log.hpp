@@ -49,6 +49,8 @@ struct Field {
 // anything else a file appended to). Returns false with a message if
 // the file cannot be opened; the previous destination stays in place.
 bool configure(Level level, const std::string& path, std::string* error);
+// The threshold alone (a reload's log.level).
+void set_level(Level level);
 // Reopens the log file (after rotation); no-op for stderr.
 void reopen();
 bool enabled(Level level);

@@ -27,6 +27,7 @@ Result shutdown_result() {
 Pool::Pool(uv_loop_t* loop, const config::DatabaseConfig& cfg)
     : loop_(loop),
       cfg_(cfg),
+      limits_(cfg.pool),
       reconnect_backoff_(cfg.pool.reconnect_min_ms, cfg.pool.reconnect_max_ms) {
   uv_timer_init(loop_, &tick_);
   tick_.data = this;
@@ -40,8 +41,37 @@ Pool::~Pool() = default;
 
 void Pool::start() {
   uv_timer_start(&tick_, on_tick, kTickMs, kTickMs);
-  for (int i = 0; i < cfg_.pool.min; ++i)
+  for (int i = 0; i < limits_.min; ++i)
     open_connection();
+}
+
+int Pool::live_connections() const {
+  int live = 0;
+  for (const auto& c : conns_)
+    live += c->state() != Connection::State::kClosing;
+  return live;
+}
+
+void Pool::resize(const config::PoolConfig& p) {
+  limits_.min = p.min;
+  limits_.max = p.max;
+  limits_.pipeline_depth = p.pipeline_depth;
+  limits_.max_waiting = p.max_waiting;
+  limits_.max_lifetime_ms = p.max_lifetime_ms;
+  if (shutting_down_) return;
+  int live = live_connections();
+  // Fewer: idle connections close now, busy ones when their last job is done (on_job_done).
+  for (auto& c : conns_) {
+    if (live <= limits_.max) break;
+    if (c->state() == Connection::State::kClosing || c->in_flight() != 0) continue;
+    if (c->state() == Connection::State::kConnecting) continue;
+    c->close(Failure::kShutdown);
+    --live;
+  }
+  // More: up to the new minimum at once; beyond it, on demand as before.
+  for (; live < limits_.min; ++live)
+    open_connection();
+  dispatch();
 }
 
 void Pool::open_connection() {
@@ -58,9 +88,11 @@ void Pool::open_connection() {
     dispatch();
   };
   ev.on_job_done = [this](Connection* c) {
-    // Replace a connection past its lifetime once it is idle.
+    // Replace a connection past its lifetime once it is idle; close one beyond a reduced
+    // pool.max once it is idle.
     if (c->in_flight() == 0 &&
-        c->age_ms(uv_now(loop_)) > static_cast<uint64_t>(cfg_.pool.max_lifetime_ms)) {
+        (c->age_ms(uv_now(loop_)) > static_cast<uint64_t>(limits_.max_lifetime_ms) ||
+         live_connections() > limits_.max)) {
       c->close(Failure::kShutdown);
       return;
     }
@@ -95,7 +127,7 @@ void Pool::open_connection() {
       for (auto& p : conns_)
         live += p->state() != Connection::State::kClosing;
       bool want_one = !waiting_.empty() || recovering();
-      if (live < cfg_.pool.min || (want_one && live == 0)) schedule_reconnect();
+      if (live < limits_.min || (want_one && live == 0)) schedule_reconnect();
     }
   };
   conns_.push_back(std::make_unique<Connection>(loop_, cfg_, std::move(ev)));
@@ -165,14 +197,14 @@ void Pool::on_reconnect(uv_timer_t* t) {
   for (auto& p : pool->conns_)
     live += p->state() != Connection::State::kClosing;
   bool want_one = !pool->waiting_.empty() || pool->recovering();
-  if (live < std::max(pool->cfg_.pool.min, want_one ? 1 : 0)) pool->open_connection();
+  if (live < std::max(pool->limits_.min, want_one ? 1 : 0)) pool->open_connection();
 }
 
 Connection* Pool::pick() {
   Connection* best = nullptr;
   for (auto& c : conns_) {
     if (c->state() != Connection::State::kReady) continue;
-    if (c->in_flight() >= static_cast<size_t>(cfg_.pool.pipeline_depth)) continue;
+    if (c->in_flight() >= static_cast<size_t>(limits_.pipeline_depth)) continue;
     if (best == nullptr || c->in_flight() < best->in_flight()) best = c.get();
   }
   return best;
@@ -209,13 +241,13 @@ void Pool::submit(Job job) {
                     (p->state() == Connection::State::kReady && p->in_flight() == 0) ||
                     p->state() == Connection::State::kConnecting;
     }
-    if (!idle_exists && live < cfg_.pool.max && !reconnect_pending_) open_connection();
+    if (!idle_exists && live < limits_.max && !reconnect_pending_) open_connection();
   }
   if (c != nullptr) {
     c->send(std::move(job));
     return;
   }
-  if (static_cast<int64_t>(waiting_.size()) >= cfg_.pool.max_waiting) {
+  if (static_cast<int64_t>(waiting_.size()) >= limits_.max_waiting) {
     ++counters_.rejected;
     complete_later(std::move(job),
                    pool_failure(Failure::kPoolFull, "53300",

@@ -65,6 +65,11 @@ class Pool {
   // Fails queued and in-flight jobs, closes every connection and the timers.
   void shutdown();
   bool has_ready() const;
+  // A reload changed the pool's sizes (min, max, pipeline_depth, max_waiting, max_lifetime):
+  // connections are opened up to the new min at once; past a lower max, idle ones close now and
+  // busy ones when their jobs are done. Queued and in-flight jobs are kept.
+  void resize(const config::PoolConfig& p);
+  const config::PoolConfig& limits() const { return limits_; }
   void set_health(PoolHealth h) {
     recovery_backoff_.set_limits(h.recovery_interval_ms, h.recovery_interval_ms);
     health_ = std::move(h);
@@ -93,6 +98,8 @@ class Pool {
 
   uv_loop_t* loop_;
   const config::DatabaseConfig& cfg_;
+  config::PoolConfig limits_;  // cfg_.pool, with the sizes a reload changed
+  int live_connections() const;
   std::vector<std::unique_ptr<Connection>> conns_;
   std::deque<Job> waiting_;
   std::vector<std::pair<Job, Result>> deferred_;  // callbacks to run on the next loop turn

@@ -89,7 +89,7 @@ def test_access_log_off_writes_no_access_lines(cluster, fixture_data):
         # Another line after the request: the log is written in order, so once it is there an
         # access line for the request would be too.
         p.proc.send_signal(signal.SIGHUP)
-        p.wait_for_log(lambda l: l.get("msg") == "SIGHUP: log file reopened", timeout=10)
+        p.wait_for_log(lambda l: l.get("msg") == "config reloaded", timeout=10)
         assert not [l for l in p.lines if l.get("msg") == "access"]
     finally:
         stop_proxy(p)
