@@ -36,6 +36,10 @@
 #   rate_limit tests/bench/rate_limit_bench.py: the limiter's accuracy at 2x and 10x a policy's
 #              rate, its cost on the cache-hit path (on against off), and KeyTable's memory and
 #              admit time at 1,000,000 keys (build-bench/tests/bench/rate_limit_keys)
+#   replicas   tests/bench/replicas_bench.py: uncached read throughput with 0, 1 and 2 streaming
+#              replicas (one machine: the routing's cost), and a replica stopped under load
+#   postgrest  tests/bench/postgrest_anchor_bench.py: PostgREST's GETSingle and POSTSingle shapes
+#              through /rpc, against PostgREST's published figures (its binary is not here)
 # The proxy sections build build-bench/proxy/zonegate-proxy (Release) and need wrk, nginx (run as
 # root), pgbench and Debian's uvicorn/FastAPI/asyncpg (make deps-bench); they use the cluster.
 #
@@ -58,7 +62,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 SECTIONS=(core extension geo proxy_db fastapi cache_hit mix overhead chaos overload hit_overhead rate_limit
-          slow_clients)
+          slow_clients replicas postgrest)
 PYTHON=/usr/bin/python3
 # Results (git-ignored). Note: tests/run.sh (make test) empties tests/.artifacts when it starts.
 ART=${ZONEGATE_BENCH_RESULTS:-$ROOT/tests/.artifacts/bench}
@@ -346,6 +350,28 @@ section_slow_clients() {
   log "slow_clients: tests/bench/slow_clients_bench.py ${args[*]}"
   bounded 900 "$PYTHON" "$ROOT/tests/bench/slow_clients_bench.py" "$ART" "${args[@]}" \
     >"$ART/slow_clients.txt"
+}
+
+# Read replicas (tests/bench/replicas_bench.py): a primary and two standbys of its own.
+# Typical full duration: 3 min (--quick: 1).
+section_replicas() {
+  need_proxy
+  local args=(--proxy-bin "$PROXY_BIN")
+  if [ "$QUICK" -eq 1 ]; then args+=(--quick); fi
+  log "replicas: tests/bench/replicas_bench.py ${args[*]}"
+  bounded 900 "$PYTHON" "$ROOT/tests/bench/replicas_bench.py" "$ART" "${args[@]}" \
+    >"$ART/replicas.txt"
+}
+
+# PostgREST's load-test shapes through /rpc (tests/bench/postgrest_anchor_bench.py): its own
+# throwaway cluster. Typical full duration: 2 min (--quick: 1).
+section_postgrest() {
+  need_proxy
+  local args=(--proxy-bin "$PROXY_BIN")
+  if [ "$QUICK" -eq 1 ]; then args+=(--quick); fi
+  log "postgrest: tests/bench/postgrest_anchor_bench.py ${args[*]}"
+  bounded 600 "$PYTHON" "$ROOT/tests/bench/postgrest_anchor_bench.py" "$ART" "${args[@]}" \
+    >"$ART/postgrest.txt"
 }
 
 # --- charts -------------------------------------------------------------------------------------

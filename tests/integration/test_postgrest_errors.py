@@ -126,9 +126,13 @@ def test_the_proxys_own_errors_have_postgrest_codes(ep):
     status, _, body = rpc(ep, "POST", "to_int", "{not json",
                           headers={"Content-Type": "application/json"})
     assert status == 400 and body["code"] == "PGRST102"
-    # PGRST107: a Content-Type /rpc does not read.
+    # A Content-Type /rpc does not read: 415 PGRST102 (PostgREST: 400 PGRST102; docs/API.md).
+    status, _, body = rpc(ep, "POST", "to_int", "x", headers={"Content-Type": "application/x-foo"})
+    assert status == 415 and body["code"] == "PGRST102", (status, body)
+    # text/xml goes to a function with one unnamed xml parameter; to_int(t text) is none, so
+    # no function matches (PostgREST 12, Plan.hs: hasSingleUnnamedParam): 404 PGRST202.
     status, _, body = rpc(ep, "POST", "to_int", "<t>1</t>", headers={"Content-Type": "text/xml"})
-    assert status == 415 and body["code"] == "PGRST107"
+    assert status == 404 and body["code"] == "PGRST202", (status, body)
 
 
 def test_proxy_status_on_what_the_proxy_refused_itself(cluster, ep):
@@ -232,7 +236,10 @@ def test_insufficient_privilege_is_401_for_the_anonymous_role(cluster, ep, tmp_p
         return
     cluster.psql("DO $$ BEGIN CREATE ROLE perr_anon NOLOGIN; EXCEPTION WHEN duplicate_object "
                  "THEN NULL; END $$; GRANT USAGE ON SCHEMA perr TO perr_anon; "
-                 "GRANT perr_anon TO CURRENT_USER")
+                 "GRANT perr_anon TO CURRENT_USER; "
+                 "DO $$ BEGIN CREATE ROLE perr_user NOLOGIN; EXCEPTION WHEN duplicate_object "
+                 "THEN NULL; END $$; GRANT USAGE ON SCHEMA perr TO perr_user; "
+                 "GRANT perr_user TO CURRENT_USER")
     p = start_proxy(cluster, "errors-anon", rpc={"schema": "perr", "functions": FUNCTIONS},
                     auth={"anon_role": "perr_anon"})
     try:
@@ -242,7 +249,13 @@ def test_insufficient_privilege_is_401_for_the_anonymous_role(cluster, ep, tmp_p
         got = node("postgrest_errors.mjs", p.base, "")
         assert got["privilege_42501"]["status"] == 401
         assert got["privilege_42501"]["error"]["code"] == "42501"
-        status, headers, body = rpc(p, "GET", "members_only")  # a token: authenticated
+        # PostgREST 12 (App.hs: authed = the request's role is not db-anon-role): a token
+        # without a role claim runs as the anonymous role, so it is 401 too; a token whose
+        # role claim names another role is authenticated: 403.
+        status, headers, body = rpc(p, "GET", "members_only")
+        assert status == 401 and body["code"] == "42501", (status, body)
+        status, headers, body = call(p.port, "GET", "/rpc/members_only",
+                                     token("alice", role="perr_user"))
         assert status == 403 and body["code"] == "42501"
     finally:
         stop_proxy(p)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from test_api import call, start_proxy, stop_proxy, token
-from zg import ROOT, http
+from zg import ROOT, http, wait_for
 
 FUNCTIONS = ["items", "one_pair", "pairs", "split", "twice", "numbers", "maybe_null", "nothing",
              "search", "echo", "body_json", "body_text", "body_bytes", "single", "make_rows"]
@@ -30,10 +30,17 @@ def pq(cluster):
 
 @pytest.fixture(scope="module")
 def cached(cluster, pq):
+    # A cached function declares what it reads; an application table is watched.
+    cluster.psql("SELECT zonegate.watch_table('pq.items')")
     p = start_proxy(cluster, "pq-cache", rpc={"schema": "pq", "functions": FUNCTIONS},
                     server={"workers": 1},
-                    cache={"rpc": {"items": {"ttl": "60s", "scope": "shared"},
-                                   "numbers": {"ttl": "60s", "scope": "shared"}}})
+                    cache={"rpc": {"items": {"ttl": "60s", "scope": "shared",
+                                             "depends_on": ["pq.items"]},
+                                   "numbers": {"ttl": "60s", "scope": "shared",
+                                               "depends_on": []}}})
+    # The depends_on check runs after the catalog load: until it has, nothing is cached.
+    wait_for(lambda: json.loads(http(p.admin_port, "GET", "/health")[2])["rpc"]["cache_refused"] == [],
+             what="the depends_on check")
     yield p
     stop_proxy(p)
 

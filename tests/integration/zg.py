@@ -126,7 +126,10 @@ class Replica(Cluster):
 
     def caught_up(self):
         """Whether this replica has replayed everything the primary has written so far."""
-        want = self.primary.psql("SELECT pg_current_wal_lsn()", db="postgres")
+        # The insert position, not pg_current_wal_lsn(): the clusters run with
+        # synchronous_commit off, so a commit just made may still sit in the WAL buffers, before
+        # the write position; the replica is caught up once it replayed that too.
+        want = self.primary.psql("SELECT pg_current_wal_insert_lsn()", db="postgres")
         return self.psql("SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn" % want, db="postgres") == "t"
 
     def wait_caught_up(self, timeout=20):
