@@ -53,8 +53,8 @@ struct Result {
   // Set when a replica answered: its replay position when the job was sent (a lower bound of
   // what it had replayed when the query ran); 0 for the primary.
   uint64_t replica_lsn = 0;
-  uint64_t queued_ns = 0;      // time waiting for a connection
-  uint64_t upstream_ns = 0;    // from send to Sync
+  uint64_t queued_ns = 0;    // time waiting for a connection
+  uint64_t upstream_ns = 0;  // from send to Sync
   bool ok() const { return failure == Failure::kNone; }
   // The single value of a one-row, one-column result, if any.
   const std::optional<std::string>* scalar() const {
