@@ -27,12 +27,20 @@ def hp(cluster):
     stop_proxy(p)
 
 
-def jobs(p):
+def jobs_now(p):
     text = http(p.admin_port, "GET", "/metrics")[2].decode()
     for line in text.splitlines():
         if line.startswith("zonegate_pool_jobs_total "):
             return int(float(line.split()[1]))
     raise AssertionError("no zonegate_pool_jobs_total")
+
+
+def jobs(p):
+    """The pool's job count, settled: workers publish their pool figures every 100 ms (a tick of
+    25 ms, every fourth), so a reading right after a request may not count that request's job
+    yet; 150 ms later it does."""
+    time.sleep(0.15)
+    return jobs_now(p)
 
 
 def b64(raw):
