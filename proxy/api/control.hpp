@@ -38,7 +38,7 @@ class Control {
   void read_catalog(const std::shared_ptr<CatalogLoad>& load);
   // Whether the application tables cached functions read are watched (after each load).
   void check_dependencies();
-  void report(const Catalog& cat);
+  static void report(const Catalog& cat);
   // Warns once per connection when the login role may not set identities (docs/SECURITY.md).
   static void check_trust(pg::Connection* c);
   void schedule_reconnect();
