@@ -18,7 +18,7 @@ void check(const zonegate::auth::Verifier& v, const std::string& token) {
   zonegate::auth::Claims claims;
   std::string err;
   bool ok = v.verify(token, kNow, claims, err);
-  if (!ok && err.empty()) __builtin_trap();            // a refusal always says why
+  if (!ok && err.empty()) __builtin_trap();  // a refusal always says why
   // No subject is fine (an anon key: /rpc runs it as its role); require_exp is on, so an
   // accepted token always has an exp, and not one past (beyond the 30 s leeway).
   if (ok && (claims.exp == 0 || claims.exp < kNow - 30)) __builtin_trap();
