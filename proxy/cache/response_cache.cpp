@@ -445,6 +445,10 @@ void ResponseCache::set_dependencies(DependencyIndex idx) {
 
 size_t ResponseCache::purge_all() {
   epoch_.fetch_add(1);
+  // Does what a deferred flush purge would do, so that one is satisfied: left pending, it would
+  // later drop the entries stored after this purge for no reason.
+  std::lock_guard<std::mutex> lock(purge_mu_);
+  purge_pending_ = false;
   return store_.invalidate_all();
 }
 

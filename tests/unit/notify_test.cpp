@@ -332,6 +332,22 @@ TEST(ResponseCacheFlushes, PastTheLimitAFlushTakesEffectAtOnceAndItsPurgeWaits) 
   EXPECT_EQ(f.cache->run_pending_purge(), -1);  // nothing pending any more
 }
 
+TEST(ResponseCacheFlushes, AnAdminPurgeAllSatisfiesADeferredPurge) {
+  CacheFixture f(1);
+  f.cache->on_change(R"({"users": "*"})");  // purged at once
+  f.now += 10;
+  f.cache->on_change(R"({"users": "*"})");  // deferred
+  EXPECT_EQ(f.cache->stats().flushes_coalesced, 1);
+  f.cache->purge_all();
+  f.now += 1;
+  EXPECT_EQ(f.get("u1"), "miss");
+  EXPECT_EQ(f.get("u1"), "hit");
+  f.now += 2000;
+  EXPECT_EQ(f.cache->run_pending_purge(), -1);  // nothing left to do
+  EXPECT_EQ(f.cache->stats().store.entries, 1);
+  EXPECT_EQ(f.get("u1"), "hit");
+}
+
 TEST(ResponseCacheFlushes, AFloodOfFlushesPurgesAtTheConfiguredRate) {
   CacheFixture f(5);
   int purges_run = 0;
