@@ -21,11 +21,17 @@ struct ResponseCache::Waiter {
 
 struct ResponseCache::Flight {
   std::vector<std::shared_ptr<Waiter>> waiters;
-  int64_t epoch = 0;       // invalidation epoch when the fetch started
-  int64_t generation = 0;  // the route's generation then
+  int64_t epoch = 0;          // invalidation epoch when the fetch started
+  int64_t catalog_epoch = 0;  // catalog epoch then (checked for /rpc routes only)
+  int64_t generation = 0;     // the route's generation then
 };
 
 namespace {
+
+// The routes of cached /rpc functions (cache.rpc.<fn>), which the catalog check governs.
+bool is_rpc_route(const std::string& route) {
+  return route.compare(0, 4, "rpc:") == 0;
+}
 
 // An answer that sets a cookie is sent but never stored: replaying one user's cookie to the
 // next asker (or to everybody, in a shared scope) would hand over a session.
@@ -161,6 +167,7 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, const 
       if (flights_.count(key.key) != 0) return;  // a refresh is already on its way
       auto f = std::make_shared<Flight>();
       f->epoch = epoch_.load();
+      f->catalog_epoch = catalog_epoch_.load();
       f->generation = rs.generation.load(std::memory_order_acquire);
       flights_.emplace(key.key, std::move(f));
       revalidations_.fetch_add(1, std::memory_order_relaxed);
@@ -186,6 +193,7 @@ void ResponseCache::serve(Asker asker, const config::CachePolicy& policy, const 
     }
     auto f = std::make_shared<Flight>();
     f->epoch = epoch_.load();
+    f->catalog_epoch = catalog_epoch_.load();
     f->generation = rs.generation.load(std::memory_order_acquire);
     flights_.emplace(key.key, std::move(f));
   }
@@ -216,7 +224,10 @@ void ResponseCache::lead(std::shared_ptr<Asker> asker, const config::CachePolicy
       // with this store either makes it skip or runs after it and drops the entry.
       if (f) {
         int64_t started = f->epoch;
-        store_.put_if(key.key, entry, [this, started] { return epoch_.load() == started; });
+        int64_t catalog = is_rpc_route(key.route) ? f->catalog_epoch : -1;
+        store_.put_if(key.key, entry, [this, started, catalog] {
+          return epoch_.load() == started && (catalog < 0 || catalog_epoch_.load() == catalog);
+        });
       }
     } else if (r.status >= 500 && stale && serves_if_error(*stale, store_.now_ms())) {
       entry = stale;
@@ -438,7 +449,7 @@ void ResponseCache::set_dependencies(DependencyIndex idx) {
     rs->uncacheable.store(!idx.cacheable(name), std::memory_order_relaxed);
   for (const std::string& r : idx.table_routes)
     invalidate_generation(r);
-  epoch_.fetch_add(1);  // a fetch in flight under the old index does not store
+  catalog_epoch_.fetch_add(1);  // an /rpc fetch in flight under the old index does not store
   std::atomic_store(&dependencies_, std::shared_ptr<const DependencyIndex>(
                                         std::make_shared<DependencyIndex>(std::move(idx))));
 }

@@ -160,6 +160,9 @@ class ResponseCache : public metrics::Source {
   bool purge_pending_ = false;
   std::atomic<int64_t> epoch_{
       0};  // bumped by every invalidation; fetches that span one don't store
+  // Bumped by every catalog check (set_dependencies): an /rpc fetch that spans one does not
+  // store. The /v1 routes do not depend on the catalog, so their fetches still store.
+  std::atomic<int64_t> catalog_epoch_{0};
   std::atomic<int64_t> last_lag_us_{-1}, max_lag_us_{-1};
   // Entries stored before this store-clock time are not fresh (INT64_MAX: none is).
   std::atomic<int64_t> fresh_after_ms_{INT64_MAX};

@@ -144,7 +144,7 @@ struct Fixture {
     EXPECT_TRUE(r.ok());
     cfg = r.config;
     cache = std::make_unique<ResponseCache>(
-        cfg.cache, std::vector<std::string>{"rpc:a", "rpc:b", "rpc:c", "rpc:d"},
+        cfg.cache, std::vector<std::string>{"rpc:a", "rpc:b", "rpc:c", "rpc:d", "me_context"},
         [this] { return now; });
     cache->set_channel_up(true);
     now += 1;
@@ -199,6 +199,34 @@ TEST(CacheDependencies, AnApplicationTableChangeDropsItsDependentsOnly) {
   EXPECT_EQ(f.get("b"), "hit");
   // b and c at construction and at the check, b at the change.
   EXPECT_EQ(f.cache->stats().dependency_invalidations, 5);
+}
+
+TEST(CacheDependencies, ACatalogCheckDuringAFetchKeepsOnlyTheAnswersItDoesNotGovern) {
+  Fixture f;
+  f.check(true);
+  zonegate::config::CachePolicy v1;
+  v1.ttl_ms = 60'000;
+  std::vector<Reply> pending;
+  auto start = [&](const std::string& route, const zonegate::config::CachePolicy& p) {
+    Asker a;
+    a.reply = [](const Answer&) {};
+    f.cache->serve(std::move(a), p, CacheKey{route, "k/" + route, "u"},
+                   [&pending](const Reply& done) { pending.push_back(done); });
+  };
+  start("rpc:a", f.cfg.cache.rpc.at("a"));
+  start("me_context", v1);
+  ASSERT_EQ(pending.size(), 2u);
+  f.check(true);  // the catalog is checked again while both fetches are in flight
+  for (const Reply& done : pending) {
+    Answer ans;
+    ans.body = "{}";
+    done(std::move(ans));
+  }
+  // The /rpc answer may predate the new index: not kept. The /v1 one does not depend on it.
+  EXPECT_EQ(f.cache->stats().store.entries, 1);
+  pending.clear();
+  start("me_context", v1);
+  EXPECT_TRUE(pending.empty());  // answered from the cache
 }
 
 TEST(CacheDependencies, AZonegateChangeDropsWhatReadsZonegate) {
