@@ -223,7 +223,7 @@ std::vector<std::string> cache_route_names(const config::Config& cfg) {
   std::vector<std::string> names = {"me_context", "user_context", "me_zones", "me_zones_filter",
                                     "zones_at"};
   for (const std::string& fn : cfg.rpc.names())
-    names.push_back("rpc:" + fn);
+    names.push_back(cache::rpc_route(fn));
   return names;
 }
 

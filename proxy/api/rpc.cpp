@@ -206,7 +206,8 @@ void handle(App& app, const ExchangePtr& ex, const std::string& fn) {
     return job;
   };
   Shape shape = rpc::answer(*ctx, [plan](const pg::Result& r) { return rpc::shape(*plan, r); });
-  app.serve_cached(ex, policy, cache::CacheKey{"rpc:" + fn, std::move(key), std::move(tag)},
+  app.serve_cached(ex, policy,
+                   cache::CacheKey{cache::rpc_route(fn), std::move(key), std::move(tag)},
                    rpc_upstream(ex, std::move(make_job), std::move(shape)));
 }
 

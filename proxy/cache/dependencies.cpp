@@ -5,9 +5,17 @@
 
 namespace zonegate::cache {
 
+std::string rpc_route(const std::string& fn) {
+  return "rpc:" + fn;
+}
+
+bool is_rpc_route(const std::string& route) {
+  return route.compare(0, 4, "rpc:") == 0;
+}
+
 bool DependencyIndex::cacheable(const std::string& route) const {
   return std::none_of(refused.begin(), refused.end(),
-                      [&](const CacheRefusal& r) { return "rpc:" + r.function == route; });
+                      [&](const CacheRefusal& r) { return rpc_route(r.function) == route; });
 }
 
 std::string sql_literal(const std::string& text) {
@@ -36,7 +44,7 @@ DependencyIndex build_dependency_index(const config::CacheConfig& cfg,
   idx.checked = checked;
   for (const auto& [fn, policy] : cfg.rpc) {
     if (!policy.enabled) continue;
-    const std::string route = "rpc:" + fn;
+    const std::string route = rpc_route(fn);
     if (policy.depends_on_zonegate) idx.zonegate_routes.push_back(route);
     if (policy.depends_on.empty()) continue;
     idx.table_routes.push_back(route);

@@ -17,6 +17,10 @@
 
 namespace zonegate::cache {
 
+// The cache route of /rpc function `fn` ("rpc:<fn>"), and whether `route` is such a route.
+std::string rpc_route(const std::string& fn);
+bool is_rpc_route(const std::string& route);
+
 // One depends_on table as the database described it at the last check.
 struct TableState {
   config::TableRef ref;

@@ -28,11 +28,6 @@ struct ResponseCache::Flight {
 
 namespace {
 
-// The routes of cached /rpc functions (cache.rpc.<fn>), which the catalog check governs.
-bool is_rpc_route(const std::string& route) {
-  return route.compare(0, 4, "rpc:") == 0;
-}
-
 // An answer that sets a cookie is sent but never stored: replaying one user's cookie to the
 // next asker (or to everybody, in a shared scope) would hand over a session.
 bool sets_cookie(const Answer& a) {
